@@ -1,0 +1,1 @@
+"""Qunyun: an open backend for running online communities."""

@@ -1,0 +1,1 @@
+"""The kit every Qunyun service uses: settings, database, auth, errors, events."""

@@ -1,0 +1,135 @@
+"""`create_service_app`: what every domain service has in common.
+
+A service app gets its settings, database, outbox and relay, one shared HTTP client,
+problem responses for every error, request ids and JSON logs, `/healthz`, `/readyz`,
+`/metrics`, an internal-token-protected `/openapi.json` (the gateway builds its route
+table and the public document from it) and `/internal/events` for the events it consumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.responses import Response
+
+from services.common.db import Database
+from services.common.events import EventHandler, KitTables, Outbox, Relay, events_router
+from services.common.identity import Caller, InternalAuthMiddleware
+from services.common.observability import Metrics, RequestContextMiddleware, configure_logging
+from services.common.problems import ServiceUnavailable, install_problem_handlers
+from services.common.settings import ServiceName, Settings
+
+LifespanHook = Callable[[FastAPI], Awaitable[None]]
+
+
+def build_http_client(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None, *, max_connections: int = 200
+) -> httpx.AsyncClient:
+    """The process's one shared HTTP client: pooled, with timeouts on every call."""
+    timeout = httpx.Timeout(settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds)
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return httpx.AsyncClient(transport=transport, timeout=timeout, limits=limits)
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> dict[str, str]:
+        """The process can reach its database."""
+        try:
+            await request.app.state.db.ping()
+        except Exception as exc:
+            raise ServiceUnavailable("The database is not reachable.") from exc
+        return {"status": "ready"}
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of this process."""
+        return request.app.state.metrics.render()  # type: ignore[no-any-return]
+
+    return router
+
+
+def install_common(app: FastAPI, service: str, settings: Settings) -> Metrics:
+    """Problem handlers, request context middleware and health routes."""
+    metrics = Metrics(service)
+    app.state.metrics = metrics
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.include_router(health_router())
+    return metrics
+
+
+def create_service_app(
+    service: ServiceName,
+    settings: Settings,
+    *,
+    kit_tables: KitTables,
+    routers: Sequence[APIRouter],
+    event_handlers: Mapping[str, EventHandler] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    on_startup: Sequence[LifespanHook] = (),
+    background: Sequence[Callable[[FastAPI], Any]] = (),
+    title: str | None = None,
+    description: str = "",
+) -> FastAPI:
+    """A domain service: its routers behind the internal token, plus the common kit.
+
+    `background` factories get the app once it is ready and return an object with
+    `start()` / `await stop()` (schedulers); the relay is always one of them.
+    """
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        outbox = Outbox(kit_tables, service, settings)
+        db = Database(settings.database_url_for(service), settings, info={"outbox": outbox})
+        http = build_http_client(settings, transport)
+        app.state.db, app.state.outbox, app.state.http = db, outbox, http
+        app.state.relay = Relay(db, outbox, settings, http)
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(db.dispose)
+            stack.push_async_callback(http.aclose)
+            for hook in on_startup:
+                await hook(app)
+            workers = [app.state.relay, *(factory(app) for factory in background)]
+            app.state.workers = workers
+            if settings.relay_enabled:
+                for worker in workers:
+                    worker.start()
+                    stack.push_async_callback(worker.stop)
+            yield
+
+    app = FastAPI(
+        title=title or f"Qunyun {service}",
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.add_middleware(InternalAuthMiddleware, settings=settings)
+    install_common(app, service, settings)
+    for router in routers:
+        app.include_router(router)
+    app.include_router(events_router(kit_tables, event_handlers or {}))
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document(_caller: Caller) -> JSONResponse:
+        """This service's OpenAPI document (for the gateway)."""
+        return JSONResponse(app.openapi())
+
+    return app

@@ -1,0 +1,93 @@
+"""Cursor pagination: `?limit=&cursor=` in, `{items, next_cursor}` out.
+
+Cursors are opaque (URL-safe base64 of a JSON list of the sort key values of the last
+row), so pages stay stable while rows are inserted, and the database walks an index
+(keyset pagination) instead of skipping OFFSET rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from fastapi import Depends, Query
+from pydantic import BaseModel
+
+from services.common.problems import Unprocessable
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class PageParams(BaseModel):
+    limit: int
+    cursor: str | None
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page")] = None,
+) -> PageParams:
+    return PageParams(limit=limit, cursor=cursor)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    raw = json.dumps([str(v) if not isinstance(v, int | float | str | None) else v for v in values])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Unprocessable("The cursor is not valid.", slug="invalid-cursor", title="Invalid cursor") from exc
+    if not isinstance(values, list) or len(values) != size:
+        raise Unprocessable("The cursor is not valid.", slug="invalid-cursor", title="Invalid cursor")
+    return values
+
+
+def keyset_after(
+    columns: Sequence[sa.ColumnElement[Any]], cursor: str | None, *, descending: bool = False
+) -> sa.ColumnElement[bool] | None:
+    """The WHERE clause for rows after the cursor, ordered by `columns` (a tuple comparison)."""
+    if cursor is None:
+        return None
+    values = decode_cursor(cursor, len(columns))
+    try:
+        typed = [_coerce(col, v) for col, v in zip(columns, values, strict=True)]
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        raise Unprocessable("The cursor is not valid.", slug="invalid-cursor", title="Invalid cursor") from exc
+    left = sa.tuple_(*columns)
+    right = sa.tuple_(*[sa.literal(v, type_=col.type) for col, v in zip(columns, typed, strict=True)])
+    return left < right if descending else left > right
+
+
+def _coerce(column: sa.ColumnElement[Any], value: Any) -> Any:
+    python_type = column.type.python_type
+    if value is None or isinstance(value, python_type):
+        return value
+    if python_type is datetime:
+        return datetime.fromisoformat(value)
+    return python_type(value)
+
+
+def paginate_rows(rows: Sequence[T], limit: int, key: Any) -> tuple[list[T], str | None]:
+    """Given up to limit+1 rows, return the page and the cursor for the next one."""
+    items = list(rows[:limit])
+    next_cursor = encode_cursor(key(items[-1])) if len(rows) > limit and items else None
+    return items, next_cursor

@@ -1,0 +1,224 @@
+"""RFC 9457 problem details: one error hierarchy, one renderer, for every process.
+
+Raise `ProblemError` (or a domain subclass declared next to its domain); the handlers
+installed by `install_problem_handlers` turn it, FastAPI's validation errors, Starlette's
+HTTP errors and anything unhandled into `application/problem+json`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+PROBLEM_BASE = "https://qunyun.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+log = structlog.get_logger("qunyun.problems")
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail, as every error answer looks."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ProblemError(Exception):
+    """An error that renders as a problem; subclass it with a fixed `slug` and `status`."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        status: int | None = None,
+        slug: str | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or title or self.title)
+        self.status_code = status or self.status
+        self.type_slug = slug or self.slug
+        self.problem_title = title or self.title
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class BadRequest(ProblemError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(ProblemError):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(ProblemError):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(ProblemError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(ProblemError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class Unprocessable(ProblemError):
+    status, slug, title = 422, "validation-error", "Invalid request"
+
+
+class ServiceUnavailable(ProblemError):
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+
+class GatewayTimeout(ProblemError):
+    status, slug, title = 504, "upstream-timeout", "Upstream timed out"
+
+
+_STATUS_SLUGS: dict[int, tuple[str, str]] = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("validation-error", "Invalid request"),
+    429: ("rate-limited", "Too many requests"),
+    500: ("internal-error", "Internal server error"),
+    502: ("bad-gateway", "Bad gateway"),
+    503: ("service-unavailable", "Service unavailable"),
+    504: ("upstream-timeout", "Upstream timed out"),
+}
+
+
+def problem_type(slug: str) -> str:
+    return PROBLEM_BASE + slug
+
+
+def problem_response(
+    status: int,
+    slug: str | None = None,
+    title: str | None = None,
+    detail: str | None = None,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    default_slug, default_title = _STATUS_SLUGS.get(status, ("error", "Error"))
+    body: dict[str, Any] = {
+        "type": problem_type(slug or default_slug),
+        "title": title or default_title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return Response(
+        content=json.dumps(body, default=str, separators=(",", ":")),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    out = []
+    for err in errors:
+        loc = [part for part in err.get("loc", ()) if isinstance(part, str | int)]
+        out.append({"loc": loc, "msg": str(err.get("msg", "invalid"))})
+    return out
+
+
+async def _problem_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        exc.status_code,
+        exc.type_slug,
+        exc.problem_title,
+        exc.detail,
+        instance=request.url.path,
+        headers=exc.headers,
+        **exc.extra,
+    )
+
+
+async def _validation_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = _field_errors(exc.errors())
+    malformed = any(e["msg"].startswith("JSON decode error") for e in errors)
+    detail = "The request body is not valid JSON." if malformed else "The request has invalid fields."
+    return problem_response(
+        422,
+        "malformed-json" if malformed else "validation-error",
+        "Malformed JSON" if malformed else "Invalid request",
+        detail,
+        instance=request.url.path,
+        errors=errors,
+    )
+
+
+async def _http_exception_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    detail: str | None = exc.detail if isinstance(exc.detail, str) else None
+    if detail == _STATUS_SLUGS.get(exc.status_code, ("", ""))[1]:
+        detail = None
+    headers = dict(exc.headers) if exc.headers else None
+    return problem_response(exc.status_code, detail=detail, instance=request.url.path, headers=headers)
+
+
+async def _unhandled_handler(request: Request, exc: Exception) -> Response:
+    # Log the stack trace for operators; never show it to the caller.
+    log.error("unhandled_error", path=request.url.path, exc_info=exc)
+    return problem_response(500, detail="An unexpected error occurred.", instance=request.url.path)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _problem_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(Exception, _unhandled_handler)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: declares its problem answers in the OpenAPI document."""
+    return {
+        status: {
+            "model": Problem,
+            "description": _STATUS_SLUGS.get(status, ("", "Error"))[1],
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,165 @@
+"""Settings from `QUNYUN_*` environment variables, shared by every process.
+
+One `Settings` object describes the whole deployment (all five services), so each
+process can find its peers and its own database from the same environment.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ServiceName = Literal["gateway", "members", "content", "rewards", "feedback"]
+SERVICES: tuple[ServiceName, ...] = ("gateway", "members", "content", "rewards", "feedback")
+DOMAIN_SERVICES: tuple[ServiceName, ...] = ("members", "content", "rewards", "feedback")
+
+# Development defaults: fine on a laptop, refused anywhere else (see _refuse_unsafe_defaults).
+DEV_INTERNAL_KEY = "dev-internal-signing-key-change-me-0123456789"
+DEV_JWT_KEY = "dev-jwt-signing-key-change-me-0123456789abcdef"
+DEV_ENCRYPTION_KEY = "ZGV2LWVuY3J5cHRpb24ta2V5LWNoYW5nZS1tZS0wMDA="  # 32 bytes, base64
+DEV_BLIND_INDEX_KEY = "dev-blind-index-key-change-me-0123456789"
+
+# Which subscriber receives which event types ("*" = all). The gateway takes every event
+# for partner webhooks; domain services take what their rules consume.
+DEFAULT_EVENT_ROUTES = "gateway=*;rewards=activity.recorded,member.erased;content=member.erased;feedback=member.erased"
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
+_WINDOW_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QUNYUN_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port_base: int = 8000
+    data_dir: Path = Path("var")
+    database_url: str = "sqlite+aiosqlite:///{data_dir}/{service}.db"
+    gateway_database_url: str | None = None
+    members_database_url: str | None = None
+    content_database_url: str | None = None
+    rewards_database_url: str | None = None
+    feedback_database_url: str | None = None
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+
+    # Where the services are; default derived from host and port_base.
+    gateway_url: str | None = None
+    members_url: str | None = None
+    content_url: str | None = None
+    rewards_url: str | None = None
+    feedback_url: str | None = None
+
+    internal_signing_key: SecretStr = SecretStr(DEV_INTERNAL_KEY)
+    internal_token_ttl_seconds: int = 60
+    jwt_signing_key: SecretStr = SecretStr(DEV_JWT_KEY)
+    jwt_issuer: str = "https://qunyun.dev"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 86400
+    member_token_ttl_seconds: int = 3600
+    encryption_key: SecretStr = SecretStr(DEV_ENCRYPTION_KEY)
+    blind_index_key: SecretStr = SecretStr(DEV_BLIND_INDEX_KEY)
+
+    admin_email: str | None = None
+    admin_password: SecretStr | None = None
+
+    rate_limit: str = "600/minute"
+    upstream_timeout_seconds: float = 10.0
+    upstream_connect_timeout_seconds: float = 2.0
+
+    relay_enabled: bool = True
+    relay_interval_ms: int = 500
+    relay_batch_size: int = 500
+    scheduler_interval_ms: int = 1000
+    event_routes: str = DEFAULT_EVENT_ROUTES
+
+    webhook_allow_private: bool = False
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Settings:
+        if self.env == "development" or self.env == "test":
+            return self
+        unsafe = [
+            name
+            for name, value, default in (
+                ("QUNYUN_INTERNAL_SIGNING_KEY", self.internal_signing_key, DEV_INTERNAL_KEY),
+                ("QUNYUN_JWT_SIGNING_KEY", self.jwt_signing_key, DEV_JWT_KEY),
+                ("QUNYUN_ENCRYPTION_KEY", self.encryption_key, DEV_ENCRYPTION_KEY),
+                ("QUNYUN_BLIND_INDEX_KEY", self.blind_index_key, DEV_BLIND_INDEX_KEY),
+            )
+            if value.get_secret_value() == default
+        ]
+        if unsafe:
+            raise ValueError(f"unsafe development defaults outside development: set {', '.join(unsafe)}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_formats(self) -> Settings:
+        self.rate_limit_parts  # noqa: B018 - parse early so a typo fails at start-up
+        self.webhook_retry_delays  # noqa: B018
+        self.event_route_table  # noqa: B018
+        return self
+
+    def database_url_for(self, service: ServiceName) -> str:
+        override = getattr(self, f"{service}_database_url")
+        template = override or self.database_url
+        return template.format(service=service, data_dir=self.data_dir.as_posix())
+
+    def port_for(self, service: ServiceName) -> int:
+        return self.port_base + SERVICES.index(service)
+
+    def url_for(self, service: ServiceName) -> str:
+        explicit: str | None = getattr(self, f"{service}_url")
+        return (explicit or f"http://{self.host}:{self.port_for(service)}").rstrip("/")
+
+    @cached_property
+    def rate_limit_parts(self) -> tuple[int, int]:
+        """`600/minute` -> (600, 60): requests allowed per window of seconds."""
+        match = _RATE.match(self.rate_limit)
+        if not match:
+            raise ValueError(f"QUNYUN_RATE_LIMIT must look like '600/minute', got {self.rate_limit!r}")
+        return int(match.group(1)), _WINDOW_SECONDS[match.group(2)]
+
+    @cached_property
+    def webhook_retry_delays(self) -> tuple[int, ...]:
+        try:
+            delays = tuple(int(part) for part in self.webhook_retry_schedule.split(",") if part.strip())
+        except ValueError as exc:
+            raise ValueError("QUNYUN_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds") from exc
+        if any(d < 0 for d in delays):
+            raise ValueError("QUNYUN_WEBHOOK_RETRY_SCHEDULE must not hold negative delays")
+        return delays
+
+    @cached_property
+    def event_route_table(self) -> dict[str, frozenset[str]]:
+        """`gateway=*;rewards=activity.recorded` -> {subscriber: event types}."""
+        table: dict[str, frozenset[str]] = {}
+        for part in self.event_routes.split(";"):
+            if not part.strip():
+                continue
+            name, _, types = part.partition("=")
+            if name.strip() not in SERVICES:
+                raise ValueError(f"QUNYUN_EVENT_ROUTES names an unknown service: {name!r}")
+            table[name.strip()] = frozenset(t.strip() for t in types.split(",") if t.strip())
+        return table
+
+    def subscribers_for(self, source: ServiceName, event_type: str) -> list[str]:
+        """The services (other than the source) that want an event of this type."""
+        return [
+            name
+            for name, types in self.event_route_table.items()
+            if name != source and ("*" in types or event_type in types)
+        ]
+
+
+def get_settings() -> Settings:
+    return Settings()

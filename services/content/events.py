@@ -1,0 +1,8 @@
+"""Events the content service emits and the handlers for those it consumes."""
+
+from collections.abc import Mapping
+
+from services.common.events import EventHandler
+
+# member.erased: this service holds no personal data yet, so there is nothing to remove.
+EVENT_HANDLERS: Mapping[str, EventHandler] = {}

@@ -1,0 +1,36 @@
+"""The gateway: the one public door (auth, rate limits, routing, one OpenAPI document)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from services.common.app import build_http_client, install_common
+from services.common.db import Database
+from services.common.events import Outbox, events_router
+from services.common.observability import configure_logging
+from services.common.settings import Settings, get_settings
+from services.gateway.db import kit_tables
+
+
+def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        outbox = Outbox(kit_tables, "gateway", settings)
+        app.state.db = Database(settings.database_url_for("gateway"), settings, info={"outbox": outbox})
+        app.state.http = build_http_client(settings, transport)
+        try:
+            yield
+        finally:
+            await app.state.http.aclose()
+            await app.state.db.dispose()
+
+    app = FastAPI(title="Qunyun", version="1.0.0", lifespan=lifespan)
+    install_common(app, "gateway", settings)
+    # Partner webhooks (fan-out of every event) consume here; until then events are acknowledged.
+    app.include_router(events_router(kit_tables, {}))
+    return app
