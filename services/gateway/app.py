@@ -11,6 +11,7 @@ from services.common.db import Database
 from services.common.events import Outbox, events_router
 from services.common.observability import configure_logging
 from services.common.settings import Settings, get_settings
+from services.gateway.auth import auth_routers
 from services.gateway.db import kit_tables
 
 
@@ -31,6 +32,8 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
 
     app = FastAPI(title="Qunyun", version="1.0.0", lifespan=lifespan)
     install_common(app, "gateway", settings)
+    for router in auth_routers():
+        app.include_router(router)
     # Partner webhooks (fan-out of every event) consume here; until then events are acknowledged.
     app.include_router(events_router(kit_tables, {}))
     return app
