@@ -60,7 +60,7 @@ def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, A
 
 
 async def service_documents(transport: Any, settings: Any) -> dict[str, dict[str, Any]]:
-    documents = {}
+    documents: dict[str, dict[str, Any]] = {}
     headers = {INTERNAL_TOKEN_HEADER: sign_internal_token(SYSTEM, settings)}
     async with httpx.AsyncClient(transport=transport, headers=headers) as client:
         for service in DOMAIN_SERVICES:
