@@ -3,7 +3,8 @@
 Its own routes (auth, access, later composed views) are ordinary FastAPI routes; any
 other `/v1` request falls through to the proxy (`app.router.default`), which forwards
 it to the service owning the path template. Middleware, outermost first: request id
-and metrics, then rate limits (which identify the caller once for everyone).
+and metrics, then rate limits (which identify the caller once for everyone), then the
+proxy's fast path (`/v1` paths no gateway route claims skip the router's scan).
 """
 
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ import httpx
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from services.common.app import build_http_client, install_common
+from services.common.app import aiohttp_transport, build_http_client, install_common
 from services.common.db import Database
 from services.common.events import Outbox, events_router
 from services.common.identity import InternalTokenCache
@@ -24,7 +25,7 @@ from services.gateway.auth.identify import identify_caller
 from services.gateway.db import kit_tables
 from services.gateway.docs import install_docs
 from services.gateway.openapi import MergedOpenAPI
-from services.gateway.proxy import Proxy
+from services.gateway.proxy import Proxy, ProxyFastPath
 from services.gateway.ratelimit import InMemoryRateLimitStore, RateLimitMiddleware, RateLimitStore
 from services.gateway.routing import RouteTableLoader
 
@@ -42,11 +43,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         outbox = Outbox(kit_tables, "gateway", settings)
         app.state.db = Database(settings.database_url_for("gateway"), settings, info={"outbox": outbox})
-        app.state.http = http = build_http_client(settings, transport)
+        upstream = transport or aiohttp_transport(httpx.Limits(max_connections=200, max_keepalive_connections=200))
+        app.state.http = http = build_http_client(settings, upstream)
         app.state.internal_tokens = tokens = InternalTokenCache(settings)
         app.state.routes = loader = RouteTableLoader(settings, http, tokens)
         app.state.openapi = MergedOpenAPI(app, loader, settings)
-        app.router.default = Proxy(settings, loader, http, tokens)
+        app.state.proxy = app.router.default = Proxy(settings, loader, upstream, tokens)
         try:
             await loader.load()  # services still down are fetched again on demand
             yield
@@ -58,6 +60,7 @@ def create_app(
     # The seam to authentication (see services.gateway.callers); tests may replace it.
     app.state.identify_caller = identify_caller
     app.state.rate_limits = store = rate_limit_store or InMemoryRateLimitStore()
+    app.add_middleware(ProxyFastPath)
     app.add_middleware(RateLimitMiddleware, settings=settings, store=store)
     install_common(app, "gateway", settings)  # its request-id middleware goes outermost
     for router in auth_routers():

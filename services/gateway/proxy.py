@@ -15,8 +15,10 @@ import asyncio
 import httpx
 import structlog
 from aiohttp import ConnectionTimeoutError, ServerTimeoutError
+from fastapi.routing import iter_route_contexts
+from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.identity import INTERNAL_TOKEN_HEADER, InternalTokenCache
 from services.common.problems import (
@@ -25,10 +27,11 @@ from services.common.problems import (
     ProblemError,
     ServiceUnavailable,
     Unauthorized,
+    problem_response,
 )
 from services.common.settings import Settings
 from services.gateway.callers import resolve_caller
-from services.gateway.routing import PUBLIC_PREFIX, Route, RouteTableLoader
+from services.gateway.routing import PUBLIC_PREFIX, Route, RouteTable, RouteTableLoader
 
 log = structlog.get_logger("qunyun.gateway.proxy")
 
@@ -129,16 +132,21 @@ class Proxy:
         self,
         settings: Settings,
         loader: RouteTableLoader,
-        client: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
         tokens: InternalTokenCache,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.settings = settings
         self.loader = loader
-        self.client = client
+        # Straight to the shared client's transport: the client's cookie, auth and redirect
+        # layers cost more than half the gateway's own time per request and do nothing here.
+        self.transport = transport
         self.tokens = tokens
         self.max_body_bytes = max_body_bytes
         self.timeout = settings.upstream_timeout_seconds
+        self.timeouts = httpx.Timeout(
+            settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
+        ).as_dict()
         self.base_urls = {s: settings.url_for(s) for s in loader.services}  # type: ignore[arg-type]
 
     async def route_for(self, method: str, path: str) -> Route:
@@ -186,15 +194,16 @@ class Proxy:
         url = self.base_urls[route.service] + raw_path.decode("latin-1")
         if scope["query_string"]:
             url += "?" + scope["query_string"].decode("latin-1")
-        request = self.client.build_request(
+        request = httpx.Request(
             scope["method"],
             url,
             headers=self.upstream_headers(scope, self.tokens.token_for(caller)),
             content=body,
+            extensions={"timeout": self.timeouts},
         )
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self.client.send(request, stream=True)
+                response = await self.transport.handle_async_request(request)
         except (httpx.TransportError, TimeoutError) as exc:
             problem = upstream_problem(route.service, exc, self.timeout)
             log.warning("upstream_failed", service=route.service, route=route.template, error=type(exc).__name__)
@@ -217,3 +226,61 @@ class Proxy:
             raise
         finally:
             await response.aclose()
+
+
+def own_route_table(app: Starlette) -> RouteTable | None:
+    """The gateway's own `/v1` templates; None if one uses a convertor this table cannot mirror."""
+    routes = []
+    for context in iter_route_contexts(app.routes):  # included routers too
+        path = context.path or ""
+        if not path.startswith(PUBLIC_PREFIX):
+            continue
+        if ":" in path:
+            return None
+        routes.append(Route("gateway", path, frozenset(context.methods or {"GET"})))
+    return RouteTable(routes)
+
+
+class ProxyFastPath:
+    """Hands `/v1` requests that no gateway route claims straight to the proxy.
+
+    The router would reach the same proxy (its fallback) only after trying every gateway
+    route in turn, a quarter of the gateway's time per request. A path any gateway route
+    matches, whatever the method, still goes through the router, so the gateway's own
+    routes keep winning. Problems are rendered here, as the app's handlers would.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._own: RouteTable | None = None
+        self._checked = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        proxy: Proxy | None = None
+        if scope["type"] == "http" and scope["path"].startswith(PUBLIC_PREFIX):
+            gateway = scope["app"]
+            if not self._checked:
+                self._own, self._checked = own_route_table(gateway), True
+            proxy = getattr(gateway.state, "proxy", None)
+            if self._own is None:
+                proxy = None
+            else:
+                claimed = self._own.match(scope["method"], scope["path"])
+                if claimed.route is not None or claimed.allowed:
+                    proxy = None
+        if proxy is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await proxy(scope, receive, send)
+        except ProblemError as exc:
+            response = problem_response(
+                exc.status_code,
+                exc.type_slug,
+                exc.problem_title,
+                exc.detail,
+                instance=scope["path"],
+                headers=exc.headers,
+                **exc.extra,
+            )
+            await response(scope, receive, send)

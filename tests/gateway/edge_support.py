@@ -126,6 +126,7 @@ def _echo_router(service: str) -> APIRouter:
     elif service == "rewards":
         add("/v1/members/{member_id}/points", "GET")
         add("/v1/members/{member_id}/points/ledger", "GET")
+        add("/v1/members/{member_id}/overview", "GET", "POST")  # the gateway's own route wins
         add("/v1/rewards", "GET", "POST")
     elif service == "content":
         add("/v1/posts/{post_id}", "GET", "PATCH")
@@ -173,8 +174,11 @@ class EdgeGateway:
 
 
 @contextlib.asynccontextmanager
-async def edge_gateway(*, mount: tuple[str, ...] = DOMAIN_SERVICES, **overrides: Any) -> AsyncIterator[EdgeGateway]:
-    """The gateway in front of echo services (those in `mount`; the others are unreachable)."""
+async def edge_gateway(
+    *, mount: tuple[str, ...] = DOMAIN_SERVICES, gateway_routes: APIRouter | None = None, **overrides: Any
+) -> AsyncIterator[EdgeGateway]:
+    """The gateway in front of echo services (those in `mount`; the others are unreachable),
+    with `gateway_routes` added to the gateway's own routes."""
     with tempfile.TemporaryDirectory(prefix="qunyun-edge-") as tmp:
         settings = test_settings("sqlite", secrets.token_hex(4), Path(tmp), **overrides)
         await upgrade("gateway", settings.database_url_for("gateway"))
@@ -185,6 +189,8 @@ async def edge_gateway(*, mount: tuple[str, ...] = DOMAIN_SERVICES, **overrides:
                 transport.mount(service, app)
                 await stack.enter_async_context(app.router.lifespan_context(app))
             gateway = create_app(settings, transport=transport)
+            if gateway_routes is not None:
+                gateway.include_router(gateway_routes)
             transport.mount("gateway", gateway)
             gateway.state.identify_caller = header_resolver
             await stack.enter_async_context(gateway.router.lifespan_context(gateway))

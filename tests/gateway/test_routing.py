@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from fastapi import APIRouter
 
 from services.common.identity import verify_internal_token
 from services.common.migrations import upgrade
@@ -31,9 +32,20 @@ from tests.system import test_settings as settings_for_tests
 OPERATOR = staff("operator")
 
 
+def gateway_routes() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/v1/members/{member_id}/overview")
+    async def read_overview(member_id: str) -> dict[str, str]:
+        """A gateway-composed view (stand-in) on a template a service also declares."""
+        return {"service": "gateway", "member_id": member_id}
+
+    return router
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def edge() -> AsyncIterator[EdgeGateway]:
-    async with edge_gateway(upstream_timeout_seconds=0.5) as running:
+    async with edge_gateway(upstream_timeout_seconds=0.5, gateway_routes=gateway_routes()) as running:
         yield running
 
 
@@ -117,6 +129,18 @@ async def test_requests_reach_the_service_owning_the_template(
     assert response.status_code == 200, response.text
     assert response.json()["service"] == service
     assert response.json()["path"] == path
+
+
+async def test_gateway_routes_win_over_proxied_ones(edge: EdgeGateway) -> None:
+    async with edge.client(OPERATOR) as client:
+        own = await client.get("/v1/members/abc/overview")
+        other_method = await client.post("/v1/members/abc/overview")
+        beside = await client.get("/v1/members/abc/points")
+    assert own.json() == {"service": "gateway", "member_id": "abc"}
+    # a path the gateway serves is the gateway's, whatever the method
+    assert other_method.status_code == 405
+    assert other_method.headers["allow"] == "GET"
+    assert beside.json()["service"] == "rewards"
 
 
 async def test_proxied_routes_need_a_caller(edge: EdgeGateway) -> None:
