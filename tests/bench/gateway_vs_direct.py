@@ -61,6 +61,11 @@ def create_member(gateway: str, headers: dict[str, str]) -> tuple[str, str | Non
     return str(member.json()["id"]), str(community.json()["id"])
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median throughput (its latencies come with it)."""
+    return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+
 def row(name: str, figures: dict[str, Any]) -> str:
     return (
         f"{name:<28} {figures['rps']:>9.0f} {figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f}"
@@ -70,7 +75,8 @@ def row(name: str, figures: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of one run")
+    parser.add_argument("--rounds", type=int, default=3, help="direct/gateway runs alternate this many times")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--transports", default="aiohttp", help="gateway transports to compare: aiohttp,httpx")
     parser.add_argument("--pool", type=int, default=200, help="gateway upstream pool size")
@@ -99,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         settings = Settings(internal_token_ttl_seconds=TOKEN_TTL_SECONDS)
         with uvicorn("tests.bench._apps:members", members_port, env) as members:
-            results: dict[str, dict[str, Any]] = {}
+            runs: dict[str, list[dict[str, Any]]] = {}
             ingest: dict[str, Any] | None = None
+            member_id, community_id = "", None
             for transport in args.transports.split(","):
                 gateway_env = {**env, "QUNYUN_BENCH_TRANSPORT": transport}
                 with uvicorn("tests.bench._apps:gateway", gateway_port, gateway_env) as gateway:
@@ -108,18 +115,17 @@ def main(argv: list[str] | None = None) -> int:
                         headers, identity = login(gateway, email, password)
                     else:
                         headers, identity = {BENCH_CALLER_HEADER: "admin"}, BENCH_ADMIN
-                    if "direct" not in results:
+                    if not member_id:
                         member_id, community_id = create_member(gateway, headers)
-                        direct_headers = {INTERNAL_TOKEN_HEADER: sign_internal_token(identity, settings)}
-                        results["direct"] = load(
-                            f"{members}/v1/members/{member_id}",
-                            direct_headers,
-                            concurrency=args.concurrency,
-                            seconds=args.seconds,
-                        )
-                    results[f"gateway ({transport})"] = load(
-                        f"{gateway}/v1/members/{member_id}", headers, concurrency=args.concurrency, seconds=args.seconds
-                    )
+                    direct_headers = {INTERNAL_TOKEN_HEADER: sign_internal_token(identity, settings)}
+                    # Direct and gateway runs alternate, so a neighbour's load burst hits both alike.
+                    for _ in range(args.rounds):
+                        for name, url, hdrs in (
+                            ("direct", f"{members}/v1/members/{member_id}", direct_headers),
+                            (f"gateway ({transport})", f"{gateway}/v1/members/{member_id}", headers),
+                        ):
+                            figures = load(url, hdrs, concurrency=args.concurrency, seconds=args.seconds)
+                            runs.setdefault(name, []).append(figures)
                     if ingest is None and community_id is not None:
                         ingest = load(
                             f"{gateway}/v1/events/batch",
@@ -132,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                             community_id=community_id,
                             batch=1000,
                         )
+    results = {name: median_run(figures) for name, figures in runs.items()}
 
-    print(f"\nGET /v1/members/{{id}}, concurrency {args.concurrency}, {args.seconds:g} s each, 127.0.0.1, Postgres")
+    print(f"\nGET /v1/members/{{id}}, concurrency {args.concurrency}, 127.0.0.1, Postgres")
+    print(f"median of {args.rounds} alternating runs of {args.seconds:g} s each")
     print(f"{'':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   {'requests':>7}")
     direct = results["direct"]
     failed = False
