@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             **os.environ,
             "QUNYUN_DATABASE_URL": database_url,
             "QUNYUN_MEMBERS_URL": f"http://127.0.0.1:{members_port}",
+            # Not started here: point them at closed ports, never at whatever listens on the defaults.
+            **{
+                f"QUNYUN_{s.upper()}_URL": f"http://127.0.0.1:{free_port()}" for s in ("content", "rewards", "feedback")
+            },
             "QUNYUN_GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",
             "QUNYUN_RATE_LIMIT": "1000000000/minute",
             "QUNYUN_LOG_LEVEL": "WARNING",
