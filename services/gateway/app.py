@@ -1,21 +1,41 @@
-"""The gateway: the one public door (auth, rate limits, routing, one OpenAPI document)."""
+"""The gateway: the one public door (auth, rate limits, routing, one OpenAPI document).
+
+Its own routes (auth, access, later composed views) are ordinary FastAPI routes; any
+other `/v1` request falls through to the proxy (`app.router.default`), which forwards
+it to the service owning the path template. Middleware, outermost first: request id
+and metrics, then rate limits (which identify the caller once for everyone), then the
+proxy's fast path (`/v1` paths no gateway route claims skip the router's scan).
+"""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.responses import Response
 
-from services.common.app import build_http_client, install_common
+from services.common.app import aiohttp_transport, build_http_client, install_common
 from services.common.db import Database
 from services.common.events import Outbox, events_router
+from services.common.identity import InternalTokenCache
 from services.common.observability import configure_logging
 from services.common.settings import Settings, get_settings
 from services.gateway.auth import auth_routers
+from services.gateway.auth.identify import identify_caller
 from services.gateway.db import kit_tables
+from services.gateway.docs import install_docs
+from services.gateway.openapi import MergedOpenAPI
+from services.gateway.proxy import Proxy, ProxyFastPath
+from services.gateway.ratelimit import InMemoryRateLimitStore, RateLimitMiddleware, RateLimitStore
+from services.gateway.routing import RouteTableLoader
 
 
-def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    rate_limit_store: RateLimitStore | None = None,
+) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
 
@@ -23,17 +43,36 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         outbox = Outbox(kit_tables, "gateway", settings)
         app.state.db = Database(settings.database_url_for("gateway"), settings, info={"outbox": outbox})
-        app.state.http = build_http_client(settings, transport)
+        upstream = transport or aiohttp_transport(httpx.Limits(max_connections=200, max_keepalive_connections=200))
+        app.state.http = http = build_http_client(settings, upstream)
+        app.state.internal_tokens = tokens = InternalTokenCache(settings)
+        app.state.routes = loader = RouteTableLoader(settings, http, tokens)
+        app.state.openapi = MergedOpenAPI(app, loader, settings)
+        app.state.proxy = app.router.default = Proxy(settings, loader, upstream, tokens)
         try:
+            await loader.load()  # services still down are fetched again on demand
             yield
         finally:
             await app.state.http.aclose()
             await app.state.db.dispose()
 
-    app = FastAPI(title="Qunyun", version="1.0.0", lifespan=lifespan)
-    install_common(app, "gateway", settings)
+    app = FastAPI(title="Qunyun", version="1.0.0", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    # The seam to authentication (see services.gateway.callers); tests may replace it.
+    app.state.identify_caller = identify_caller
+    app.state.rate_limits = store = rate_limit_store or InMemoryRateLimitStore()
+    app.add_middleware(ProxyFastPath)
+    app.add_middleware(RateLimitMiddleware, settings=settings, store=store)
+    install_common(app, "gateway", settings)  # its request-id middleware goes outermost
     for router in auth_routers():
         app.include_router(router)
     # Partner webhooks (fan-out of every event) consume here; until then events are acknowledged.
     app.include_router(events_router(kit_tables, {}))
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document(request: Request) -> Response:
+        """The merged OpenAPI document of the whole public API."""
+        merged: MergedOpenAPI = request.app.state.openapi
+        return Response(await merged.rendered(), media_type="application/json")
+
+    install_docs(app)
     return app
