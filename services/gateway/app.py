@@ -12,6 +12,7 @@ from services.common.events import Outbox, events_router
 from services.common.observability import configure_logging
 from services.common.settings import Settings, get_settings
 from services.gateway.auth import auth_routers
+from services.gateway.auth.admin import start_auth
 from services.gateway.db import kit_tables
 
 
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         outbox = Outbox(kit_tables, "gateway", settings)
         app.state.db = Database(settings.database_url_for("gateway"), settings, info={"outbox": outbox})
         app.state.http = build_http_client(settings, transport)
+        await start_auth(app)
         try:
             yield
         finally:
