@@ -66,11 +66,11 @@ class TokenPairRead(BaseModel):
 
 
 class TokenRefresh(StrictBody):
-    refresh_token: str = Field(min_length=1, max_length=200)
+    refresh_token: str = Field(min_length=1, max_length=4096)
 
 
 class TokenRevoke(StrictBody):
-    refresh_token: str = Field(min_length=1, max_length=200)
+    refresh_token: str = Field(min_length=1, max_length=4096)
 
 
 class MemberTokenCreate(StrictBody):

@@ -1,4 +1,4 @@
-"""staff accounts refresh tokens api keys
+"""gateway auth: staff accounts, refresh-token families and tokens, API keys
 
 Revision ID: 63bc29af3c7a
 Revises: e6a2ffecae7f
