@@ -6,13 +6,23 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from services.common.identity import Identity
 from services.common.problems import Forbidden, Unauthorized
 from services.gateway.auth.identify import identify_caller
 
+# Declared for the OpenAPI document only (Swagger UI's "Authorize" with the password flow or a
+# key); identify_caller reads the headers itself, so these never reject anything.
+bearer_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", scheme_name="OAuth2Password", auto_error=False)
+api_key_scheme = APIKeyHeader(name="X-API-Key", scheme_name="ApiKey", auto_error=False)
 
-async def current_caller(request: Request) -> Identity:
+
+async def current_caller(
+    request: Request,
+    _bearer: Annotated[str | None, Depends(bearer_scheme)],
+    _api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> Identity:
     """The authenticated caller; 401 (with WWW-Authenticate) when there are no credentials."""
     identity = await identify_caller(request)
     if identity is None:

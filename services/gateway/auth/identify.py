@@ -8,6 +8,7 @@ key costs a SHA-256 plus a cached primary-key read. Caches live on `app.state.au
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 
 from fastapi import FastAPI, Request
@@ -26,7 +27,7 @@ from services.gateway.auth.api_keys import (
 )
 from services.gateway.auth.staff import load_staff_state
 from services.gateway.auth.state import auth_state
-from services.gateway.auth.tokens import InvalidToken, decode_access_token
+from services.gateway.auth.tokens import LEEWAY_SECONDS, InvalidToken, decode_access_token
 
 API_KEY_HEADER = "x-api-key"
 _MEMO = "gateway_identity"  # request.state attribute: identify once per request
@@ -63,14 +64,20 @@ async def identify_caller(request: Request) -> Identity | None:
 
 
 async def identity_from_token(app: FastAPI, token: str) -> Identity:
-    settings: Settings = app.state.settings
-    claims = decode_access_token(token, settings)
+    state = auth_state(app)
+    hit, cached = state.tokens.get(token)
+    if hit and cached is not None and cached.expires_at + LEEWAY_SECONDS > time.time():
+        claims = cached
+    else:
+        settings: Settings = app.state.settings
+        claims = decode_access_token(token, settings)
+        state.tokens.put(token, claims)
     if claims.kind == "member":
         member_id = uuid.UUID(claims.subject)
         return Identity(kind="member", id=str(member_id), roles=("member",), member_id=member_id)
     staff_id = uuid.UUID(claims.subject)
     engine: AsyncEngine = app.state.db.engine
-    staff = await auth_state(app).staff.get_or_load(staff_id, lambda: load_staff_state(engine, staff_id))
+    staff = await state.staff.get_or_load(staff_id, lambda: load_staff_state(engine, staff_id))
     if staff is None or staff.disabled or staff.token_version != claims.version:
         raise InvalidToken("The access token was revoked.")
     # Roles come from the account, not the token: a change applies within the cache period.

@@ -137,7 +137,8 @@ class StaffRead(BaseModel):
     last_login_at: datetime | None
 
 
-StaffPage = Page[StaffRead]
+class StaffPage(Page[StaffRead]):
+    pass
 
 
 # --- API keys ---------------------------------------------------------------------------
@@ -161,4 +162,5 @@ class ApiKeyCreated(ApiKeyRead):
     key: str = Field(description="The full key: shown only once, store it now")
 
 
-ApiKeyPage = Page[ApiKeyRead]
+class ApiKeyPage(Page[ApiKeyRead]):
+    pass
