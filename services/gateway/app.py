@@ -21,6 +21,7 @@ from services.common.identity import InternalTokenCache
 from services.common.observability import configure_logging
 from services.common.settings import Settings, get_settings
 from services.gateway.auth import auth_routers
+from services.gateway.auth.admin import start_auth
 from services.gateway.auth.identify import identify_caller
 from services.gateway.db import kit_tables
 from services.gateway.docs import install_docs
@@ -49,6 +50,7 @@ def create_app(
         app.state.routes = loader = RouteTableLoader(settings, http, tokens)
         app.state.openapi = MergedOpenAPI(app, loader, settings)
         app.state.proxy = app.router.default = Proxy(settings, loader, upstream, tokens)
+        await start_auth(app)
         try:
             await loader.load()  # services still down are fetched again on demand
             yield

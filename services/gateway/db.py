@@ -1,8 +1,17 @@
 """The gateway service's tables live on this metadata; its migrations track it."""
 
-from services.common.db import model_base, new_metadata
+from sqlalchemy.orm import registry
+from sqlmodel import SQLModel
+
+from services.common.db import new_metadata
 from services.common.events import define_kit_tables
 
 metadata = new_metadata()
-GatewayModel = model_base(metadata)
+
+
+# A class statement (not `model_base(metadata)`), so mypy knows table models derive from SQLModel.
+class GatewayModel(SQLModel, registry=registry(metadata=metadata)):
+    pass
+
+
 kit_tables = define_kit_tables(metadata)

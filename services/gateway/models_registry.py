@@ -1,6 +1,7 @@
 """Imports every table module of the gateway service, so its metadata is complete
 (migrations and tests import this, not the modules one by one)."""
 
+from services.gateway.auth import models as auth_models
 from services.gateway.db import metadata
 
-__all__ = ["metadata"]
+__all__ = ["auth_models", "metadata"]
