@@ -1,8 +1,8 @@
 """Start `qunyun up` as a real process tree and hand tests a ready system.
 
     with start_qunyun(tmp_path, backend="postgres") as run:
-        token = httpx.post(f"{run.base_url}/v1/auth/token",
-                           data={"username": run.admin_email, "password": run.admin_password})
+        with run.client(headers=run.admin_headers()) as api:   # logged in as the admin
+            member = api.post("/v1/members", json={...}).json()
 
 `start_qunyun` picks five free ports on 127.0.0.1, a temp data dir (SQLite) or fresh
 Postgres databases (dropped afterwards), sets the bootstrap admin's credentials, and
@@ -56,6 +56,17 @@ class QunyunRun:
 
     def client(self, service: str = "gateway", **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.urls[service], timeout=10, trust_env=False, **kwargs)  # type: ignore[arg-type]
+
+    def admin_headers(self) -> dict[str, str]:
+        """Log in as the bootstrap admin through the gateway: the Authorization header to send."""
+        if not (self.admin_email and self.admin_password):
+            raise AssertionError("this run has no known admin password")
+        with self.client() as gateway:
+            answer = gateway.post(
+                "/v1/auth/token", data={"username": self.admin_email, "password": self.admin_password}
+            )
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
     def text(self) -> str:
         return "\n".join(self.output)

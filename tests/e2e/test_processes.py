@@ -42,7 +42,13 @@ def test_up_serves_five_processes_and_sigterm_stops_them_all(tmp_path: Path, bac
                 assert client.get("/readyz").json() == {"status": "ready"}
                 assert "qunyun_http_requests_total" in client.get("/metrics").text
 
+        with run.client(headers=run.admin_headers()) as admin:
+            me = admin.get("/v1/me").json()
+            assert me["kind"] == "staff"
+            assert "admin" in me["roles"]
+
         with run.client() as gateway:
+            assert gateway.get("/v1/me").status_code == 401
             document = gateway.get("/openapi.json")
             assert document.status_code == 200
             assert document.json()["openapi"].startswith("3.1")
@@ -92,6 +98,8 @@ def test_generated_admin_password_is_printed_once(tmp_path: Path) -> None:
         assert first.admin_password is not None
         assert len(first.admin_password) >= 12
         assert "shown only this once" in first.text()
+        with first.client(headers=first.admin_headers()) as admin:
+            assert "admin" in admin.get("/v1/me").json()["roles"]
     with start_qunyun(tmp_path, admin=None) as second:
         assert second.admin_email == "admin@qunyun.local"
         assert second.admin_password is None
