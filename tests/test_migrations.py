@@ -7,6 +7,7 @@ upgrade again; after each upgrade the models and the migrated schema must not di
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -104,6 +105,16 @@ async def test_upgrade_downgrade_upgrade_without_drift(fresh_url: str, service: 
     await upgrade(service, url)
     assert await _table_names(url) == model_tables | {version_table(service)}
     assert await _drift(service, url) == []
+
+
+async def test_concurrent_ensure_database_creates_it_once() -> None:
+    url = f"{PG_SERVER}/qunyun_migr_{secrets.token_hex(4)}_race"
+    try:
+        created = await asyncio.gather(*(ensure_database(url) for _ in range(4)))
+        assert sorted(created) == [False, False, False, True]
+        assert await ensure_database(url) is False
+    finally:
+        await drop_database(url)
 
 
 @pytest.mark.parametrize("service", SERVICES)
