@@ -194,6 +194,7 @@ def start_qunyun(
         data_dir=data_dir,
     )
     banner_done = threading.Event()
+    ready: list[bool] = []
 
     def read_output() -> None:
         assert process.stdout is not None
@@ -212,13 +213,14 @@ def start_qunyun(
                 run.admin_email = line.split()[1]
             elif in_banner and not line.strip():
                 in_banner = False
+                ready.append(True)
                 banner_done.set()
         banner_done.set()  # the process ended: let the waiter see it
 
     reader = threading.Thread(target=read_output, daemon=True)
     reader.start()
     try:
-        if not banner_done.wait(ready_timeout) or process.poll() is not None:
+        if not banner_done.wait(ready_timeout) or not ready:
             raise AssertionError(f"`qunyun up` did not become ready; output:\n{run.text()}")
         yield run
     finally:
