@@ -1,17 +1,23 @@
 # Qunyun: `make run` starts everything, `make test` checks everything.
 # Both work on a fresh machine with only Python 3.11, pip and the local Postgres.
 
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# Prefer an explicit 3.11 when the machine has several Pythons.
+PYTHON      ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV        := .venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed-stamp
+# The whole suite must end well inside CI's 90 minutes: pytest stops starting tests after
+# SUITE_SECONDS, and no single test may run past 300 s (pyproject).
+SUITE_SECONDS ?= 3600
+PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test test-fast e2e lint format lock bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 14) else "Python 3.11 to 3.13 is needed, found " + sys.version)'
+	$(PYTHON) -m venv $(VENV) || { $(PYTHON) -m pip install --user --quiet virtualenv && $(PYTHON) -m virtualenv $(VENV); }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,7 +26,14 @@ run: install
 	$(BIN)/qunyun up
 
 test: install lint
-	$(BIN)/pytest
+	$(BIN)/pytest --session-timeout=$(SUITE_SECONDS) --durations=10 $(PYTEST_ARGS)
+
+# Everything but the real-process tests: the quick loop while coding.
+test-fast: install
+	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+
+e2e: install
+	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check services tests
@@ -30,6 +43,13 @@ lint: install
 format: install
 	$(BIN)/ruff format services tests
 	$(BIN)/ruff check --fix services tests
+
+# After changing dependencies in pyproject.toml: install them, then record every exact version.
+lock:
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	touch $(STAMP)
 
 bench: install
 	$(BIN)/python -m tests.bench.run_all

@@ -97,17 +97,27 @@ async def ensure_database(url: str) -> bool:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         return False
-    name = parsed.database
+    name = parsed.database or ""
     admin = create_async_engine(parsed.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as conn:
             exists = await conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
             if exists:
                 return False
-            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            try:
+                await conn.execute(sa.text(f"CREATE DATABASE {_quoted(name)}"))
+            except sa.exc.DBAPIError:
+                # Another process (a second replica's migrate job, a parallel test) won the race.
+                if await conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+                    return False
+                raise
             return True
     finally:
         await admin.dispose()
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 async def drop_database(url: str) -> None:
@@ -120,7 +130,7 @@ async def drop_database(url: str) -> None:
     admin = create_async_engine(parsed.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as conn:
-            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {_quoted(parsed.database or '')} WITH (FORCE)"))
     finally:
         await admin.dispose()
 

@@ -1,0 +1,156 @@
+"""`qunyun up` as real processes: five services, probes, the internal-token wall, clean stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.common.settings import DOMAIN_SERVICES, SERVICES
+from tests.e2e.runner import (
+    STOPPED_LINE,
+    free_port_base,
+    is_alive,
+    parent_of,
+    qunyun_env,
+    start_qunyun,
+    wait_until_gone,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_up_serves_five_processes_and_sigterm_stops_them_all(tmp_path: Path, backend: str) -> None:
+    with start_qunyun(tmp_path, backend=backend) as run:
+        assert set(run.urls) == set(SERVICES)
+        assert len(set(run.pids.values())) == len(SERVICES)
+        for pid in run.pids.values():
+            assert is_alive(pid)
+            assert parent_of(pid) == run.process.pid
+
+        for service in SERVICES:
+            with run.client(service) as client:
+                assert client.get("/healthz").json() == {"status": "ok"}
+                assert client.get("/readyz").json() == {"status": "ready"}
+                assert "qunyun_http_requests_total" in client.get("/metrics").text
+
+        with run.client(headers=run.admin_headers()) as admin:
+            me = admin.get("/v1/me").json()
+            assert me["kind"] == "staff"
+            assert "admin" in me["roles"]
+
+        with run.client() as gateway:
+            assert gateway.get("/v1/me").status_code == 401
+            document = gateway.get("/openapi.json")
+            assert document.status_code == 200
+            assert document.json()["openapi"].startswith("3.1")
+            docs = gateway.get("/docs")
+            assert docs.status_code == 200
+            assert docs.headers["content-type"].startswith("text/html")
+
+        for service in DOMAIN_SERVICES:
+            with run.client(service) as client:
+                for answer in (client.get("/openapi.json"), client.post("/v1/anything", json={})):
+                    assert answer.status_code == 401
+                    assert answer.headers["content-type"] == "application/problem+json"
+
+        if backend == "sqlite":
+            assert {path.name for path in run.data_dir.glob("*.db")} == {f"{name}.db" for name in SERVICES}
+
+        assert run.stop(signal.SIGTERM) == 0
+        assert wait_until_gone(list(run.pids.values())) == []
+        run.wait_for_line(STOPPED_LINE)
+
+
+def test_a_dying_service_stops_the_others_and_up_fails(tmp_path: Path) -> None:
+    with start_qunyun(tmp_path) as run:
+        os.kill(run.pids["members"], signal.SIGKILL)
+        assert run.process.wait(timeout=30) == 1
+        run.wait_for_line("members exited during run")
+        assert wait_until_gone(list(run.pids.values())) == []
+
+
+def test_killing_the_supervisor_leaves_no_orphans(tmp_path: Path) -> None:
+    with start_qunyun(tmp_path) as run:
+        run.process.kill()  # SIGKILL: no chance to clean up; the kernel signals the children
+        run.process.wait(timeout=10)
+        assert wait_until_gone(list(run.pids.values())) == []
+
+
+def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
+    with start_qunyun(tmp_path) as run:
+        assert run.stop(signal.SIGINT) == 0
+        assert wait_until_gone(list(run.pids.values())) == []
+        run.wait_for_line(STOPPED_LINE)
+
+
+def test_generated_admin_password_is_printed_once(tmp_path: Path) -> None:
+    with start_qunyun(tmp_path, admin=None) as first:
+        assert first.admin_email == "admin@qunyun.local"
+        assert first.admin_password is not None
+        assert len(first.admin_password) >= 12
+        assert "shown only this once" in first.text()
+        with first.client(headers=first.admin_headers()) as admin:
+            assert "admin" in admin.get("/v1/me").json()["roles"]
+    with start_qunyun(tmp_path, admin=None) as second:
+        assert second.admin_email == "admin@qunyun.local"
+        assert second.admin_password is None
+        assert "existing account" in second.text()
+        assert first.admin_password not in second.text()
+
+
+def test_up_refuses_a_taken_port_before_touching_anything(tmp_path: Path) -> None:
+    base = free_port_base()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", base + 2))
+        holder.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "services.cli", "up"],
+            cwd=tmp_path,
+            env=qunyun_env(tmp_path / "var", base),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"content (127.0.0.1:{base + 2})" in result.stderr
+    assert not (tmp_path / "var").exists()
+
+
+def test_serve_runs_one_service_alone(tmp_path: Path) -> None:
+    base = free_port_base()
+    env = qunyun_env(tmp_path / "var", base)
+    subprocess.run([sys.executable, "-m", "services.cli", "migrate", "rewards"], cwd=tmp_path, env=env, check=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "serve", "rewards", "--port", str(base)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        answer = None
+        for _ in range(300):
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{base}/readyz", timeout=1, trust_env=False)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        assert answer is not None
+        assert answer.json() == {"status": "ready"}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
