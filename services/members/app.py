@@ -5,8 +5,12 @@ from fastapi import FastAPI
 
 from services.common.app import create_service_app
 from services.common.settings import Settings, get_settings
+from services.members.activity.router import router as activity_router
+from services.members.communities.router import router as communities_router
 from services.members.db import kit_tables
 from services.members.events import EVENT_HANDLERS
+from services.members.memberships.router import router as memberships_router
+from services.members.profiles.router import router as profiles_router
 
 
 def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
@@ -14,7 +18,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         "members",
         settings or get_settings(),
         kit_tables=kit_tables,
-        routers=[],
+        routers=[communities_router, profiles_router, memberships_router, activity_router],
         event_handlers=EVENT_HANDLERS,
         transport=transport,
         description="Communities, members, activity, segments, analytics and privacy.",
