@@ -222,11 +222,12 @@ async def _apply_changes(
     if not changed:
         return member
     member.updated_at = now
+    taken = DuplicateExternalId(f"A member with external_id {member.external_id!r} already exists.")
     try:
-        async with session.begin_nested():
-            await session.flush()
+        await session.flush()
     except sa.exc.IntegrityError as exc:
-        raise DuplicateExternalId(f"A member with external_id {member.external_id!r} already exists.") from exc
+        # Only external_id is unique here; the request rolls back with this answer.
+        raise taken from exc
     await emit(
         session,
         MEMBER_UPDATED,
