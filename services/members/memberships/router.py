@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 
 from services.common.db import SessionDep
 from services.common.identity import ensure_self_or
-from services.common.problems import problem_responses
+from services.common.problems import Forbidden, problem_responses
 from services.members.access import READ_SCOPES, WRITE_SCOPES, SelfOrReader, SelfOrWriter
 from services.members.db import table_of
 from services.members.memberships import service
@@ -35,7 +35,9 @@ async def join_community(
 ) -> MembershipRead:
     """Add a member to a community (201; 200 with the membership if already in it)."""
     ensure_self_or(caller, data.member_id, "operator", scopes=WRITE_SCOPES)
-    membership, created = await service.join_community(session, community_id, data.member_id)
+    if caller.kind == "member" and data.joined_at is not None:
+        raise Forbidden("Members cannot backdate joining.")
+    membership, created = await service.join_community(session, community_id, data.member_id, data.joined_at)
     if not created:
         response.status_code = status.HTTP_200_OK
     return MembershipRead.model_validate(membership)

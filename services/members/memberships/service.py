@@ -27,12 +27,12 @@ class NotAMember(NotFound):
 
 
 async def join_community(
-    session: AsyncSession, community_id: uuid.UUID, member_id: uuid.UUID
+    session: AsyncSession, community_id: uuid.UUID, member_id: uuid.UUID, joined_at: datetime | None = None
 ) -> tuple[Membership, bool]:
     """Join (or rejoin after leaving): (membership, created). Joining again changes nothing."""
     community = await get_community(session, community_id)
     await get_member(session, member_id)
-    now = utcnow()
+    now = joined_at or utcnow()
     values = {
         "community_id": community_id,
         "member_id": member_id,
