@@ -84,7 +84,8 @@ async def test_rollups_and_last_active_follow_the_local_day(api: ApiFactory, sys
         for at in times:
             response = await record(client, member_id=someone["id"], community_id=community["id"], occurred_at=at)
             assert response.status_code == 202
-        fetched = await (await api(OPERATOR)).get(f"/v1/members/{someone['id']}")
+    async with await api(OPERATOR) as client:
+        fetched = await client.get(f"/v1/members/{someone['id']}")
     assert fetched.json()["last_active_at"] in ("2026-01-01T16:30:00Z", "2026-01-01T16:30:00+00:00")
     cid = uuid.UUID(community["id"])
     daily = {(r.local_date, r.events) for r in await rows(system, ActivityDaily, community_id=cid)}
