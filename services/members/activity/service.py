@@ -126,15 +126,20 @@ async def record_activities(
             }
             position[event_id] = index
 
-    new_ids = await _insert_new(session, [rows[k] for k in sorted(rows)])
+    new_ids = await _insert_new(session, [rows[k] for k in sorted(rows, key=_uuid_order)])
     for event_id, index in position.items():
         outcomes[index] = Recorded(event_id, duplicate=event_id not in new_ids)
-    fresh = [rows[k] for k in sorted(new_ids)]
+    fresh = [rows[k] for k in sorted(new_ids, key=_uuid_order)]
     if fresh:
         await _touch_members(session, fresh)
         await emit_many(session, [_recorded_event(row) for row in fresh])
         await _roll_up(session, fresh)
     return [o for o in outcomes if o is not None]
+
+
+def _uuid_order(value: uuid.UUID) -> int:
+    """Sort key matching Postgres' uuid order (bytes, big-endian), cheaper than UUID.__lt__."""
+    return value.int
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -157,14 +162,15 @@ async def _insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> set[
     """Multi-row INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id: the ids that were new."""
     if not rows:
         return set()
-    values = [{c: row[c] for c in _ACTIVITY_COLUMNS} for row in rows]
     statement = (
         insert_for(session, activities)
-        .values(values)
         .on_conflict_do_nothing(index_elements=[activities.c.id])
         .returning(activities.c.id)
     )
-    return set((await session.execute(statement)).scalars())
+    # Executemany with RETURNING: SQLAlchemy's "insertmanyvalues" sends multi-row INSERTs built
+    # from one cached compilation (a literal `.values([...])` would be compiled on every call).
+    values = [{c: row[c] for c in _ACTIVITY_COLUMNS} for row in rows]
+    return set((await session.execute(statement, values)).scalars())
 
 
 async def _touch_members(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -183,11 +189,12 @@ async def _touch_members(session: AsyncSession, rows: list[dict[str, Any]]) -> N
         )
         .values(last_active_at=ts)
     )
-    params = [{"mid": member_id, "ts": latest[member_id]} for member_id in sorted(latest)]
+    params = [{"mid": member_id, "ts": latest[member_id]} for member_id in sorted(latest, key=_uuid_order)]
     await session.execute(statement, params)
 
 
 async def _roll_up(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Add the new events to the daily and hourly rollups (upserts, aggregated per key first)."""
     daily: Counter[tuple[uuid.UUID, date, uuid.UUID]] = Counter()
     hourly: Counter[tuple[uuid.UUID, date, int]] = Counter()
     for row in rows:
@@ -195,27 +202,25 @@ async def _roll_up(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         hourly[(row["community_id"], row["local_date"], row["_hour"])] += 1
     daily_insert = insert_for(session, activity_daily)
     await session.execute(
-        daily_insert.values(
-            [
-                {"community_id": c, "local_date": d, "member_id": m, "events": n}
-                for (c, d, m), n in sorted(daily.items())
-            ]
-        ).on_conflict_do_update(
+        daily_insert.on_conflict_do_update(
             index_elements=[activity_daily.c.community_id, activity_daily.c.local_date, activity_daily.c.member_id],
             set_={"events": activity_daily.c.events + daily_insert.excluded.events},
-        )
+        ),
+        [
+            {"community_id": c, "local_date": d, "member_id": m, "events": n}
+            for (c, d, m), n in sorted(daily.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2].int))
+        ],
     )
     hourly_insert = insert_for(session, activity_hourly)
     await session.execute(
-        hourly_insert.values(
-            [
-                {"community_id": c, "local_date": d, "hour": h, "weekday": d.weekday(), "events": n}
-                for (c, d, h), n in sorted(hourly.items())
-            ]
-        ).on_conflict_do_update(
+        hourly_insert.on_conflict_do_update(
             index_elements=[activity_hourly.c.community_id, activity_hourly.c.local_date, activity_hourly.c.hour],
             set_={"events": activity_hourly.c.events + hourly_insert.excluded.events},
-        )
+        ),
+        [
+            {"community_id": c, "local_date": d, "hour": h, "weekday": d.weekday(), "events": n}
+            for (c, d, h), n in sorted(hourly.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2]))
+        ],
     )
 
 

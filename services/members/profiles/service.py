@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import utcnow
@@ -26,7 +27,7 @@ from services.members.profiles.schemas import (
     MemberUpdate,
     MemberUpsert,
 )
-from services.members.sql import insert_for, keyset_order, like_escape
+from services.members.sql import dialect_of, insert_for, keyset_order, like_escape
 from services.members.validation import looks_like_phone, normalize_email, normalize_phone
 
 members = table_of(Member)
@@ -316,10 +317,14 @@ async def resolve_member_ids(
     if not member_ids and not external_ids:
         return set(), {}
     options = []
+    postgres = dialect_of(session) == "postgresql"
+    # On Postgres one array parameter (`= ANY`) instead of an IN list of up to 1000 parameters.
     if member_ids:
-        options.append(members.c.id.in_(member_ids))
+        ids = sa.bindparam("member_ids", list(member_ids), type_=postgresql.ARRAY(sa.Uuid()))
+        options.append(members.c.id == sa.any_(ids) if postgres else members.c.id.in_(member_ids))
     if external_ids:
-        options.append(members.c.external_id.in_(external_ids))
+        refs = sa.bindparam("external_ids", list(external_ids), type_=postgresql.ARRAY(sa.String()))
+        options.append(members.c.external_id == sa.any_(refs) if postgres else members.c.external_id.in_(external_ids))
     rows = await session.execute(
         sa.select(members.c.id, members.c.external_id).where(members.c.erased_at.is_(None), sa.or_(*options))
     )
