@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m tests.bench.<name>` (need the local Postgres)."""

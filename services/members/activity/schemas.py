@@ -1,0 +1,95 @@
+"""The activity HTTP contract: single events, batches and their per-item answers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from services.common.db import utcnow
+from services.common.problems import Problem
+from services.members.validation import ExternalId, Properties
+
+MAX_BATCH = 1000
+# Clocks drift: a little future is tolerated, more is a client bug.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+KNOWN_TYPES = (
+    "check_in",
+    "message_sent",
+    "post_liked",
+    "content_shared",
+    "invite_accepted",
+    "event_attended",
+    "poll_voted",
+)
+
+ActivityType = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$"),
+    Field(
+        description=f"Known out of the box: {', '.join(KNOWN_TYPES)}; other types are recorded too",
+        examples=["check_in"],
+    ),
+]
+
+
+class ActivityCreate(BaseModel):
+    """One activity. Give `member_id` or `external_id` (a member token may give neither)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: uuid.UUID | None = Field(default=None, description="Your id for this event: a repeat is recorded once")
+    member_id: uuid.UUID | None = None
+    external_id: ExternalId | None = None
+    community_id: uuid.UUID
+    type: ActivityType
+    occurred_at: AwareDatetime | None = Field(default=None, description="When it happened (default: now)")
+    properties: Properties = Field(default_factory=dict, description="Free-form details, at most 8 KB of JSON")
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _plausible_time(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value > utcnow() + MAX_CLOCK_SKEW:
+            raise ValueError("must not be in the future")
+        if value < EARLIEST:
+            raise ValueError("must be after 2000-01-01")
+        return value
+
+    @model_validator(mode="after")
+    def _one_member_reference(self) -> ActivityCreate:
+        if self.member_id is not None and self.external_id is not None:
+            raise ValueError("give member_id or external_id, not both")
+        return self
+
+
+class ActivityAccepted(BaseModel):
+    id: uuid.UUID = Field(description="The event's id (yours, or one made for it)")
+    duplicate: bool = Field(description="True if this id was recorded before: nothing changed")
+
+
+class ActivityBatchCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Items are validated one by one, so one bad item does not sink the batch.
+    events: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        json_schema_extra={"items": {"$ref": "#/components/schemas/ActivityCreate"}},
+    )
+
+
+class RejectedActivity(BaseModel):
+    index: int = Field(description="Position of the event in the batch")
+    problem: Problem
+
+
+class ActivityBatchResult(BaseModel):
+    accepted: int = Field(description="Events recorded now")
+    duplicates: int = Field(description="Events whose id was recorded before")
+    rejected: list[RejectedActivity]

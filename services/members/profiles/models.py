@@ -1,0 +1,50 @@
+"""Member profiles. Email and phone are stored only encrypted, with a blind index each."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Field
+
+from services.common.db import UTCDateTime, new_id, utcnow
+from services.members.db import MembersModel
+
+# JSONB on Postgres (containment and equality on attribute values), JSON text on SQLite.
+JSONDocument = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class Member(MembersModel, table=True):
+    __tablename__ = "members"
+    __table_args__ = (sa.Index("ix_members_created_at_id", "created_at", "id"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    # NULL once erased, so the partner may reuse it; unique among the rest (NULLs never clash).
+    external_id: str | None = Field(default=None, max_length=200, unique=True)
+    display_name: str = Field(max_length=200)
+    email_cipher: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    email_index: str | None = Field(default=None, max_length=64, index=True)
+    phone_cipher: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    phone_index: str | None = Field(default=None, max_length=64, index=True)
+    tags: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument, nullable=False)
+    consent_marketing: bool = Field(default=False)
+    consent_updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    joined_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    last_active_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class MemberTag(MembersModel, table=True):
+    """One row per (member, tag): the tag filters and segment rules use its index."""
+
+    __tablename__ = "member_tags"
+    __table_args__ = (sa.Index("ix_member_tags_tag_member_id", "tag", "member_id"),)
+
+    member_id: uuid.UUID = Field(foreign_key="members.id", ondelete="CASCADE", primary_key=True)
+    tag: str = Field(max_length=50, primary_key=True)
