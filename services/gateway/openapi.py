@@ -46,7 +46,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
 }
 DEFAULT_SECURITY: list[dict[str, list[str]]] = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
 # Gateway operations that need no credentials (API.md: "anyone").
-PUBLIC_OPERATIONS = frozenset({("post", "/v1/auth/token"), ("post", "/v1/auth/refresh")})
+PUBLIC_OPERATIONS = frozenset({("post", "/v1/auth/token"), ("post", "/v1/auth/refresh"), ("post", "/v1/auth/revoke")})
 
 RATE_LIMIT_HEADERS: dict[str, Any] = {
     "RateLimit-Policy": {

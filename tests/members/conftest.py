@@ -1,8 +1,9 @@
 """Clients and factories for the members tests.
 
-Every test reaches the service through `api(identity)`. Today that is a client straight
-to the members service with an internal token; once the gateway routes `/v1`, switching
-the one line in `api` runs the whole suite through the gateway.
+Every test reaches the service through `api(identity)`: a client to the gateway,
+authenticated as that caller with real credentials (JWT or API key), so the whole suite
+runs through authentication, routing and the internal token. `/internal/...` paths are
+not public: tests of those use `system.direct`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,16 @@ def api(system: System) -> ApiFactory:
     """`async with await api(identity) as client:` a client acting as that caller."""
 
     async def client_for(identity: Identity) -> httpx.AsyncClient:
+        return await system.client(identity)
+
+    return client_for
+
+
+@pytest.fixture
+def internal_api(system: System) -> ApiFactory:
+    """A client straight to the members service with an internal token (`/internal/...`)."""
+
+    async def client_for(identity: Identity) -> httpx.AsyncClient:
         return system.direct("members", identity)
 
     return client_for
@@ -33,6 +44,6 @@ def pg_api(pg_system: System) -> ApiFactory:
     """Like `api`, on Postgres only (concurrency tests)."""
 
     async def client_for(identity: Identity) -> httpx.AsyncClient:
-        return pg_system.direct("members", identity)
+        return await pg_system.client(identity)
 
     return client_for

@@ -96,7 +96,7 @@ async def test_who_may_erase(api: ApiFactory) -> None:
         assert (await client.delete(f"/v1/members/{uuid.uuid4()}")).status_code == 404
 
 
-async def test_export_holds_everything_about_the_member(api: ApiFactory) -> None:
+async def test_export_holds_everything_about_the_member(api: ApiFactory, internal_api: ApiFactory) -> None:
     async with await api(OPERATOR) as client:
         community = await create_community(client)
         alice = await create_member(
@@ -106,10 +106,10 @@ async def test_export_holds_everything_about_the_member(api: ApiFactory) -> None
         await join(client, community["id"], alice["id"])
         await record(client, member_id=alice["id"], community_id=community["id"], properties={"n": 1})
         await record(client, member_id=bob["id"], community_id=community["id"])
-    async with await api(member(alice["id"])) as client:
+    async with await internal_api(member(alice["id"])) as client:
         export = await client.get(f"/internal/members/{alice['id']}/export")
         other = await client.get(f"/internal/members/{bob['id']}/export")
-    async with await api(OPERATOR) as client:
+    async with await internal_api(OPERATOR) as client:
         operator = await client.get(f"/internal/members/{alice['id']}/export")
     assert export.status_code == 200, export.text
     body = export.json()
@@ -123,23 +123,24 @@ async def test_export_holds_everything_about_the_member(api: ApiFactory) -> None
     assert operator.status_code == 403
 
 
-async def test_resolve(api: ApiFactory) -> None:
+async def test_resolve(api: ApiFactory, internal_api: ApiFactory) -> None:
     async with await api(OPERATOR) as client:
         alice = await create_member(client, external_id="res-a")
         bob = await create_member(client)
-    async with await api(partner("members:token")) as client:
+    async with await internal_api(partner("members:token")) as client:
         by_id = await client.get("/internal/members/resolve", params={"member_id": alice["id"]})
         by_external = await client.get("/internal/members/resolve", params={"external_id": "res-a"})
         unknown = await client.get("/internal/members/resolve", params={"external_id": "nobody"})
         neither = await client.get("/internal/members/resolve")
         both = await client.get("/internal/members/resolve", params={"external_id": "res-a", "member_id": alice["id"]})
-    async with await api(member(bob["id"])) as client:
+    async with await internal_api(member(bob["id"])) as client:
         other = await client.get("/internal/members/resolve", params={"member_id": alice["id"]})
         itself = await client.get("/internal/members/resolve", params={"member_id": bob["id"]})
-    async with await api(staff("reviewer")) as client:
+    async with await internal_api(staff("reviewer")) as client:
         reviewer = await client.get("/internal/members/resolve", params={"member_id": alice["id"]})
     async with await api(ADMIN) as client:
         await client.delete(f"/v1/members/{alice['id']}")
+    async with await internal_api(ADMIN) as client:
         erased = await client.get("/internal/members/resolve", params={"member_id": alice["id"]})
     assert by_id.json() == {"id": alice["id"], "external_id": "res-a"}
     assert by_external.json() == by_id.json()

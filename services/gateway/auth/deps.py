@@ -6,21 +6,21 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from services.common.identity import Identity
 from services.common.problems import Forbidden, Unauthorized
 from services.gateway.callers import resolve_caller
 
-# Declared for the OpenAPI document only (Swagger UI's "Authorize" with the password flow or a
-# key); the caller resolver reads the headers itself, so these never reject anything.
-bearer_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", scheme_name="OAuth2Password", auto_error=False)
-api_key_scheme = APIKeyHeader(name="X-API-Key", scheme_name="ApiKey", auto_error=False)
+# Declared for the OpenAPI document only, under the same names the merged document uses for
+# every service operation; the caller resolver reads the headers itself, so these never reject.
+bearer_scheme = HTTPBearer(scheme_name="HTTPBearer", bearerFormat="JWT", auto_error=False)
+api_key_scheme = APIKeyHeader(name="X-API-Key", scheme_name="APIKeyHeader", auto_error=False)
 
 
 async def current_caller(
     request: Request,
-    _bearer: Annotated[str | None, Depends(bearer_scheme)],
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     _api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Identity:
     """The authenticated caller; 401 (with WWW-Authenticate) when there are no credentials."""
