@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 PROBLEM_BASE = "https://qunyun.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -230,7 +231,25 @@ async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     if detail == _STATUS_SLUGS.get(exc.status_code, ("", ""))[1] or detail == HTTPStatus(exc.status_code).phrase:
         detail = None
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        # Starlette names only the first route matching the path; RFC 9110 wants them all.
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     return problem_response(exc.status_code, detail=detail, instance=request.url.path, headers=headers)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (asks the router, so included routers count)."""
+    allowed = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 def internal_error_response(instance: str | None = None) -> Response:
