@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Literal
 
 import jwt
@@ -157,7 +157,9 @@ async def get_caller(request: Request) -> Identity:
 Caller = Annotated[Identity, Depends(get_caller)]
 
 
-def require(*roles: str, scopes: Iterable[str] = (), allow_member: bool = False) -> Callable[[Identity], Identity]:
+def require(
+    *roles: str, scopes: Iterable[str] = (), allow_member: bool = False
+) -> Callable[[Identity], Awaitable[Identity]]:
     """A dependency allowing staff with any of `roles` (admin always), partners with any of
     `scopes`, and members if `allow_member` (the route then checks it is their own row)."""
     scope_list = tuple(scopes)
@@ -169,7 +171,7 @@ def require(*roles: str, scopes: Iterable[str] = (), allow_member: bool = False)
             return caller
         raise Forbidden("Your role does not allow this.")
 
-    return check  # type: ignore[return-value]
+    return check
 
 
 def ensure_self_or(caller: Identity, member_id: uuid.UUID, *roles: str, scopes: Iterable[str] = ()) -> None:

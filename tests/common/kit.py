@@ -37,18 +37,18 @@ from starlette.responses import Response
 from services.common.app import create_service_app
 from services.common.db import Database, SessionDep, utcnow
 from services.common.events import Event, EventDraft, emit, emit_many
-from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, Caller, Identity, sign_internal_token
 from services.common.idempotency import IdempotencyKey, run_idempotent
+from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, Caller, Identity, sign_internal_token
 from services.common.migrations import drop_database, ensure_database, upgrade
 from services.common.pagination import Page, PageDep, keyset_after, paginate_rows
 from services.common.problems import Conflict, problem_responses
-from services.common.settings import Settings
+from services.common.settings import ServiceName, Settings
 from services.feedback.db import kit_tables
 from services.feedback.models_registry import metadata
 from tests.system import PG_SERVER, test_settings
 
-ROLES = ("feedback", "members", "content")  # producer first
-CONSUMERS = ("members", "content")
+ROLES: tuple[ServiceName, ...] = ("feedback", "members", "content")  # producer first
+CONSUMERS: tuple[ServiceName, ...] = ("members", "content")
 
 
 # --- the test router (it exercises the kit's primitives as a domain router would) ----------
@@ -237,7 +237,7 @@ class CountingTransport(httpx.AsyncBaseTransport):
 @dataclass
 class KitDatabases:
     backend: str
-    urls: dict[str, str]
+    urls: dict[ServiceName, str]
     data_dir: Path
 
     @classmethod

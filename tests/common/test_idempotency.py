@@ -57,7 +57,8 @@ async def test_same_key_while_in_flight_is_409(kit: KitSystem) -> None:
     assert during.headers["retry-after"] == "1"
     assert different.status_code == 422
     assert done.status_code == 201
-    assert after.status_code == 201 and after.json() == done.json()
+    assert after.status_code == 201
+    assert after.json() == done.json()
     assert after.headers["idempotent-replayed"] == "true"
     assert await things_created(kit) == 1
 
@@ -114,7 +115,8 @@ async def test_a_claim_abandoned_by_a_crash_is_taken_over(kit: KitSystem) -> Non
     assert response.status_code == 201
     assert await things_created(kit) == 1
     (row,) = await kit.rows(KEYS)
-    assert row.completed_at is not None and row.status_code == 201
+    assert row.completed_at is not None
+    assert row.status_code == 201
 
 
 async def test_requests_without_a_key_are_not_stored(kit: KitSystem) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import jwt
 import pytest
@@ -20,6 +21,7 @@ from services.common.identity import (
     verify_internal_token,
 )
 from services.common.problems import Forbidden, NotFound, Unauthorized
+from services.common.settings import Settings
 from tests.common.kit import KitSystem
 from tests.system import member, partner, staff
 
@@ -37,7 +39,7 @@ PROTECTED = [
 ]
 
 
-def claims(settings, **changes) -> dict:
+def claims(settings: Settings, **changes: Any) -> dict[str, Any]:
     now = int(time.time())
     base = {
         "iss": INTERNAL_ISSUER,
@@ -55,7 +57,7 @@ def claims(settings, **changes) -> dict:
     return {k: v for k, v in base.items() if v is not ...}
 
 
-def forge(settings, key: str | None = None, **changes) -> str:
+def forge(settings: Settings, key: str | None = None, **changes: Any) -> str:
     secret = key or settings.internal_signing_key.get_secret_value()
     return jwt.encode(claims(settings, **changes), secret, algorithm="HS256")
 
@@ -70,7 +72,7 @@ BAD_TOKENS = {
     "no-exp": lambda s: forge(s, exp=...),
     "bad-kind": lambda s: forge(s, kind="robot"),
     "bad-member-id": lambda s: forge(s, mid="not-a-uuid"),
-    "none-alg": lambda s: jwt.encode(claims(s), key=None, algorithm="none"),
+    "none-alg": lambda s: jwt.encode(claims(s), key="", algorithm="none"),
     "garbage": lambda s: "not.a.jwt",
 }
 
@@ -121,8 +123,6 @@ async def test_events_intake_demands_the_system_caller(kit: KitSystem) -> None:
 
 
 def test_token_round_trip_keeps_the_identity() -> None:
-    from services.common.settings import Settings
-
     settings = Settings()
     mid = uuid.uuid4()
     for identity in (staff("operator", "agent"), member(mid), partner("members:write", "read")):
@@ -130,8 +130,6 @@ def test_token_round_trip_keeps_the_identity() -> None:
 
 
 def test_small_clock_skew_is_tolerated_but_not_more() -> None:
-    from services.common.settings import Settings
-
     settings = Settings()
     skewed = sign_internal_token(staff("admin"), settings, now=time.time() + 3)
     assert verify_internal_token(skewed, settings).roles == ("admin",)
@@ -141,8 +139,6 @@ def test_small_clock_skew_is_tolerated_but_not_more() -> None:
 
 
 def test_token_cache_reuses_then_renews_before_expiry() -> None:
-    from services.common.settings import Settings
-
     settings = Settings(internal_token_ttl_seconds=60)
     cache = InternalTokenCache(settings)
     caller = staff("operator")
@@ -161,8 +157,6 @@ def test_token_cache_reuses_then_renews_before_expiry() -> None:
 
 
 def test_token_cache_is_bounded() -> None:
-    from services.common.settings import Settings
-
     cache = InternalTokenCache(Settings(), max_entries=3)
     for _ in range(10):
         cache.token_for(staff("agent"))

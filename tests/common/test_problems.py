@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -13,10 +15,10 @@ from tests.system import staff
 PROBLEMS = "https://qunyun.dev/problems/"
 
 
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict:
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["type"] == PROBLEMS + slug
     assert body["status"] == status
     assert body["title"]
