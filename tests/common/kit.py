@@ -21,7 +21,7 @@ import json
 import secrets
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from starlette.responses import Response
 from services.common.app import create_service_app
 from services.common.db import Database, SessionDep, utcnow
 from services.common.events import Event, EventDraft, emit, emit_many
+from services.common.events.relay import PARKED_AT
 from services.common.idempotency import IdempotencyKey, run_idempotent
 from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, Caller, Identity, sign_internal_token
 from services.common.migrations import drop_database, ensure_database, upgrade
@@ -209,6 +210,8 @@ class CountingTransport(httpx.AsyncBaseTransport):
         self.posted: dict[str, Counter[str]] = {}
         self.posts: Counter[str] = Counter()
         self.latency = 0.0
+        # (service, events) -> an answer to give instead of the app's, or None.
+        self.intercept: Callable[[str, list[dict[str, Any]]], httpx.Response | None] | None = None
 
     def mount(self, host: str, app: FastAPI) -> None:
         self.apps[host] = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -223,9 +226,12 @@ class CountingTransport(httpx.AsyncBaseTransport):
             if self.latency:
                 await asyncio.sleep(self.latency)
             self.posts[host] += 1
+            events = json.loads(request.content)["events"]
+            if self.intercept is not None and (answer := self.intercept(host, events)) is not None:
+                return answer
             response = await transport.handle_async_request(request)
             if 200 <= response.status_code < 300:
-                for event in json.loads(request.content)["events"]:
+                for event in events:
                     self.posted[host][event["id"]] += 1
             return response
         return await transport.handle_async_request(request)
@@ -263,8 +269,8 @@ class KitDatabases:
             "members_database_url": self.urls["members"],
             "content_database_url": self.urls["content"],
             "event_routes": "members=*;content=thing.created",
-            "relay_retry_base_seconds": 0.05,
-            "relay_retry_max_seconds": 0.2,
+            "relay_retry_base_seconds": 10.0,  # tests make retries due with retry_now()
+            "relay_retry_max_seconds": 60.0,
             "relay_max_attempts": 3,
             "relay_batch_size": 100,
         }
@@ -346,6 +352,21 @@ class KitSystem:
         """How many times each event id had its effect applied (committed) in `service`."""
         rows = await self.rows(kit_tables.outbox, service)
         return Counter(row.data["event_id"] for row in rows if row.type == "thing.seen")
+
+    async def retry_now(self) -> None:
+        """Make every backed-off (not parked) delivery due now, instead of sleeping."""
+        pending = kit_tables.outbox_pending
+        async with self.db().session() as session:
+            await session.execute(
+                pending.update().where(pending.c.next_attempt_at < PARKED_AT).values(next_attempt_at=utcnow())
+            )
+            await session.commit()
+
+    async def settle(self, rounds: int = 10) -> None:
+        """Retry and drain until nothing more can be delivered."""
+        for _ in range(rounds):
+            await self.retry_now()
+            await self.relay.drain()
 
     async def pending(self, subscriber: str | None = None) -> list[Any]:
         rows = await self.rows(kit_tables.outbox_pending)
