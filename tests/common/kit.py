@@ -288,7 +288,7 @@ class KitSystem:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.transport = CountingTransport()
-        self.behaviour = {name: ConsumerBehaviour() for name in CONSUMERS}
+        self.behaviour: dict[str, ConsumerBehaviour] = {name: ConsumerBehaviour() for name in CONSUMERS}
         self.apps: dict[str, FastAPI] = {
             "feedback": create_service_app(
                 "feedback", settings, kit_tables=kit_tables, routers=[thing_router()], transport=self.transport
