@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -52,12 +53,35 @@ SENSITIVE_KEYS = frozenset(
 )
 REDACTED = "[redacted]"
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+_SECRET_PAIR = re.compile(r"(?i)\b(password|passwd|secret|token|api[_-]?key)(\s*[=:]\s*)[^\s,;&\"']+")
+
+
+# The credentials the current request carries, scrubbed verbatim from whatever is logged
+# while it runs (a careless f-string included).
+_request_secrets: ContextVar[tuple[str, ...]] = ContextVar("qunyun_request_secrets", default=())
+_CREDENTIAL_HEADERS = (b"authorization", b"x-api-key", b"x-internal-token", b"cookie")
+_MIN_SECRET_LENGTH = 8  # shorter values would redact ordinary words
+
+
+def _credentials(headers: Any) -> tuple[str, ...]:
+    found: list[str] = []
+    for name, value in headers:
+        if name in _CREDENTIAL_HEADERS:
+            text = value.decode("latin-1").strip()
+            found.append(text)
+            found.extend(part for part in text.split() if part.lower() not in ("bearer", "basic"))
+    return tuple(sorted({s for s in found if len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True))
 
 
 def _scrub(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
-        return _BEARER.sub(r"\1 " + REDACTED, _EMAIL.sub(REDACTED, value))
+        for secret in _request_secrets.get():
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        value = _EMAIL.sub(REDACTED, value)
+        value = _SECRET_PAIR.sub(r"\1\2" + REDACTED, value)
+        return _BEARER.sub(r"\1 " + REDACTED, value)
     if depth > 4:
         return value
     if isinstance(value, dict):
@@ -76,6 +100,17 @@ def redact_sensitive(_logger: Any, _method: str, event_dict: MutableMapping[str,
     return _scrub(dict(event_dict))  # type: ignore[no-any-return]
 
 
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at the time (a redirect, a test's capture), not the
+    stream that existed when logging was configured: loggers are cached on first use."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     renderer: Any = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer()
     structlog.configure(
@@ -88,7 +123,7 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
 
@@ -192,6 +227,7 @@ class RequestContextMiddleware:
         # Tokens, not unbind: an in-process call (tests, composition) nests requests in one
         # context, and the outer request must get its own id back afterwards.
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        secrets_token = _request_secrets.set(_credentials(scope["headers"]))
         status = 500
         started = time.perf_counter()
         response_started = False
@@ -223,6 +259,7 @@ class RequestContextMiddleware:
                     "request", method=method, route=route, status=status, duration_ms=round(elapsed * 1000, 2)
                 )
             structlog.contextvars.reset_contextvars(**tokens)
+            _request_secrets.reset(secrets_token)
 
 
 def request_id_of(request: Request) -> str | None:

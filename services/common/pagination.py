@@ -85,10 +85,18 @@ def _invalid_cursor() -> Unprocessable:
     return Unprocessable("The cursor is not valid.", slug="invalid-cursor", title="Invalid cursor")
 
 
+def _python_type(type_: sa.types.TypeEngine[Any]) -> type:
+    python_type = type_.python_type
+    while python_type is object and isinstance(type_, sa.types.TypeDecorator):
+        type_ = type_.impl_instance
+        python_type = type_.python_type
+    return python_type
+
+
 def _coerce(column: sa.ColumnElement[Any], value: Any) -> Any:
     if value is None:
         raise ValueError("sort keys are never null")
-    python_type = column.type.python_type
+    python_type = _python_type(column.type)
     if python_type is datetime:
         if not isinstance(value, str):
             raise TypeError("a timestamp in a cursor is a string")

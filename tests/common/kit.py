@@ -220,13 +220,14 @@ class CountingTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
         transport = self.apps.get(host)
+        is_delivery = request.method == "POST" and request.url.path == "/internal/events"
+        if is_delivery and self.latency:
+            await asyncio.sleep(self.latency)  # also before "connection refused": a slow timeout
         if transport is None or host in self.down:
             raise httpx.ConnectError(f"{host} is down", request=request)
-        if request.method == "POST" and request.url.path == "/internal/events":
-            if self.latency:
-                await asyncio.sleep(self.latency)
+        if is_delivery:
             self.posts[host] += 1
-            events = json.loads(request.content)["events"]
+            events = (json.loads(request.content or b"{}") or {}).get("events") or []
             if self.intercept is not None and (answer := self.intercept(host, events)) is not None:
                 return answer
             response = await transport.handle_async_request(request)

@@ -349,6 +349,8 @@ class Relay:
     async def run(self) -> None:
         interval = self.settings.relay_interval_ms / 1000
         while True:
+            # Cleared before the pass: a commit that lands during the pass must wake the next one.
+            self._wake.clear()
             results = await self._pass_all()
             if time.monotonic() >= self._next_maintenance:
                 self._next_maintenance = time.monotonic() + self.settings.maintenance_interval_seconds
@@ -358,7 +360,6 @@ class Relay:
                     log.exception("relay_maintenance_failed")
             if any(result.progressed for result in results):
                 continue  # more may be waiting: keep going while there is work
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
 
