@@ -208,7 +208,8 @@ async def _validation_handler(request: Request, exc: Exception) -> Response:
         )
     content_type = request.headers.get("content-type")
     body_errors = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in raw)
-    if body_errors and _route_takes_json_body(request) and not is_json_media_type(content_type):
+    sent_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    if body_errors and sent_body and _route_takes_json_body(request) and not is_json_media_type(content_type):
         # FastAPI leaves a non-JSON body unparsed, which would surface as misleading field errors.
         return problem_response(
             415,

@@ -70,6 +70,13 @@ async def test_json_route_refuses_other_content_types_with_415(kit: KitSystem, c
     await assert_nothing_written(kit)
 
 
+async def test_a_missing_body_is_a_422_field_error(kit: KitSystem) -> None:
+    async with kit.client(staff("operator")) as client:
+        response = await client.post("/things")
+    body = assert_problem(response, 422, "validation-error")
+    assert body["errors"][0]["loc"] == ["body"]
+
+
 async def test_json_content_type_variants_are_accepted(kit: KitSystem) -> None:
     async with kit.client(staff("operator")) as client:
         plain = await client.post("/things", content=b'{"name": "a"}', headers={"content-type": "application/json"})
