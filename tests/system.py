@@ -130,7 +130,9 @@ class System:
         for _ in range(rounds):
             delivered = 0
             for name in SERVICES:
-                delivered += await self.state(name).relay.drain()
+                relay = getattr(self.state(name), "relay", None)  # the gateway emits no events (yet)
+                if relay is not None:
+                    delivered += await relay.drain()
             total += delivered
             if delivered == 0:
                 break

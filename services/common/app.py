@@ -76,7 +76,9 @@ def health_router() -> APIRouter:
     @router.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         """Prometheus metrics of this process."""
-        return request.app.state.metrics.render()  # type: ignore[no-any-return]
+        registry: Metrics = request.app.state.metrics
+        await registry.refresh()
+        return registry.render()
 
     return router
 
@@ -118,7 +120,7 @@ def create_service_app(
         db = Database(settings.database_url_for(service), settings, info={"outbox": outbox})
         http = build_http_client(settings, transport)
         app.state.db, app.state.outbox, app.state.http = db, outbox, http
-        app.state.relay = Relay(db, outbox, settings, http)
+        app.state.relay = Relay(db, outbox, settings, http, metrics=app.state.metrics)
         async with AsyncExitStack() as stack:
             stack.push_async_callback(db.dispose)
             stack.push_async_callback(http.aclose)

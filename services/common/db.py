@@ -10,20 +10,23 @@ outbox row always land in one transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
+import structlog
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import registry
+from sqlalchemy.orm import Session, registry
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
 from services.common.settings import Settings
+
+log = structlog.get_logger("qunyun.db")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -63,8 +66,7 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
     @property
     def python_type(self) -> type[datetime]:
-        # TypeDecorator reports `object`; keyset cursors need to know they hold timestamps.
-        return datetime
+        return datetime  # TypeDecorator would say `object` (cursors coerce by this)
 
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
@@ -86,8 +88,9 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine(url: str, settings: Settings | None = None, *, pool: bool = True) -> AsyncEngine:
     """An async engine: SQLite in WAL mode with a busy timeout, or a pooled asyncpg engine."""
+    # hide_parameters: SQL errors would otherwise carry bound values (emails, names) into logs.
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -100,13 +103,15 @@ def create_engine(url: str, settings: Settings | None = None, *, pool: bool = Tr
 
         return engine
     if not pool:
-        return create_async_engine(url, poolclass=NullPool)
+        return create_async_engine(url, poolclass=NullPool, hide_parameters=True)
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size if settings else 10,
         max_overflow=settings.db_max_overflow if settings else 10,
+        pool_timeout=settings.db_pool_timeout_seconds if settings else 30,
         pool_pre_ping=True,
         pool_recycle=1800,
+        hide_parameters=True,
     )
 
 
@@ -116,10 +121,29 @@ class Database:
     def __init__(self, url: str, settings: Settings | None = None, *, info: dict[str, Any] | None = None) -> None:
         self.url = url
         self.engine = create_engine(url, settings)
+        # A Session subclass per Database, so its commit listener sees only this service's sessions.
+        session_class: type[Session] = type("ServiceSession", (Session,), {})
         # `info` is copied into every session: it carries the service's outbox (see events.outbox).
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False, info=info or {})
-        # Called after each commit that wrote outbox rows, to wake the relay at once.
+        self.sessionmaker = async_sessionmaker(
+            self.engine,
+            expire_on_commit=False,
+            autoflush=False,
+            info=info or {},
+            sync_session_class=session_class,
+        )
+        # Called after each commit that wrote outbox rows (any session of this Database,
+        # requests and background jobs alike), to wake the relay at once.
         self.on_outbox_commit: Callable[[], None] | None = None
+        event.listen(session_class, "after_commit", self._after_commit)
+        event.listen(session_class, "after_rollback", self._after_rollback)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop("outbox_written", False) and self.on_outbox_commit is not None:
+            self.on_outbox_commit()
+
+    @staticmethod
+    def _after_rollback(session: Session) -> None:
+        session.info.pop("outbox_written", None)
 
     @property
     def is_sqlite(self) -> bool:
@@ -136,10 +160,28 @@ class Database:
         return self.sessionmaker()
 
     async def commit(self, session: AsyncSession) -> None:
-        """Commit and, if the transaction wrote events, wake the relay."""
+        """Commit (a commit that wrote events wakes the relay, see `_after_commit`)."""
         await session.commit()
-        if session.info.pop("outbox_written", False) and self.on_outbox_commit:
-            self.on_outbox_commit()
+
+
+RollbackHook = Callable[[], Awaitable[None]]
+_ROLLBACK_HOOKS = "rollback_hooks"
+
+
+def on_rollback(session: AsyncSession, hook: RollbackHook) -> None:
+    """Run `hook` if the request's transaction ends in a rollback (a later error in the
+    route, or a failed commit): undo what was done outside the transaction."""
+    session.info.setdefault(_ROLLBACK_HOOKS, []).append(hook)
+
+
+async def _rolled_back(session: AsyncSession) -> None:
+    await session.rollback()
+    hooks: list[RollbackHook] = session.info.pop(_ROLLBACK_HOOKS, [])
+    for hook in hooks:
+        try:
+            await hook()
+        except Exception:  # the original error matters more than a failed clean-up
+            log.exception("rollback_hook_failed")
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -149,9 +191,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
         except BaseException:
-            await session.rollback()
+            await _rolled_back(session)
             raise
-        await db.commit(session)
+        try:
+            await db.commit(session)
+        except BaseException:
+            await _rolled_back(session)
+            raise
+        session.info.pop(_ROLLBACK_HOOKS, None)
 
 
 # scope="function": the commit runs before the response is sent, so a failed commit is an

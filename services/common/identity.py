@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Literal
 
 import jwt
@@ -25,6 +25,7 @@ INTERNAL_TOKEN_HEADER = "X-Internal-Token"
 INTERNAL_AUDIENCE = "qunyun-internal"
 INTERNAL_ISSUER = "qunyun-gateway"
 INTERNAL_TYPE = "internal"
+CLOCK_SKEW_SECONDS = 5  # gateway and services run on different hosts
 
 CallerKind = Literal["staff", "member", "partner", "system"]
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -91,6 +92,7 @@ def verify_internal_token(token: str, settings: Settings) -> Identity:
             audience=INTERNAL_AUDIENCE,
             issuer=INTERNAL_ISSUER,
             options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            leeway=CLOCK_SKEW_SECONDS,
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized("The internal token is missing, expired or invalid.") from exc
@@ -104,7 +106,7 @@ def verify_internal_token(token: str, settings: Settings) -> Identity:
             scopes=tuple(claims.get("scopes") or ()),
             member_id=uuid.UUID(claims["mid"]) if claims.get("mid") else None,
         )
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:
         raise Unauthorized("The internal token carries a malformed identity.") from exc
 
 
@@ -117,17 +119,25 @@ class InternalTokenCache:
     def __init__(self, settings: Settings, max_entries: int = 10_000) -> None:
         self._settings = settings
         self._max = max_entries
-        self._tokens: dict[Identity, tuple[float, str]] = {}
+        self._tokens: dict[tuple[object, ...], tuple[float, str]] = {}
 
-    def token_for(self, identity: Identity) -> str:
-        now = time.time()
-        cached = self._tokens.get(identity)
+    @staticmethod
+    def _cache_key(identity: Identity) -> tuple[object, ...]:
+        # Only what the token carries: `request_id` differs on every request and must not
+        # defeat the cache.
+        return (identity.kind, identity.id, identity.roles, identity.scopes, identity.member_id)
+
+    def token_for(self, identity: Identity, *, now: float | None = None) -> str:
+        """A valid token for `identity`, re-signed once half its lifetime has passed."""
+        now = time.time() if now is None else now
+        key = self._cache_key(identity)
+        cached = self._tokens.get(key)
         if cached and cached[0] > now:
             return cached[1]
         if len(self._tokens) >= self._max:
             self._tokens.clear()
         token = sign_internal_token(identity, self._settings, now=now)
-        self._tokens[identity] = (now + self._settings.internal_token_ttl_seconds / 2, token)
+        self._tokens[key] = (now + self._settings.internal_token_ttl_seconds / 2, token)
         return token
 
 
@@ -147,7 +157,9 @@ async def get_caller(request: Request) -> Identity:
 Caller = Annotated[Identity, Depends(get_caller)]
 
 
-def require(*roles: str, scopes: Iterable[str] = (), allow_member: bool = False) -> Callable[[Identity], Identity]:
+def require(
+    *roles: str, scopes: Iterable[str] = (), allow_member: bool = False
+) -> Callable[[Identity], Awaitable[Identity]]:
     """A dependency allowing staff with any of `roles` (admin always), partners with any of
     `scopes`, and members if `allow_member` (the route then checks it is their own row)."""
     scope_list = tuple(scopes)
@@ -159,7 +171,7 @@ def require(*roles: str, scopes: Iterable[str] = (), allow_member: bool = False)
             return caller
         raise Forbidden("Your role does not allow this.")
 
-    return check  # type: ignore[return-value]
+    return check
 
 
 def ensure_self_or(caller: Identity, member_id: uuid.UUID, *roles: str, scopes: Iterable[str] = ()) -> None:
@@ -182,7 +194,7 @@ class InternalAuthMiddleware:
         self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
+        if scope["type"] == "lifespan" or (scope["type"] == "http" and scope["path"] in self.exempt):
             await self.app(scope, receive, send)
             return
         token = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-internal-token"), None)
@@ -191,6 +203,9 @@ class InternalAuthMiddleware:
                 raise Unauthorized("This service is reached only through the gateway (no internal token).")
             identity = verify_internal_token(token, self.settings)
         except Unauthorized as exc:
+            if scope["type"] != "http":  # a websocket: refuse the handshake
+                await send({"type": "websocket.close", "code": 1008})
+                return
             response = problem_response(
                 401, exc.type_slug, exc.problem_title, exc.detail, instance=scope["path"], headers=exc.headers
             )

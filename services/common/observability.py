@@ -14,16 +14,101 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.problems import internal_error_response, route_template
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+# Keys whose values never reach a log line, whatever a caller passes to the logger.
+SENSITIVE_KEYS = frozenset(
+    {
+        "authorization",
+        "x-api-key",
+        "api_key",
+        "apikey",
+        "key",
+        "x-internal-token",
+        "cookie",
+        "set-cookie",
+        "password",
+        "secret",
+        "token",
+        "access_token",
+        "refresh_token",
+        "email",
+        "phone",
+        "idempotency_key",
+    }
+)
+REDACTED = "[redacted]"
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+_SECRET_PAIR = re.compile(r"(?i)\b(password|passwd|secret|token|api[_-]?key)(\s*[=:]\s*)[^\s,;&\"']+")
+
+
+# The credentials the current request carries, scrubbed verbatim from whatever is logged
+# while it runs (a careless f-string included).
+_request_secrets: ContextVar[tuple[str, ...]] = ContextVar("qunyun_request_secrets", default=())
+_CREDENTIAL_HEADERS = (b"authorization", b"x-api-key", b"x-internal-token", b"cookie")
+_MIN_SECRET_LENGTH = 8  # shorter values would redact ordinary words
+
+
+def _credentials(headers: Any) -> tuple[str, ...]:
+    found: list[str] = []
+    for name, value in headers:
+        if name in _CREDENTIAL_HEADERS:
+            text = value.decode("latin-1").strip()
+            found.append(text)
+            found.extend(part for part in text.split() if part.lower() not in ("bearer", "basic"))
+    return tuple(sorted({s for s in found if len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True))
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        for secret in _request_secrets.get():
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        value = _EMAIL.sub(REDACTED, value)
+        value = _SECRET_PAIR.sub(r"\1\2" + REDACTED, value)
+        return _BEARER.sub(r"\1 " + REDACTED, value)
+    if depth > 4:
+        return value
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(k, str) and k.lower() in SENSITIVE_KEYS else _scrub(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(v, depth + 1) for v in value]
+    return value
+
+
+def redact_sensitive(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    """structlog processor: drop secret and personal values (credentials, emails) from every
+    log line, including rendered exception text, as a safety net behind careful call sites."""
+    return _scrub(dict(event_dict))  # type: ignore[no-any-return]
+
+
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at the time (a redirect, a test's capture), not the
+    stream that existed when logging was configured: loggers are cached on first use."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
@@ -34,12 +119,16 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_sensitive,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
+
+
+Refresher = Callable[[], Awaitable[None]]
 
 
 class Metrics:
@@ -60,19 +149,63 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.events_delivered = Counter(
+            "qunyun_relay_events_delivered_total",
+            "Events delivered to a subscriber",
+            ["service", "subscriber"],
+            registry=self.registry,
+        )
+        self.delivery_failures = Counter(
+            "qunyun_relay_delivery_failures_total",
+            "Failed deliveries (POSTs) to a subscriber, by kind: unavailable or rejected",
+            ["service", "subscriber", "kind"],
+            registry=self.registry,
+        )
+        self.events_parked = Counter(
+            "qunyun_relay_events_parked_total",
+            "Events parked after too many failed attempts",
+            ["service", "subscriber"],
+            registry=self.registry,
+        )
+        self.pending = Gauge(
+            "qunyun_relay_pending_events",
+            "Events waiting for delivery (parked ones excluded)",
+            ["service", "subscriber"],
+            registry=self.registry,
+        )
+        self.parked = Gauge(
+            "qunyun_relay_parked_events",
+            "Parked events, waiting for an operator",
+            ["service", "subscriber"],
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "qunyun_relay_lag_seconds",
+            "How long the most overdue pending event has been due",
+            ["service", "subscriber"],
+            registry=self.registry,
+        )
         self.service = service
+        # Async callbacks that update gauges from the database just before a scrape.
+        self.refreshers: list[Refresher] = []
+        self._log = structlog.get_logger("qunyun.metrics")
+
+    async def refresh(self) -> None:
+        for refresher in self.refreshers:
+            try:
+                await refresher()
+            except Exception:  # a scrape must still answer with what it has
+                self._log.exception("metrics_refresh_failed")
 
     def render(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _route_template(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
-
-
 class RequestContextMiddleware:
+    """Request id, access log, metrics, and the last line of defence: an exception that
+    escaped every handler becomes a 500 problem carrying the request id (the trace is
+    logged, never sent)."""
+
     def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = True) -> None:
         self.app = app
         self.metrics = metrics
@@ -91,31 +224,42 @@ class RequestContextMiddleware:
                 break
         request_id = request_id or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        # Tokens, not unbind: an in-process call (tests, composition) nests requests in one
+        # context, and the outer request must get its own id back afterwards.
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        secrets_token = _request_secrets.set(_credentials(scope["headers"]))
         status = 500
         started = time.perf_counter()
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            self.log.exception("unhandled_error", method=scope["method"], route=route_template(scope))
+            if response_started:
+                raise  # too late for a clean answer: let the server drop the connection
+            await internal_error_response(scope.get("path"))(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = _route_template(scope)
-            method = scope["method"]
+            route = route_template(scope)
+            method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
             self.metrics.requests.labels(self.metrics.service, method, route, str(status)).inc()
             self.metrics.latency.labels(self.metrics.service, method, route).observe(elapsed)
             if self.access_log and route not in ("/healthz", "/metrics"):
                 self.log.info(
                     "request", method=method, route=route, status=status, duration_ms=round(elapsed * 1000, 2)
                 )
-            structlog.contextvars.unbind_contextvars("request_id")
+            structlog.contextvars.reset_contextvars(**tokens)
+            _request_secrets.reset(secrets_token)
 
 
 def request_id_of(request: Request) -> str | None:

@@ -55,34 +55,75 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Unprocessable("The cursor is not valid.", slug="invalid-cursor", title="Invalid cursor") from exc
+        raise _invalid_cursor() from exc
     if not isinstance(values, list) or len(values) != size:
-        raise Unprocessable("The cursor is not valid.", slug="invalid-cursor", title="Invalid cursor")
+        raise _invalid_cursor()
     return values
 
 
 def keyset_after(
     columns: Sequence[sa.ColumnElement[Any]], cursor: str | None, *, descending: bool = False
 ) -> sa.ColumnElement[bool] | None:
-    """The WHERE clause for rows after the cursor, ordered by `columns` (a tuple comparison)."""
+    """The WHERE clause for rows after the cursor, ordered by `columns` (a tuple comparison).
+
+    The columns must be NOT NULL and end with a unique one (usually `id`), so rows with
+    equal sort keys are neither skipped nor repeated across pages.
+    """
     if cursor is None:
         return None
     values = decode_cursor(cursor, len(columns))
     try:
         typed = [_coerce(col, v) for col, v in zip(columns, values, strict=True)]
-    except (ValueError, TypeError, NotImplementedError) as exc:
-        raise Unprocessable("The cursor is not valid.", slug="invalid-cursor", title="Invalid cursor") from exc
+    except Exception as exc:  # whatever a forged cursor holds, it is the caller's error
+        raise _invalid_cursor() from exc
     left = sa.tuple_(*columns)
     right = sa.tuple_(*[sa.literal(v, type_=col.type) for col, v in zip(columns, typed, strict=True)])
     return left < right if descending else left > right
 
 
+def _invalid_cursor() -> Unprocessable:
+    return Unprocessable("The cursor is not valid.", slug="invalid-cursor", title="Invalid cursor")
+
+
+def _python_type(type_: sa.types.TypeEngine[Any]) -> type:
+    python_type = type_.python_type
+    while python_type is object and isinstance(type_, sa.types.TypeDecorator):
+        type_ = type_.impl_instance
+        python_type = type_.python_type
+    return python_type
+
+
 def _coerce(column: sa.ColumnElement[Any], value: Any) -> Any:
-    python_type = column.type.python_type
-    if value is None or isinstance(value, python_type):
-        return value
+    if value is None:
+        raise ValueError("sort keys are never null")
+    python_type = _python_type(column.type)
     if python_type is datetime:
-        return datetime.fromisoformat(value)
+        if not isinstance(value, str):
+            raise TypeError("a timestamp in a cursor is a string")
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError("a timestamp in a cursor carries its offset")
+        return parsed
+    if python_type is bool:
+        if not isinstance(value, bool):
+            raise TypeError("expected a boolean")
+        return value
+    if python_type is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError("expected a number")
+        return float(value)
+    if python_type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("expected an integer")
+        return value
+    if python_type is str:
+        if not isinstance(value, str):
+            raise TypeError("expected a string")
+        return value
+    if isinstance(value, python_type):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"expected {python_type.__name__} as a string")
     return python_type(value)
 
 

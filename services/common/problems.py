@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any, ClassVar
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 PROBLEM_BASE = "https://qunyun.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -162,6 +164,19 @@ def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def is_json_media_type(content_type: str | None) -> bool:
+    """`application/json`, `application/problem+json`, ... (parameters such as charset allowed)."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _route_takes_json_body(request: Request) -> bool:
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    return body_field is not None and not isinstance(body_field.field_info, params.Form)
+
+
 async def _problem_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProblemError)
     return problem_response(
@@ -177,32 +192,84 @@ async def _problem_error_handler(request: Request, exc: Exception) -> Response:
 
 async def _validation_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = _field_errors(exc.errors())
-    malformed = any(e["msg"].startswith("JSON decode error") for e in errors)
-    detail = "The request body is not valid JSON." if malformed else "The request has invalid fields."
+    raw = exc.errors()
+    instance = request.url.path
+    decode_error = next((e for e in raw if e.get("type") == "json_invalid"), None)
+    if decode_error is not None:
+        # Like Stripe and GitHub: a body that is not JSON at all is a 400, not field errors.
+        reason = str((decode_error.get("ctx") or {}).get("error") or "invalid JSON")
+        return problem_response(
+            400,
+            "malformed-json",
+            "Malformed JSON",
+            "The request body is not valid JSON.",
+            instance=instance,
+            errors=[{"loc": ["body"], "msg": reason}],
+        )
+    content_type = request.headers.get("content-type")
+    body_errors = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in raw)
+    sent_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    if body_errors and sent_body and _route_takes_json_body(request) and not is_json_media_type(content_type):
+        # FastAPI leaves a non-JSON body unparsed, which would surface as misleading field errors.
+        return problem_response(
+            415,
+            detail=f"Send the body as JSON with Content-Type: application/json (got {content_type or 'none'}).",
+            instance=instance,
+        )
     return problem_response(
         422,
-        "malformed-json" if malformed else "validation-error",
-        "Malformed JSON" if malformed else "Invalid request",
-        detail,
-        instance=request.url.path,
-        errors=errors,
+        "validation-error",
+        "Invalid request",
+        "The request has invalid fields.",
+        instance=instance,
+        errors=_field_errors(raw),
     )
 
 
 async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail: str | None = exc.detail if isinstance(exc.detail, str) else None
-    if detail == _STATUS_SLUGS.get(exc.status_code, ("", ""))[1]:
+    if detail == _STATUS_SLUGS.get(exc.status_code, ("", ""))[1] or detail == HTTPStatus(exc.status_code).phrase:
         detail = None
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        # Starlette names only the first route matching the path; RFC 9110 wants them all.
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     return problem_response(exc.status_code, detail=detail, instance=request.url.path, headers=headers)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (asks the router, so included routers count)."""
+    allowed = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+def internal_error_response(instance: str | None = None) -> Response:
+    """The 500 answer: a problem with no trace of what went wrong inside (that goes to the log)."""
+    return problem_response(500, detail="An unexpected error occurred.", instance=instance)
+
+
 async def _unhandled_handler(request: Request, exc: Exception) -> Response:
-    # Log the stack trace for operators; never show it to the caller.
-    log.error("unhandled_error", path=request.url.path, exc_info=exc)
-    return problem_response(500, detail="An unexpected error occurred.", instance=request.url.path)
+    # Normally RequestContextMiddleware answers first (with the request id); this is the
+    # fallback for apps without it. Log the trace for operators, never show it to the caller.
+    log.error("unhandled_error", route=route_template(request.scope), exc_info=exc)
+    return internal_error_response(request.url.path)
+
+
+def route_template(scope: Any) -> str:
+    """The matched route's path template (`/v1/members/{id}`), never the raw path: raw
+    paths can carry personal data (`/by-external-id/...`) and explode metric labels."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "unmatched"
 
 
 def install_problem_handlers(app: FastAPI) -> None:

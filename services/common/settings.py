@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = Literal["gateway", "members", "content", "rewards", "feedback"]
@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     feedback_database_url: str | None = None
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    db_pool_timeout_seconds: float = Field(default=30, gt=0)
 
     # Where the services are; default derived from host and port_base.
     gateway_url: str | None = None
@@ -77,6 +78,18 @@ class Settings(BaseSettings):
     relay_batch_size: int = 500
     scheduler_interval_ms: int = 1000
     event_routes: str = DEFAULT_EVENT_ROUTES
+    # A subscriber that fails on one event (its handler raised) gets it again with backoff;
+    # after this many attempts the event is parked (kept, visible, replayable) so it no
+    # longer holds anything up.
+    relay_max_attempts: int = Field(default=8, ge=1)
+    relay_retry_base_seconds: float = Field(default=1.0, gt=0)
+    relay_retry_max_seconds: float = Field(default=300.0, gt=0)
+    relay_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Housekeeping run by every relay (safe with several replicas): delivered outbox rows,
+    # inbox ids and Idempotency-Keys older than these are deleted.
+    outbox_retention_days: float = Field(default=7, gt=0)
+    inbox_retention_days: float = Field(default=30, gt=0)
+    maintenance_interval_seconds: float = Field(default=3600, gt=0)
 
     webhook_allow_private: bool = False
     webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"

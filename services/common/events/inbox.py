@@ -3,6 +3,11 @@
 The event ids go into the `inbox` first (`ON CONFLICT DO NOTHING`); only the ids that
 were new reach the handlers, in the same transaction, so a redelivered event changes
 nothing and a failed batch leaves no trace (the relay retries it).
+
+When a handler raises, the whole batch rolls back and the answer names the event that
+failed (`500 event-handler-failed` with `event_id`), so the relay can deliver the rest
+and retry (then park) only that one. A database that is unreachable or busy is the
+consumer's trouble, not the event's: that answer is a 503 naming no event.
 """
 
 from __future__ import annotations
@@ -12,15 +17,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+import structlog
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import SessionDep, utcnow
 from services.common.events.tables import KitTables
 from services.common.identity import Caller
-from services.common.problems import Forbidden
+from services.common.problems import Forbidden, ProblemError, ServiceUnavailable, problem_responses
+
+log = structlog.get_logger("qunyun.inbox")
 
 
 class Event(BaseModel):
@@ -45,6 +54,30 @@ class EventBatchResult(BaseModel):
 EventHandler = Callable[[AsyncSession, Event], Awaitable[None]]
 
 
+class EventHandlerFailed(ProblemError):
+    """A handler raised on one event; the batch was rolled back. Names the event."""
+
+    status, slug, title = 500, "event-handler-failed", "Event handler failed"
+
+    def __init__(self, event: Event, index: int, error: BaseException) -> None:
+        super().__init__(
+            f"Handling {event.type} failed: {type(error).__name__}: {error}"[:500],
+            event_id=str(event.id),
+            event_type=event.type,
+            index=index,
+        )
+        self.event = event
+
+
+def _consumer_unavailable(error: BaseException) -> bool:
+    """Errors that say "this service cannot work right now", whatever the event."""
+    if isinstance(error, OperationalError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(error, ProblemError):
+        return error.status_code == 503
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
 async def record_new_events(session: AsyncSession, tables: KitTables, events: list[Event]) -> set[uuid.UUID]:
     """Insert the ids into the inbox; return those that were not there before."""
     if not events:
@@ -60,12 +93,28 @@ async def record_new_events(session: AsyncSession, tables: KitTables, events: li
 async def apply_events(
     session: AsyncSession, tables: KitTables, handlers: Mapping[str, EventHandler], events: list[Event]
 ) -> EventBatchResult:
-    """Apply each new event's handler once, in order; duplicates are skipped."""
+    """Apply each new event's handler once, in order; duplicates are skipped.
+
+    A handler's error is raised as `EventHandlerFailed` naming the event (the caller's
+    transaction must roll back), or as `ServiceUnavailable` when the database is the trouble.
+    """
     unique = list({e.id: e for e in events}.values())
     new_ids = await record_new_events(session, tables, unique)
-    for event in unique:
-        if event.id in new_ids and (handler := handlers.get(event.type)):
+    handled: set[uuid.UUID] = set()
+    for index, event in enumerate(events):
+        if event.id not in new_ids or event.id in handled:
+            continue
+        handled.add(event.id)  # the same id twice in one batch is applied once
+        handler = handlers.get(event.type)
+        if handler is None:
+            continue
+        try:
             await handler(session, event)
+        except Exception as exc:
+            log.exception("event_handler_failed", event_id=str(event.id), event_type=event.type)
+            if _consumer_unavailable(exc):
+                raise ServiceUnavailable("The database is not available; retry later.") from exc
+            raise EventHandlerFailed(event, index, exc) from exc
     return EventBatchResult(applied=len(new_ids), duplicates=len(events) - len(new_ids))
 
 
@@ -73,7 +122,7 @@ def events_router(tables: KitTables, handlers: Mapping[str, EventHandler]) -> AP
     """The service's `/internal/events` endpoint, fed by other services' relays."""
     router = APIRouter(tags=["internal"], include_in_schema=False)
 
-    @router.post("/internal/events")
+    @router.post("/internal/events", responses=problem_responses(401, 403, 422, 500, 503))
     async def receive_events(batch: EventBatch, session: SessionDep, caller: Caller) -> EventBatchResult:
         """Apply a batch of events from another service's relay."""
         if caller.kind != "system":

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fastapi.encoders import jsonable_encoder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import new_id, utcnow
@@ -46,7 +47,8 @@ class Outbox:
         now = utcnow()
         ids = [d.id or new_id() for d in drafts]
         rows = [
-            {"id": event_id, "type": d.type, "occurred_at": d.occurred_at or now, "data": d.data}
+            # jsonable_encoder: UUIDs, datetimes and models in `data` become JSON, not a flush error.
+            {"id": event_id, "type": d.type, "occurred_at": d.occurred_at or now, "data": jsonable_encoder(d.data)}
             for event_id, d in zip(ids, drafts, strict=True)
         ]
         pending = [

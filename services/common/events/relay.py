@@ -1,12 +1,32 @@
 """Delivering events: the relay posts pending outbox rows to each subscriber in batches.
 
 Per subscriber, a pass claims up to `relay_batch_size` due rows (`FOR UPDATE SKIP LOCKED`
-on Postgres, so replicas never send the same batch at once), POSTs them as one
-`{"events": [...]}` to the subscriber's `/internal/events`, and deletes the rows on a
-2xx. On failure the rows stay, with attempts, error and a backed-off `next_attempt_at`,
-and the subscriber is paused in this process for the same delay. Other subscribers are
-not affected. A commit that wrote events wakes the relay at once; otherwise it polls
-every `relay_interval_ms`.
+on Postgres, so replicas never send the same rows at once; the locks are held until the
+pass has recorded its outcome), POSTs them as one `{"events": [...]}` to the subscriber's
+`/internal/events`, and deletes the rows on a 2xx. Subscribers do not wait for each other.
+
+A failed POST is one of two kinds:
+
+- **unavailable** (connection error, timeout, 5xx naming no event, 401/403/404/408/429):
+  the subscriber is down or misconfigured, not the events. The posted rows get
+  `attempts + 1`, `last_error` and a backed-off `next_attempt_at`; the subscriber is paused
+  in this process for that delay. Nothing is ever parked for this: a subscriber that is
+  down gets everything once it returns.
+- **rejected**: the consumer named the event its handler failed on (`event_id`, see
+  `inbox`), or a 4xx about the content (400/413/422) was narrowed down by halving the batch
+  to the single event. The other events are re-sent at once; the rejected one is retried
+  with backoff and, after `relay_max_attempts` consecutive rejections, *parked*: it stays
+  in `outbox_pending` with its `last_error`, is never claimed again, and shows in
+  `list_parked` and the `qunyun_relay_parked_events` gauge until `unpark` replays it.
+
+`last_error` starts with the kind (`unavailable: ...`, `rejected: ...`); `attempts`
+counts consecutive failures of the current kind, so hours of outage never park an event
+at its first rejection afterwards.
+
+Every relay also runs housekeeping every `maintenance_interval_seconds` (safe with any
+number of replicas: plain deletes of rows nobody needs, `SKIP LOCKED` on Postgres):
+delivered outbox rows after `outbox_retention_days`, inbox ids after
+`inbox_retention_days`, and Idempotency-Keys after 24 h.
 """
 
 from __future__ import annotations
@@ -15,27 +35,38 @@ import asyncio
 import contextlib
 import random
 import time
-from datetime import timedelta
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import Database, utcnow
 from services.common.events.outbox import Outbox
+from services.common.events.tables import KitTables
 from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, sign_internal_token
+from services.common.observability import Metrics
 from services.common.settings import Settings
 
 log = structlog.get_logger("qunyun.relay")
 
 RETRY_BASE_SECONDS = 1.0
 RETRY_MAX_SECONDS = 300.0
+# A parked row's next_attempt_at: later than any `now`, so the due-index never returns it.
+PARKED_AT = datetime(9999, 12, 31, tzinfo=UTC)
+MAX_POSTS_PER_PASS = 32  # bounds the work of isolating bad events in one pass
+PURGE_CHUNK = 5000
+_UNAVAILABLE_STATUSES = frozenset({401, 403, 404, 408, 425, 429})
 
 
-def backoff_seconds(attempts: int) -> float:
-    """Exponential backoff with full jitter, capped at five minutes."""
-    ceiling = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** min(attempts, 16))
+def backoff_seconds(attempts: int, base: float = RETRY_BASE_SECONDS, cap: float = RETRY_MAX_SECONDS) -> float:
+    """Exponential backoff with jitter (between half and all of the ceiling), capped."""
+    ceiling = min(cap, base * 2 ** min(max(attempts - 1, 0), 30))
     return random.uniform(ceiling / 2, ceiling)
 
 
@@ -49,115 +80,286 @@ def event_envelope(row: Any, source: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _PostResult:
+    ok: bool
+    error: str = ""
+    unavailable: bool = False
+    culprit: uuid.UUID | None = None  # the event the consumer says it failed on
+
+
+@dataclass
+class _Outcome:
+    delivered: list[Any] = field(default_factory=list)
+    rejected: dict[uuid.UUID, str] = field(default_factory=dict)
+    unavailable: list[Any] = field(default_factory=list)  # posted while the subscriber failed
+    unavailable_error: str | None = None
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What one delivery pass for one subscriber did."""
+
+    delivered: int = 0
+    rejected: int = 0
+    parked: int = 0
+    unavailable: bool = False
+
+    @property
+    def progressed(self) -> bool:
+        return bool(self.delivered or self.rejected)
+
+
+@dataclass(frozen=True)
+class ParkedEvent:
+    subscriber: str
+    event_id: uuid.UUID
+    type: str
+    occurred_at: datetime
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    outbox: int
+    inbox: int
+    idempotency_keys: int
+
+
 class Relay:
     """Delivers one service's outbox to its subscribers."""
 
-    def __init__(self, db: Database, outbox: Outbox, settings: Settings, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.db = db
         self.outbox = outbox
         self.settings = settings
         self.client = client
+        self.metrics = metrics
         self._wake = asyncio.Event()
         self._paused_until: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._next_maintenance = time.monotonic() + min(60.0, settings.maintenance_interval_seconds)
         db.on_outbox_commit = self._wake.set
+        if metrics is not None:
+            metrics.refreshers.append(self.refresh_metrics)
+
+    @property
+    def tables(self) -> KitTables:
+        return self.outbox.tables
+
+    # --- delivery -------------------------------------------------------------------
 
     async def deliver_once(self, subscriber: str) -> int:
         """One pass for one subscriber: returns how many events it delivered."""
+        return (await self.deliver_pass(subscriber)).delivered
+
+    async def deliver_pass(self, subscriber: str) -> PassResult:
+        """Claim due rows for `subscriber`, post them, record the outcome."""
         if self._paused_until.get(subscriber, 0.0) > time.monotonic():
-            return 0
-        pending, outbox = self.outbox.tables.outbox_pending, self.outbox.tables.outbox
-        now = utcnow()
+            return PassResult()
+        pending, outbox = self.tables.outbox_pending, self.tables.outbox
         async with self.db.session() as session:
             claim = (
                 sa.select(
                     pending.c.event_id,
                     pending.c.attempts,
+                    pending.c.last_error,
                     outbox.c.id,
                     outbox.c.type,
                     outbox.c.occurred_at,
                     outbox.c.data,
                 )
                 .join(outbox, outbox.c.id == pending.c.event_id)
-                .where(pending.c.subscriber == subscriber, pending.c.next_attempt_at <= now)
+                .where(pending.c.subscriber == subscriber, pending.c.next_attempt_at <= utcnow())
                 .order_by(outbox.c.seq)
                 .limit(self.settings.relay_batch_size)
                 .with_for_update(of=pending, skip_locked=True)
             )
             rows = (await session.execute(claim)).all()
             if not rows:
-                return 0
-            ids = [row.event_id for row in rows]
-            error = await self._post(subscriber, [event_envelope(row, self.outbox.source) for row in rows])
-            owned = (pending.c.subscriber == subscriber) & pending.c.event_id.in_(ids)
-            if error is None:
-                await session.execute(pending.delete().where(owned))
-                await session.commit()
-                self._paused_until.pop(subscriber, None)
-                return len(rows)
-            attempts = max(row.attempts for row in rows) + 1
-            delay = backoff_seconds(attempts)
+                return PassResult()
+            outcome = await self._send(subscriber, rows)
+            result = await self._record(session, subscriber, rows, outcome)
+            await session.commit()
+        self._observe(subscriber, result, outcome)
+        return result
+
+    async def _send(self, subscriber: str, rows: Sequence[Any]) -> _Outcome:
+        """Post `rows`, isolating events the consumer rejects, until all are accounted for."""
+        outcome = _Outcome()
+        queue: list[list[Any]] = [list(rows)]
+        posts = 0
+        while queue:
+            chunk = queue.pop(0)
+            if posts >= MAX_POSTS_PER_PASS:
+                continue  # left due, untouched: the next pass takes them
+            posts += 1
+            result = await self._post(subscriber, [event_envelope(row, self.outbox.source) for row in chunk])
+            if result.ok:
+                outcome.delivered.extend(chunk)
+            elif result.unavailable:
+                outcome.unavailable.extend(chunk)
+                outcome.unavailable_error = result.error
+                queue.clear()  # no point posting the rest now
+            elif result.culprit is not None and any(row.event_id == result.culprit for row in chunk):
+                outcome.rejected[result.culprit] = result.error
+                rest = [row for row in chunk if row.event_id != result.culprit]
+                if rest:
+                    queue.insert(0, rest)
+            elif len(chunk) > 1:
+                middle = len(chunk) // 2
+                queue[0:0] = [chunk[:middle], chunk[middle:]]
+            else:
+                outcome.rejected[chunk[0].event_id] = result.error
+        return outcome
+
+    async def _record(
+        self, session: AsyncSession, subscriber: str, rows: Sequence[Any], outcome: _Outcome
+    ) -> PassResult:
+        pending = self.tables.outbox_pending
+        now = utcnow()
+        mine = pending.c.subscriber == subscriber
+        if outcome.delivered:
+            ids = [row.event_id for row in outcome.delivered]
+            await session.execute(pending.delete().where(mine, pending.c.event_id.in_(ids)))
+        by_id = {row.event_id: row for row in rows}
+        parked = 0
+        for event_id, error in outcome.rejected.items():
+            row = by_id[event_id]
+            attempts = _consecutive(row, "rejected") + 1
+            park = attempts >= self.settings.relay_max_attempts
+            parked += park
             await session.execute(
                 pending.update()
-                .where(owned)
+                .where(mine, pending.c.event_id == event_id)
                 .values(
-                    attempts=pending.c.attempts + 1,
-                    last_error=error[:1000],
+                    attempts=attempts,
+                    last_error=f"rejected: {error}"[:1000],
+                    next_attempt_at=PARKED_AT if park else now + timedelta(seconds=self._backoff(attempts)),
+                )
+            )
+            log.warning(
+                "relay_event_parked" if park else "relay_event_rejected",
+                subscriber=subscriber,
+                event_id=str(event_id),
+                event_type=row.type,
+                attempts=attempts,
+                error=error[:200],
+            )
+        if outcome.unavailable:
+            attempts = max(_consecutive(row, "unavailable") for row in outcome.unavailable) + 1
+            delay = self._backoff(attempts)
+            ids = [row.event_id for row in outcome.unavailable]
+            # Rows of an earlier kind restart their count; all share one retry time.
+            await session.execute(
+                pending.update()
+                .where(mine, pending.c.event_id.in_(ids))
+                .values(
+                    attempts=sa.case(
+                        (pending.c.last_error.like("unavailable:%"), pending.c.attempts + 1),
+                        else_=1,
+                    ),
+                    last_error=f"unavailable: {outcome.unavailable_error}"[:1000],
                     next_attempt_at=now + timedelta(seconds=delay),
                 )
             )
-            await session.commit()
             self._paused_until[subscriber] = time.monotonic() + delay
             log.warning(
-                "relay_delivery_failed",
+                "relay_subscriber_unavailable",
                 subscriber=subscriber,
-                events=len(rows),
+                events=len(ids),
                 attempts=attempts,
-                retry_in_s=round(delay, 1),
-                error=error[:200],
+                retry_in_s=round(delay, 2),
+                error=(outcome.unavailable_error or "")[:200],
             )
-            return 0
+        else:
+            self._paused_until.pop(subscriber, None)
+        return PassResult(
+            delivered=len(outcome.delivered),
+            rejected=len(outcome.rejected),
+            parked=parked,
+            unavailable=bool(outcome.unavailable),
+        )
 
-    async def _post(self, subscriber: str, events: list[dict[str, Any]]) -> str | None:
+    def _backoff(self, attempts: int) -> float:
+        return backoff_seconds(attempts, self.settings.relay_retry_base_seconds, self.settings.relay_retry_max_seconds)
+
+    def _observe(self, subscriber: str, result: PassResult, outcome: _Outcome) -> None:
+        if self.metrics is None:
+            return
+        service = self.metrics.service
+        if result.delivered:
+            self.metrics.events_delivered.labels(service, subscriber).inc(result.delivered)
+        if result.rejected:
+            self.metrics.delivery_failures.labels(service, subscriber, "rejected").inc(result.rejected)
+        if result.unavailable:
+            self.metrics.delivery_failures.labels(service, subscriber, "unavailable").inc()
+        if result.parked:
+            self.metrics.events_parked.labels(service, subscriber).inc(result.parked)
+
+    async def _post(self, subscriber: str, events: list[dict[str, Any]]) -> _PostResult:
         url = f"{self.settings.url_for(subscriber)}/internal/events"  # type: ignore[arg-type]
         token = sign_internal_token(SYSTEM, self.settings)
         try:
             response = await self.client.post(
-                url, json={"events": events}, headers={INTERNAL_TOKEN_HEADER: token}, timeout=30.0
+                url,
+                json={"events": events},
+                headers={INTERNAL_TOKEN_HEADER: token},
+                timeout=self.settings.relay_timeout_seconds,
             )
         except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}"
+            return _PostResult(ok=False, error=f"{type(exc).__name__}: {exc}", unavailable=True)
         if response.is_success:
-            return None
-        return f"HTTP {response.status_code}: {response.text[:300]}"
+            return _PostResult(ok=True)
+        return _classify(response, events)
 
     async def deliver_all_once(self) -> int:
-        delivered = 0
+        """One pass for every subscriber; returns how many events were delivered."""
+        return sum(result.delivered for result in await self._pass_all())
+
+    async def _pass_all(self) -> list[PassResult]:
+        results = []
         for subscriber in self.outbox.subscribers:
             try:
-                delivered += await self.deliver_once(subscriber)
+                results.append(await self.deliver_pass(subscriber))
             except Exception:  # a broken pass must not kill the loop
                 log.exception("relay_pass_failed", subscriber=subscriber)
-        return delivered
+        return results
 
     async def drain(self, max_passes: int = 100) -> int:
         """Deliver until nothing is due (tests and shutdown); ignores pauses."""
         total = 0
         for _ in range(max_passes):
             self._paused_until.clear()
-            delivered = await self.deliver_all_once()
-            total += delivered
-            if delivered == 0:
+            results = await self._pass_all()
+            total += sum(result.delivered for result in results)
+            if not any(result.progressed for result in results):
                 break
         return total
 
     async def run(self) -> None:
         interval = self.settings.relay_interval_ms / 1000
         while True:
-            delivered = await self.deliver_all_once()
-            if delivered:
-                continue  # more may be waiting: keep going while there is work
+            # Cleared before the pass: a commit that lands during the pass must wake the next one.
             self._wake.clear()
+            results = await self._pass_all()
+            if time.monotonic() >= self._next_maintenance:
+                self._next_maintenance = time.monotonic() + self.settings.maintenance_interval_seconds
+                try:
+                    await self.purge()
+                except Exception:
+                    log.exception("relay_maintenance_failed")
+            if any(result.progressed for result in results):
+                continue  # more may be waiting: keep going while there is work
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
 
@@ -171,3 +373,180 @@ class Relay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    # --- operations: parked events, housekeeping, metrics ------------------------------
+
+    async def list_parked(self, subscriber: str | None = None, limit: int = 100) -> list[ParkedEvent]:
+        async with self.db.session() as session:
+            return await list_parked(session, self.tables, subscriber, limit=limit)
+
+    async def unpark(self, subscriber: str, event_ids: Sequence[uuid.UUID] | None = None) -> int:
+        """Make parked events due again (after the consumer was fixed); returns how many."""
+        async with self.db.session() as session:
+            count = await unpark(session, self.tables, subscriber, event_ids)
+            await session.commit()
+        self._paused_until.pop(subscriber, None)
+        self._wake.set()
+        return count
+
+    async def purge(self) -> PurgeResult:
+        """Housekeeping: old delivered events, old inbox ids, expired Idempotency-Keys."""
+        from services.common.idempotency import purge_expired  # idempotency imports events.tables
+
+        now = utcnow()
+        async with self.db.session() as session:
+            outbox_count = await purge_delivered_outbox(
+                session, self.tables, now - timedelta(days=self.settings.outbox_retention_days)
+            )
+            await session.commit()
+            inbox_count = await purge_inbox(
+                session, self.tables, now - timedelta(days=self.settings.inbox_retention_days)
+            )
+            await session.commit()
+            keys = await purge_expired(session, self.tables)
+            await session.commit()
+        result = PurgeResult(outbox_count, inbox_count, keys)
+        if outbox_count or inbox_count or keys:
+            log.info("relay_purged", outbox=outbox_count, inbox=inbox_count, idempotency_keys=keys)
+        return result
+
+    async def refresh_metrics(self) -> None:
+        """Pending, parked and lag gauges per subscriber, from one grouped query."""
+        if self.metrics is None:
+            return
+        pending = self.tables.outbox_pending
+        is_parked = pending.c.next_attempt_at >= PARKED_AT
+        query = sa.select(
+            pending.c.subscriber,
+            sa.func.count().label("total"),
+            sa.func.sum(sa.case((is_parked, 1), else_=0)).label("parked"),
+            sa.func.min(sa.case((~is_parked, pending.c.next_attempt_at), else_=None)).label("oldest_due"),
+        ).group_by(pending.c.subscriber)
+        async with self.db.session() as session:
+            rows = {row.subscriber: row for row in (await session.execute(query)).all()}
+        now = utcnow()
+        service = self.metrics.service
+        for subscriber in sorted(set(self.outbox.subscribers) | set(rows)):
+            row = rows.get(subscriber)
+            parked = int(row.parked or 0) if row else 0
+            total = int(row.total) if row else 0
+            oldest = row.oldest_due if row else None
+            lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+            self.metrics.pending.labels(service, subscriber).set(total - parked)
+            self.metrics.parked.labels(service, subscriber).set(parked)
+            self.metrics.lag.labels(service, subscriber).set(lag)
+
+
+def _consecutive(row: Any, kind: str) -> int:
+    """The row's attempts, if its last failure was of this kind; else none yet."""
+    last_error = row.last_error or ""
+    return int(row.attempts) if last_error.startswith(f"{kind}:") else 0
+
+
+def _classify(response: httpx.Response, events: list[dict[str, Any]]) -> _PostResult:
+    status = response.status_code
+    error = f"HTTP {status}: {response.text[:300]}"
+    body: Any = None
+    with contextlib.suppress(ValueError):
+        body = response.json()
+    culprit = _named_event(body, events) if isinstance(body, dict) else None
+    if culprit is not None:
+        return _PostResult(ok=False, error=error, culprit=culprit)
+    if status in _UNAVAILABLE_STATUSES or status >= 500:
+        return _PostResult(ok=False, error=error, unavailable=True)
+    return _PostResult(ok=False, error=error)  # about the content: narrowed by halving
+
+
+def _named_event(body: dict[str, Any], events: list[dict[str, Any]]) -> uuid.UUID | None:
+    """The event a consumer's error names: `event_id`, or `errors[].loc` = body.events.<i>."""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        if body.get("event_id"):
+            return uuid.UUID(str(body["event_id"]))
+        for error in body.get("errors") or ():
+            loc = error.get("loc") or []
+            if len(loc) >= 3 and loc[0] == "body" and loc[1] == "events" and isinstance(loc[2], int):
+                if 0 <= loc[2] < len(events):
+                    return uuid.UUID(events[loc[2]]["id"])
+    return None
+
+
+async def list_parked(
+    session: AsyncSession, tables: KitTables, subscriber: str | None = None, *, limit: int = 100
+) -> list[ParkedEvent]:
+    """Parked events, oldest first, with the error that parked them."""
+    pending, outbox = tables.outbox_pending, tables.outbox
+    query = (
+        sa.select(
+            pending.c.subscriber,
+            pending.c.event_id,
+            outbox.c.type,
+            outbox.c.occurred_at,
+            pending.c.attempts,
+            pending.c.last_error,
+        )
+        .join(outbox, outbox.c.id == pending.c.event_id)
+        .where(pending.c.next_attempt_at >= PARKED_AT)
+        .order_by(outbox.c.seq)
+        .limit(limit)
+    )
+    if subscriber is not None:
+        query = query.where(pending.c.subscriber == subscriber)
+    return [ParkedEvent(**row._mapping) for row in (await session.execute(query)).all()]
+
+
+async def unpark(
+    session: AsyncSession, tables: KitTables, subscriber: str, event_ids: Sequence[uuid.UUID] | None = None
+) -> int:
+    """Make parked events of `subscriber` due now, with a fresh attempt count."""
+    pending = tables.outbox_pending
+    statement = (
+        pending.update()
+        .where(pending.c.subscriber == subscriber, pending.c.next_attempt_at >= PARKED_AT)
+        .values(attempts=0, next_attempt_at=utcnow())
+    )
+    if event_ids is not None:
+        statement = statement.where(pending.c.event_id.in_(list(event_ids)))
+    result = await session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _skip_locked(query: sa.Select[Any], session: AsyncSession) -> sa.Select[Any]:
+    # Replicas purging at once split the rows instead of queueing behind each other.
+    return query.with_for_update(skip_locked=True) if session.get_bind().dialect.name == "postgresql" else query
+
+
+async def purge_delivered_outbox(session: AsyncSession, tables: KitTables, before: datetime) -> int:
+    """Delete outbox rows that occurred before `before` and wait for no subscriber."""
+    outbox, pending = tables.outbox, tables.outbox_pending
+    waiting = sa.select(pending.c.event_id).where(pending.c.event_id == outbox.c.id).exists()
+    total = 0
+    while True:
+        chunk = _skip_locked(
+            sa.select(outbox.c.seq)
+            .where(outbox.c.occurred_at < before, ~waiting)
+            .order_by(outbox.c.seq)
+            .limit(PURGE_CHUNK),
+            session,
+        )
+        seqs = list((await session.execute(chunk)).scalars())
+        if seqs:
+            await session.execute(outbox.delete().where(outbox.c.seq.in_(seqs)))
+        total += len(seqs)
+        if len(seqs) < PURGE_CHUNK:
+            return total
+
+
+async def purge_inbox(session: AsyncSession, tables: KitTables, before: datetime) -> int:
+    """Forget applied event ids received before `before` (redeliveries come within minutes)."""
+    inbox = tables.inbox
+    total = 0
+    while True:
+        chunk = _skip_locked(
+            sa.select(inbox.c.event_id).where(inbox.c.received_at < before).limit(PURGE_CHUNK), session
+        )
+        ids = list((await session.execute(chunk)).scalars())
+        if ids:
+            await session.execute(inbox.delete().where(inbox.c.event_id.in_(ids)))
+        total += len(ids)
+        if len(ids) < PURGE_CHUNK:
+            return total
