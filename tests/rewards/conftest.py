@@ -1,0 +1,40 @@
+"""Fixtures for the rewards tests.
+
+`api(identity)` is the one way tests reach the rewards API: today straight to the service
+with an internal token; to go through the gateway instead, change the marked line in
+`_client` to `async with await system.client(identity) as client:`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import httpx
+import pytest
+
+from services.common.identity import Identity
+from tests.system import System
+
+Api = Callable[[Identity], AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+def api_for(system: System) -> Api:
+    @asynccontextmanager
+    async def _client(identity: Identity) -> AsyncIterator[httpx.AsyncClient]:
+        async with system.direct("rewards", identity) as client:  # the gateway: await system.client(identity)
+            yield client
+
+    return _client
+
+
+@pytest.fixture
+def api(system: System) -> Api:
+    """A client to the rewards API as `identity`, on SQLite and on Postgres."""
+    return api_for(system)
+
+
+@pytest.fixture
+def pg_api(pg_system: System) -> Api:
+    """The same, on Postgres only (concurrency tests)."""
+    return api_for(pg_system)
