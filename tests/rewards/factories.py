@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from services.common.identity import SYSTEM
 from services.rewards.earning.service import apply_activity_batch
-from tests.system import System
+from tests.system import System, staff
 
 SHANGHAI = "Asia/Shanghai"
 
@@ -125,3 +125,12 @@ async def apply_directly(system: System, *events: dict[str, Any]) -> None:
     async with db.session() as session:
         await apply_activity_batch(session, [Event.model_validate(e) for e in events])
         await db.commit(session)
+
+
+async def points_of(api: Any, member_id: uuid.UUID) -> dict[str, Any]:
+    """GET the member's points as an operator."""
+    async with api(staff("operator")) as client:
+        response = await client.get(f"/v1/members/{member_id}/points")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body

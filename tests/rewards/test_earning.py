@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from services.common.events import Event, apply_events
 from services.rewards.db import kit_tables
 from services.rewards.events import EVENT_HANDLERS
 from tests.rewards.conftest import Api
 from tests.rewards.factories import (
+    SHANGHAI,
     activity,
     apply_directly,
     assert_ledger_balanced,
     deliver,
     local_today,
+    points_of,
     rewards_events,
 )
 from tests.system import System, member, staff
 
 OPERATOR = staff("operator")
-
-
-async def points_of(api: Api, member_id: uuid.UUID) -> dict:
-    async with api(OPERATOR) as client:
-        response = await client.get(f"/v1/members/{member_id}/points")
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 async def test_default_program_is_in_force(api: Api) -> None:
@@ -102,14 +98,13 @@ async def test_daily_cap_applies_per_member_and_local_day(system: System, api: A
 
 async def test_cap_follows_the_community_local_day_not_utc(system: System, api: Api) -> None:
     """22:00 and 23:30 UTC on one UTC day are two local days in Shanghai (UTC+8)."""
-    from datetime import UTC, datetime
-
     mid, community = uuid.uuid4(), uuid.uuid4()
     first = datetime(2026, 3, 1, 15, 30, tzinfo=UTC)  # 23:30 on March 1 in Shanghai
     second = datetime(2026, 3, 1, 16, 30, tzinfo=UTC)  # 00:30 on March 2 in Shanghai
-    day1 = first.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Shanghai")).date()
-    day2 = second.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Shanghai")).date()
-    assert day1 != day2 and first.date() == second.date()
+    day1 = first.astimezone(ZoneInfo(SHANGHAI)).date()
+    day2 = second.astimezone(ZoneInfo(SHANGHAI)).date()
+    assert first.date() == second.date()
+    assert day2 == day1 + timedelta(days=1)
     await deliver(
         system,
         activity(mid, community, "check_in", local_date=day1, at=first),
