@@ -25,12 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import SessionDep, utcnow
 from services.common.events import Event, EventHandler
-from services.common.events.inbox import EventBatch, EventBatchResult, record_new_events
+from services.common.events.inbox import EventBatch, EventBatchResult
 from services.common.identity import Caller
 from services.common.problems import Forbidden
 from services.rewards.db import kit_tables
 from services.rewards.earning.service import apply_activity_batch
 from services.rewards.privacy.service import erase_member
+from services.rewards.sql import upsert
 
 ACTIVITY_RECORDED = "activity.recorded"
 MEMBER_ERASED = "member.erased"
@@ -63,10 +64,24 @@ EVENT_HANDLERS: Mapping[str, EventHandler] = {
 }
 
 
+async def record_new_events(session: AsyncSession, events: Sequence[Event]) -> set[uuid.UUID]:
+    """The kit's inbox insert, as an executemany: its statement is compiled once and cached,
+    where a multi-row VALUES is compiled afresh for every batch (~100 ms for 500 events)."""
+    if not events:
+        return set()
+    now = utcnow()
+    inbox = kit_tables.inbox
+    rows = await session.execute(
+        upsert(session, inbox).on_conflict_do_nothing().returning(inbox.c.event_id),
+        [{"event_id": e.id, "type": e.type, "source": e.source, "received_at": now} for e in events],
+    )
+    return set(rows.scalars())
+
+
 async def apply_event_batch(session: AsyncSession, events: Sequence[Event]) -> EventBatchResult:
     """Record the batch in the inbox, then apply the new events in order, a run of the same type at a time."""
     unique = list({e.id: e for e in events}.values())
-    new_ids = await record_new_events(session, kit_tables, unique)
+    new_ids = await record_new_events(session, unique)
     fresh = [e for e in unique if e.id in new_ids]
     for event_type, run in itertools.groupby(fresh, key=lambda e: e.type):
         if event_type == ACTIVITY_RECORDED:

@@ -189,7 +189,7 @@ async def award_earned(
             HOLDERS.c.badge_code.in_({code for _, code in candidates}),
         )
     )
-    new = sorted(candidates - {(row.member_id, row.badge_code) for row in held})
+    new = candidates - {(row.member_id, row.badge_code) for row in held}
     if not new:
         return 0
     inserted = await session.execute(

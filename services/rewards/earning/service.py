@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 import structlog
-from pydantic import BaseModel, ValidationError, field_validator
+from pydantic import BaseModel, TypeAdapter, ValidationError, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import utcnow
@@ -29,7 +29,7 @@ from services.rewards.badges import service as badges
 from services.rewards.earning.models import ActivityCount, CheckInDay, Community, DailyEarning
 from services.rewards.leaderboards import service as leaderboards
 from services.rewards.points.service import AccountState, Postings, lock_accounts, lot_expiry, points_awarded
-from services.rewards.program.service import Rule, list_levels, list_rules
+from services.rewards.program.service import Rule, load_program
 from services.rewards.sql import table_of, upsert
 
 log = structlog.get_logger("qunyun.rewards.earning")
@@ -69,9 +69,16 @@ class Activity(BaseModel):
         return value
 
 
+_ACTIVITIES = TypeAdapter(list[Activity])
+
+
 def parse_activities(events: Sequence[Event]) -> list[tuple[uuid.UUID, Activity]]:
     """(event id, activity) for each well-formed event; a malformed one is logged and skipped,
     so it cannot block the batches behind it (its id is in the inbox, it is not retried)."""
+    try:
+        return list(zip((e.id for e in events), _ACTIVITIES.validate_python([e.data for e in events]), strict=True))
+    except ValidationError:
+        pass  # find the culprits one by one
     parsed = []
     for event in events:
         try:
@@ -87,8 +94,7 @@ async def apply_activity_batch(session: AsyncSession, events: Sequence[Event]) -
     if not activities:
         return
     now = utcnow()
-    rules = await list_rules(session)
-    levels = await list_levels(session)
+    rules, levels = await load_program(session)
     await _remember_zones(session, [a for _, a in activities], now)
     accounts = await lock_accounts(session, (a.member_id for _, a in activities), now)
     activities = [(event_id, a) for event_id, a in activities if accounts[a.member_id].erased_at is None]
@@ -112,7 +118,7 @@ async def _remember_zones(session: AsyncSession, activities: Sequence[Activity],
             set_={"timezone": insert.excluded.timezone, "updated_at": insert.excluded.updated_at},
             where=COMMUNITIES.c.timezone != insert.excluded.timezone,
         ),
-        [{"id": cid, "timezone": tz, "updated_at": now} for cid, tz in sorted(zones.items())],
+        [{"id": cid, "timezone": tz, "updated_at": now} for cid, tz in sorted(zones.items(), key=lambda i: i[0].int)],
     )
 
 
@@ -127,7 +133,7 @@ async def _count_activities(session: AsyncSession, activities: Sequence[Activity
             index_elements=[COUNTS.c.member_id, COUNTS.c.event_type],
             set_={"total": COUNTS.c.total + insert.excluded.total},
         ).returning(COUNTS.c.member_id, COUNTS.c.event_type, COUNTS.c.total),
-        [{"member_id": m, "event_type": t, "total": n} for (m, t), n in sorted(added.items())],
+        [{"member_id": m, "event_type": t, "total": n} for (m, t), n in added.items()],
     )
     return {(row.member_id, row.event_type): row.total for row in rows}
 
@@ -150,7 +156,7 @@ async def _record_check_ins(
         latest_zone[a.member_id] = a.timezone
     new_days = await session.execute(
         upsert(session, CHECK_INS).on_conflict_do_nothing().returning(CHECK_INS.c.member_id, CHECK_INS.c.local_date),
-        [{"member_id": m, "local_date": d} for m, d in sorted(days)],
+        [{"member_id": m, "local_date": d} for m, d in days],
     )
     by_member: dict[uuid.UUID, list[date]] = defaultdict(list)
     for row in new_days:
@@ -240,11 +246,7 @@ async def _award(
                 index_elements=[DAILY.c.member_id, DAILY.c.rule_id, DAILY.c.local_date],
                 set_={"points": DAILY.c.points + insert.excluded.points},
             ),
-            [
-                {"member_id": m, "rule_id": r, "local_date": d, "points": p}
-                for (m, r, d), p in sorted(spent.items())
-                if p > 0
-            ],
+            [{"member_id": m, "rule_id": r, "local_date": d, "points": p} for (m, r, d), p in spent.items()],
         )
     await leaderboards.add_points(session, earned)
 

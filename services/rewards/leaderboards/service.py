@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.db import UTCDateTime
 from services.rewards.earning.models import Community
 from services.rewards.leaderboards.models import PeriodPoints
 from services.rewards.sql import greatest, table_of, upsert
@@ -75,7 +76,7 @@ async def add_points(session: AsyncSession, earned: Iterable[Earned]) -> None:
                 "points": points,
                 "reached_at": at,
             }
-            for (community_id, period, start, member_id), (points, at) in sorted(totals.items())
+            for (community_id, period, start, member_id), (points, at) in totals.items()
         ],
     )
 
@@ -125,21 +126,20 @@ async def rank_of(
     ).one_or_none()
     if mine is None or mine.points <= 0:
         return None
-    ahead = await session.scalar(
-        sa.select(sa.func.count()).where(
+    # Two index range scans (more points; equal points reached earlier), not one OR filter over
+    # the whole partition: the planner turns each into an index-only range count.
+    more = sa.select(sa.func.count()).where(*partition, POINTS.c.points > mine.points).scalar_subquery()
+    tied = (
+        sa.select(sa.func.count())
+        .where(
             *partition,
-            sa.or_(
-                POINTS.c.points > mine.points,
-                sa.and_(
-                    POINTS.c.points == mine.points,
-                    sa.or_(
-                        POINTS.c.reached_at < mine.reached_at,
-                        sa.and_(POINTS.c.reached_at == mine.reached_at, POINTS.c.member_id < member_id),
-                    ),
-                ),
-            ),
+            POINTS.c.points == mine.points,
+            sa.tuple_(POINTS.c.reached_at, POINTS.c.member_id)
+            < sa.tuple_(sa.literal(mine.reached_at, UTCDateTime()), sa.literal(member_id, sa.Uuid())),
         )
+        .scalar_subquery()
     )
+    ahead = await session.scalar(sa.select(more + tied))
     return Ranked(int(ahead or 0) + 1, member_id, mine.points)
 
 

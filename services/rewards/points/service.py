@@ -51,6 +51,10 @@ class MemberErased(Conflict):
     slug, title = "member-erased", "Member erased"
 
 
+def _uuid_order(value: uuid.UUID) -> int:
+    return value.int
+
+
 @dataclass
 class AccountState:
     """A locked account, changed in memory and written back by `Postings.flush`."""
@@ -85,7 +89,7 @@ async def select_for_update(
 ) -> dict[uuid.UUID, AccountState]:
     rows = await session.execute(
         sa.select(*_ACCOUNT_COLUMNS)
-        .where(ACCOUNTS.c.member_id.in_(sorted(set(member_ids))))
+        .where(ACCOUNTS.c.member_id.in_(set(member_ids)))
         .order_by(ACCOUNTS.c.member_id)
         .with_for_update(skip_locked=skip_locked)
     )
@@ -96,7 +100,7 @@ async def lock_accounts(
     session: AsyncSession, member_ids: Iterable[uuid.UUID], now: datetime
 ) -> dict[uuid.UUID, AccountState]:
     """Lock the members' accounts (creating missing ones) for the rest of the transaction."""
-    ids = sorted(set(member_ids))
+    ids = sorted(set(member_ids), key=_uuid_order)
     if not ids:
         return {}
     accounts = await select_for_update(session, ids)
@@ -285,7 +289,7 @@ class Postings:
                         "remaining": points,
                         "created_at": self.now,
                     }
-                    for (member_id, expires_at), points in sorted(self.lot_credits.items())
+                    for (member_id, expires_at), points in self.lot_credits.items()
                 ],
             )
         changes = [{"k_id": lot_id, "k_delta": delta} for lot_id, delta in self.lot_changes.items() if delta]

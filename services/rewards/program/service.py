@@ -131,6 +131,10 @@ async def _lock_program(session: AsyncSession) -> datetime:
 
 async def list_rules(session: AsyncSession) -> list[Rule]:
     await ensure_program(session)
+    return await _active_rules(session)
+
+
+async def _active_rules(session: AsyncSession) -> list[Rule]:
     rows = await session.execute(
         sa.select(
             RULES.c.id,
@@ -148,10 +152,20 @@ async def list_rules(session: AsyncSession) -> list[Rule]:
 
 async def list_levels(session: AsyncSession) -> list[LevelInfo]:
     await ensure_program(session)
+    return await _levels(session)
+
+
+async def _levels(session: AsyncSession) -> list[LevelInfo]:
     rows = await session.execute(
         sa.select(LEVELS.c.name, LEVELS.c.min_lifetime_points).order_by(LEVELS.c.min_lifetime_points)
     )
     return [LevelInfo(row.name, row.min_lifetime_points) for row in rows]
+
+
+async def load_program(session: AsyncSession) -> tuple[list[Rule], list[LevelInfo]]:
+    """Rules and levels together (earning reads both for every batch)."""
+    await ensure_program(session)
+    return await _active_rules(session), await _levels(session)
 
 
 def validate_rules(rules: Sequence[RuleCreate]) -> None:
