@@ -1,12 +1,23 @@
-"""The rewards service app. Its domain endpoints arrive in later issues."""
+"""The rewards service app: points ledger, earning program, badges, catalog, leaderboards."""
 
 import httpx
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
 from services.common.settings import Settings, get_settings
+from services.rewards.badges.router import router as badges_router
+from services.rewards.catalog.router import router as catalog_router
 from services.rewards.db import kit_tables
-from services.rewards.events import EVENT_HANDLERS
+from services.rewards.events import EVENT_HANDLERS, batch_events_router
+from services.rewards.leaderboards.router import router as leaderboards_router
+from services.rewards.points.expiry import ExpiryWorker
+from services.rewards.points.router import router as points_router
+from services.rewards.privacy.router import router as privacy_router
+from services.rewards.program.router import router as program_router
+
+
+def expiry_worker(app: FastAPI) -> ExpiryWorker:
+    return ExpiryWorker(app.state.db, app.state.settings, kit_tables)
 
 
 def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
@@ -14,7 +25,18 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         "rewards",
         settings or get_settings(),
         kit_tables=kit_tables,
-        routers=[],
+        # The batch endpoint comes first, so it answers /internal/events (see events.py).
+        routers=[
+            batch_events_router(),
+            program_router,
+            points_router,
+            badges_router,
+            catalog_router,
+            leaderboards_router,
+            privacy_router,
+        ],
         event_handlers=EVENT_HANDLERS,
         transport=transport,
+        background=[expiry_worker],
+        description="Points ledger, earning rules, streaks, levels, badges, catalog, redemptions, leaderboards.",
     )

@@ -1,0 +1,54 @@
+"""The reward catalog and redemptions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from services.common.db import UTCDateTime
+from services.rewards.db import RewardsModel
+
+
+class Reward(RewardsModel, table=True):
+    """A reward members can redeem points for; `stock` NULL means unlimited."""
+
+    __tablename__ = "rewards"
+    __table_args__ = (
+        sa.CheckConstraint("cost > 0", name="cost_positive"),
+        sa.CheckConstraint("stock IS NULL OR stock >= 0", name="stock_not_negative"),
+        sa.CheckConstraint("per_member_limit IS NULL OR per_member_limit > 0", name="limit_positive"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)
+    name: str = Field(max_length=200)
+    description: str = Field(max_length=2000)
+    cost: int
+    stock: int | None = None
+    per_member_limit: int | None = None
+    active_from: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    active_to: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    created_at: datetime = Field(sa_type=UTCDateTime(), index=True)
+    updated_at: datetime = Field(sa_type=UTCDateTime())
+
+
+class Redemption(RewardsModel, table=True):
+    __tablename__ = "redemptions"
+    __table_args__ = (
+        sa.CheckConstraint("cost > 0", name="cost_positive"),
+        sa.Index("ix_redemptions_member_id_reward_id", "member_id", "reward_id"),
+        sa.Index("ix_redemptions_created_at_id", "created_at", "id"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)
+    member_id: uuid.UUID
+    reward_id: uuid.UUID = Field(index=True)
+    cost: int
+    status: str = Field(max_length=16)
+    entry_id: uuid.UUID
+    created_at: datetime = Field(sa_type=UTCDateTime())
+    fulfilled_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    cancelled_by: str | None = Field(default=None, max_length=200)

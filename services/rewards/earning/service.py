@@ -1,0 +1,268 @@
+"""Turning `activity.recorded` events into points, streaks, levels and badges, a batch at a time.
+
+One call handles a whole batch in the request's transaction with set-based statements:
+lock the accounts of every member in the batch (member id order), count activities,
+record check-in days, apply each matching rule once per (event, rule) within the
+member's daily cap for the event's local day, post the awards to the ledger, feed the
+leaderboards, then settle levels and badges. The number of statements does not grow
+with the number of events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+import structlog
+from pydantic import BaseModel, TypeAdapter, ValidationError, field_validator
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.db import utcnow
+from services.common.events import Event
+from services.rewards.badges import service as badges
+from services.rewards.earning.models import ActivityCount, CheckInDay, Community, DailyEarning
+from services.rewards.leaderboards import service as leaderboards
+from services.rewards.points.service import AccountState, Postings, lock_accounts, lot_expiry, points_awarded
+from services.rewards.program.service import Rule, load_program
+from services.rewards.sql import table_of, upsert
+
+log = structlog.get_logger("qunyun.rewards.earning")
+
+COUNTS = table_of(ActivityCount)
+CHECK_INS = table_of(CheckInDay)
+COMMUNITIES = table_of(Community)
+DAILY = table_of(DailyEarning)
+
+CHECK_IN = "check_in"
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+class Activity(BaseModel):
+    """The data of an `activity.recorded` event."""
+
+    activity_id: uuid.UUID
+    member_id: uuid.UUID
+    community_id: uuid.UUID
+    type: str
+    occurred_at: datetime
+    local_date: date
+    timezone: str
+    properties: dict[str, Any] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            _zone(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown time zone") from exc
+        return value
+
+
+_ACTIVITIES = TypeAdapter(list[Activity])
+
+
+def parse_activities(events: Sequence[Event]) -> list[tuple[uuid.UUID, Activity]]:
+    """(event id, activity) for each well-formed event; a malformed one is logged and skipped,
+    so it cannot block the batches behind it (its id is in the inbox, it is not retried)."""
+    try:
+        return list(zip((e.id for e in events), _ACTIVITIES.validate_python([e.data for e in events]), strict=True))
+    except ValidationError:
+        pass  # find the culprits one by one
+    parsed = []
+    for event in events:
+        try:
+            parsed.append((event.id, Activity.model_validate(event.data)))
+        except ValidationError as exc:
+            log.warning("activity_event_rejected", event_id=str(event.id), errors=exc.error_count())
+    return parsed
+
+
+async def apply_activity_batch(session: AsyncSession, events: Sequence[Event]) -> None:
+    """Apply a batch of new `activity.recorded` events (the inbox has already dropped repeats)."""
+    activities = parse_activities(events)
+    if not activities:
+        return
+    now = utcnow()
+    rules, levels = await load_program(session)
+    await _remember_zones(session, [a for _, a in activities], now)
+    accounts = await lock_accounts(session, (a.member_id for _, a in activities), now)
+    activities = [(event_id, a) for event_id, a in activities if accounts[a.member_id].erased_at is None]
+    if not activities:
+        return
+    counts = await _count_activities(session, [a for _, a in activities])
+    streaks = await _record_check_ins(session, [a for _, a in activities if a.type == CHECK_IN], accounts)
+    postings = Postings(now)
+    await _award(session, activities, rules, accounts, postings)
+    level_ranks = postings.settle_levels(levels)
+    await postings.flush(session)
+    await badges.award_earned(session, now=now, levels=levels, counts=counts, streaks=streaks, level_ranks=level_ranks)
+
+
+async def _remember_zones(session: AsyncSession, activities: Sequence[Activity], now: datetime) -> None:
+    zones = {a.community_id: a.timezone for a in activities}
+    insert = upsert(session, COMMUNITIES)
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[COMMUNITIES.c.id],
+            set_={"timezone": insert.excluded.timezone, "updated_at": insert.excluded.updated_at},
+            where=COMMUNITIES.c.timezone != insert.excluded.timezone,
+        ),
+        [{"id": cid, "timezone": tz, "updated_at": now} for cid, tz in sorted(zones.items(), key=lambda i: i[0].int)],
+    )
+
+
+async def _count_activities(session: AsyncSession, activities: Sequence[Activity]) -> dict[tuple[uuid.UUID, str], int]:
+    """Add to the per-member activity counts; returns the new totals (for count badges)."""
+    added: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
+    for a in activities:
+        added[(a.member_id, a.type)] += 1
+    insert = upsert(session, COUNTS)
+    rows = await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[COUNTS.c.member_id, COUNTS.c.event_type],
+            set_={"total": COUNTS.c.total + insert.excluded.total},
+        ).returning(COUNTS.c.member_id, COUNTS.c.event_type, COUNTS.c.total),
+        [{"member_id": m, "event_type": t, "total": n} for (m, t), n in added.items()],
+    )
+    return {(row.member_id, row.event_type): row.total for row in rows}
+
+
+async def _record_check_ins(
+    session: AsyncSession, check_ins: Sequence[Activity], accounts: dict[uuid.UUID, AccountState]
+) -> dict[uuid.UUID, int]:
+    """Record check-in days and extend streaks; returns the streaks that changed.
+
+    A day already recorded changes nothing. A day right after the streak's last day extends
+    it, a later one starts a new streak. A day before the last one (arriving late) may join
+    runs, so that member's streak is recomputed from the recorded days.
+    """
+    if not check_ins:
+        return {}
+    latest_zone: dict[uuid.UUID, str] = {}
+    days = set()
+    for a in check_ins:
+        days.add((a.member_id, a.local_date))
+        latest_zone[a.member_id] = a.timezone
+    new_days = await session.execute(
+        upsert(session, CHECK_INS).on_conflict_do_nothing().returning(CHECK_INS.c.member_id, CHECK_INS.c.local_date),
+        [{"member_id": m, "local_date": d} for m, d in days],
+    )
+    by_member: dict[uuid.UUID, list[date]] = defaultdict(list)
+    for row in new_days:
+        by_member[row.member_id].append(row.local_date)
+    recompute = []
+    changed: dict[uuid.UUID, int] = {}
+    for member_id, member_days in by_member.items():
+        account = accounts[member_id]
+        account.timezone = latest_zone[member_id]
+        account.changed = True
+        for day in sorted(member_days):
+            last = account.streak_last_date
+            if last is not None and day < last:
+                recompute.append(member_id)
+                break
+            if last is not None and day == last + timedelta(days=1):
+                account.streak_days += 1
+            else:
+                account.streak_days = 1
+            account.streak_last_date = day
+        changed[member_id] = account.streak_days
+    if recompute:
+        rows = await session.execute(
+            sa.select(CHECK_INS.c.member_id, CHECK_INS.c.local_date)
+            .where(CHECK_INS.c.member_id.in_(recompute))
+            .order_by(CHECK_INS.c.member_id, CHECK_INS.c.local_date.desc())
+        )
+        history: dict[uuid.UUID, list[date]] = defaultdict(list)
+        for row in rows:
+            history[row.member_id].append(row.local_date)
+        for member_id, newest_first in history.items():
+            run = 1
+            while run < len(newest_first) and newest_first[run] == newest_first[run - 1] - timedelta(days=1):
+                run += 1
+            account = accounts[member_id]
+            account.streak_days, account.streak_last_date = run, newest_first[0]
+            changed[member_id] = run
+    return changed
+
+
+async def _award(
+    session: AsyncSession,
+    activities: Sequence[tuple[uuid.UUID, Activity]],
+    rules: Sequence[Rule],
+    accounts: dict[uuid.UUID, AccountState],
+    postings: Postings,
+) -> None:
+    """Apply every matching rule once per event, within daily caps, in event order."""
+    by_type: dict[str, list[Rule]] = defaultdict(list)
+    for rule in rules:
+        by_type[rule.event_type].append(rule)
+    matches = [
+        (event_id, a, rule)
+        for event_id, a in activities
+        for rule in by_type.get(a.type, ())
+        if rule.matches(a.type, a.community_id)
+    ]
+    if not matches:
+        return
+    used = await _used_today(session, [(a, rule) for _, a, rule in matches if rule.daily_cap is not None])
+    spent: dict[tuple[uuid.UUID, uuid.UUID, date], int] = defaultdict(int)
+    earned = []
+    for event_id, a, rule in matches:
+        points = rule.points
+        if rule.daily_cap is not None:
+            key = (a.member_id, rule.id, a.local_date)
+            points = min(points, rule.daily_cap - used.get(key, 0) - spent.get(key, 0))
+            if points <= 0:
+                continue
+            spent[key] += points
+        account = accounts[a.member_id]
+        entry = postings.credit(
+            account,
+            points,
+            rule.reason,
+            expires_at=lot_expiry(a.local_date, a.timezone, rule.expires_in_days),
+            rule_id=rule.id,
+            source_event_id=event_id,
+            community_id=a.community_id,
+        )
+        postings.emit("rewards.points_awarded", points_awarded(entry, account))
+        earned.append(leaderboards.Earned(a.community_id, a.member_id, a.local_date, points, a.occurred_at))
+    if spent:
+        insert = upsert(session, DAILY)
+        await session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[DAILY.c.member_id, DAILY.c.rule_id, DAILY.c.local_date],
+                set_={"points": DAILY.c.points + insert.excluded.points},
+            ),
+            [{"member_id": m, "rule_id": r, "local_date": d, "points": p} for (m, r, d), p in spent.items()],
+        )
+    await leaderboards.add_points(session, earned)
+
+
+async def _used_today(
+    session: AsyncSession, capped: Sequence[tuple[Activity, Rule]]
+) -> dict[tuple[uuid.UUID, uuid.UUID, date], int]:
+    """Points capped rules already gave these members on these local days."""
+    if not capped:
+        return {}
+    wanted = {(a.member_id, rule.id, a.local_date) for a, rule in capped}
+    rows = await session.execute(
+        sa.select(DAILY.c.member_id, DAILY.c.rule_id, DAILY.c.local_date, DAILY.c.points).where(
+            DAILY.c.member_id.in_({m for m, _, _ in wanted}),
+            DAILY.c.rule_id.in_({r for _, r, _ in wanted}),
+            DAILY.c.local_date.in_({d for _, _, d in wanted}),
+        )
+    )
+    return {(row.member_id, row.rule_id, row.local_date): row.points for row in rows}

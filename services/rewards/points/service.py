@@ -1,0 +1,461 @@
+"""The ledger's rules: lock accounts, credit and debit points through lots, write it all at once.
+
+Every change to a member's points runs while its transaction holds the member's account
+row (`lock_accounts`, in member id order so batches never deadlock each other). A
+`Postings` object collects the entries, lot changes and events of one transaction and
+writes them with a handful of multi-row statements (`flush`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.db import new_id
+from services.common.events import EventDraft, emit_many
+from services.common.pagination import PageParams, keyset_after, paginate_rows
+from services.common.problems import Conflict
+from services.rewards.badges import service as badges
+from services.rewards.points.models import NEVER, Account, Adjustment, LedgerEntry, Lot, LotConsumption
+from services.rewards.points.schemas import (
+    AdjustmentRead,
+    ExpiringPoints,
+    LedgerEntryRead,
+    LedgerPage,
+    LevelStanding,
+    PointsRead,
+)
+from services.rewards.program.service import LevelInfo, standing
+from services.rewards.sql import table_of, upsert
+
+ACCOUNTS = table_of(Account)
+ENTRIES = table_of(LedgerEntry)
+LOTS = table_of(Lot)
+CONSUMPTIONS = table_of(LotConsumption)
+ADJUSTMENTS = table_of(Adjustment)
+
+
+class InsufficientPoints(Conflict):
+    slug, title = "insufficient-points", "Insufficient points"
+
+
+class MemberErased(Conflict):
+    slug, title = "member-erased", "Member erased"
+
+
+def _uuid_order(value: uuid.UUID) -> int:
+    return value.int
+
+
+@dataclass
+class AccountState:
+    """A locked account, changed in memory and written back by `Postings.flush`."""
+
+    member_id: uuid.UUID
+    balance: int
+    lifetime: int
+    last_seq: int
+    level_name: str | None
+    streak_days: int
+    streak_last_date: date | None
+    timezone: str | None
+    erased_at: datetime | None
+    changed: bool = False
+
+
+_ACCOUNT_COLUMNS = (
+    ACCOUNTS.c.member_id,
+    ACCOUNTS.c.balance,
+    ACCOUNTS.c.lifetime,
+    ACCOUNTS.c.last_seq,
+    ACCOUNTS.c.level_name,
+    ACCOUNTS.c.streak_days,
+    ACCOUNTS.c.streak_last_date,
+    ACCOUNTS.c.timezone,
+    ACCOUNTS.c.erased_at,
+)
+
+
+async def select_for_update(
+    session: AsyncSession, member_ids: Iterable[uuid.UUID], *, skip_locked: bool = False
+) -> dict[uuid.UUID, AccountState]:
+    rows = await session.execute(
+        sa.select(*_ACCOUNT_COLUMNS)
+        .where(ACCOUNTS.c.member_id.in_(set(member_ids)))
+        .order_by(ACCOUNTS.c.member_id)
+        .with_for_update(skip_locked=skip_locked)
+    )
+    return {row.member_id: AccountState(**row._mapping) for row in rows}
+
+
+async def lock_accounts(
+    session: AsyncSession, member_ids: Iterable[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, AccountState]:
+    """Lock the members' accounts (creating missing ones) for the rest of the transaction."""
+    ids = sorted(set(member_ids), key=_uuid_order)
+    if not ids:
+        return {}
+    accounts = await select_for_update(session, ids)
+    missing = [member_id for member_id in ids if member_id not in accounts]
+    if missing:
+        await session.execute(
+            upsert(session, ACCOUNTS).on_conflict_do_nothing(),
+            [
+                {
+                    "member_id": member_id,
+                    "balance": 0,
+                    "lifetime": 0,
+                    "last_seq": 0,
+                    "streak_days": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for member_id in missing
+            ],
+        )
+        accounts.update(await select_for_update(session, missing))
+    return accounts
+
+
+@dataclass
+class OpenLot:
+    id: uuid.UUID
+    expires_at: datetime
+    remaining: int
+
+
+async def open_lots(session: AsyncSession, member_id: uuid.UUID) -> list[OpenLot]:
+    """The member's lots that still hold points, in the order they are spent (soonest expiry first)."""
+    rows = await session.execute(
+        sa.select(LOTS.c.id, LOTS.c.expires_at, LOTS.c.remaining)
+        .where(LOTS.c.member_id == member_id, LOTS.c.remaining > 0)
+        .order_by(LOTS.c.expires_at, LOTS.c.created_at)
+    )
+    return [OpenLot(row.id, row.expires_at, row.remaining) for row in rows]
+
+
+def lot_expiry(local_date: date, timezone: str, expires_in_days: int | None) -> datetime | None:
+    """Points earned on a local day stay valid for `expires_in_days` full days after it and
+    expire at the following local midnight, so one day's awards form one lot."""
+    if expires_in_days is None:
+        return None
+    midnight = datetime.combine(local_date + timedelta(days=expires_in_days + 1), datetime.min.time())
+    return midnight.replace(tzinfo=ZoneInfo(timezone))
+
+
+@dataclass
+class Postings:
+    """The ledger writes of one transaction: entries, lot changes, account updates, events."""
+
+    now: datetime
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    events: list[EventDraft] = field(default_factory=list)
+    lot_credits: dict[tuple[uuid.UUID, datetime], int] = field(default_factory=dict)
+    lot_changes: dict[uuid.UUID, int] = field(default_factory=lambda: defaultdict(int))
+    consumptions: list[dict[str, Any]] = field(default_factory=list)
+    accounts: dict[uuid.UUID, AccountState] = field(default_factory=dict)
+
+    def _entry(self, account: AccountState, delta: int, reason: str, refs: dict[str, Any]) -> dict[str, Any]:
+        account.balance += delta
+        account.last_seq += 1
+        account.changed = True
+        self.accounts[account.member_id] = account
+        entry = {
+            "id": new_id(),
+            "member_id": account.member_id,
+            "seq": account.last_seq,
+            "delta": delta,
+            "balance_after": account.balance,
+            "reason": reason,
+            "rule_id": None,
+            "source_event_id": None,
+            "community_id": None,
+            "redemption_id": None,
+            "adjustment_id": None,
+            "lot_id": None,
+            "created_at": self.now,
+        }
+        entry.update(refs)
+        self.entries.append(entry)
+        return entry
+
+    def credit(
+        self, account: AccountState, points: int, reason: str, *, expires_at: datetime | None = None, **refs: Any
+    ) -> dict[str, Any]:
+        """New points: they count towards lifetime (levels) and go into a lot."""
+        entry = self._entry(account, points, reason, refs)
+        account.lifetime += points
+        key = (account.member_id, expires_at or NEVER)
+        self.lot_credits[key] = self.lot_credits.get(key, 0) + points
+        return entry
+
+    def debit(
+        self, account: AccountState, points: int, reason: str, lots: Sequence[OpenLot], **refs: Any
+    ) -> dict[str, Any]:
+        """Take points from the lots that expire first; never below zero."""
+        if points > account.balance:
+            raise InsufficientPoints(f"The balance is {account.balance} points; {points} are needed.")
+        entry = self._entry(account, -points, reason, refs)
+        left = points
+        for lot in lots:
+            take = min(lot.remaining, left)
+            if take <= 0:
+                continue
+            lot.remaining -= take
+            left -= take
+            self.lot_changes[lot.id] -= take
+            self.consumptions.append({"entry_id": entry["id"], "lot_id": lot.id, "points": take})
+            if left == 0:
+                break
+        if left:
+            raise RuntimeError(f"ledger invariant broken: lots of {account.member_id} do not cover its balance")
+        return entry
+
+    def restore(
+        self, account: AccountState, taken: Sequence[tuple[uuid.UUID, int]], reason: str, **refs: Any
+    ) -> dict[str, Any]:
+        """Give back points a debit took, to the lots they came from (a refund; not lifetime)."""
+        entry = self._entry(account, sum(points for _, points in taken), reason, refs)
+        for lot_id, points in taken:
+            self.lot_changes[lot_id] += points
+        return entry
+
+    def expire(self, account: AccountState, lot: OpenLot) -> dict[str, Any]:
+        entry = self._entry(account, -lot.remaining, "expired", {"lot_id": lot.id})
+        self.lot_changes[lot.id] -= lot.remaining
+        self.consumptions.append({"entry_id": entry["id"], "lot_id": lot.id, "points": lot.remaining})
+        lot.remaining = 0
+        return entry
+
+    def emit(self, event_type: str, data: dict[str, Any]) -> None:
+        self.events.append(EventDraft(event_type, data, occurred_at=self.now))
+
+    def settle_levels(self, levels: Sequence[LevelInfo]) -> dict[uuid.UUID, int]:
+        """Move credited members to the level their lifetime points reach (`level_changed`
+        once per crossing); returns each changed account's level rank for level badges."""
+        ranks: dict[uuid.UUID, int] = {}
+        for account in self.accounts.values():
+            now_at = standing(levels, account.lifetime)
+            ranks[account.member_id] = now_at.rank
+            new_name = now_at.level.name if now_at.level else None
+            if new_name == account.level_name:
+                continue
+            before = next((lv for lv in levels if lv.name == account.level_name), None)
+            promoted = now_at.level is not None and (
+                now_at.level.min_lifetime_points > (before.min_lifetime_points if before else 0)
+            )
+            if promoted:
+                self.emit(
+                    "rewards.level_changed",
+                    {
+                        "member_id": str(account.member_id),
+                        "from_level": account.level_name,
+                        "to_level": new_name,
+                        "lifetime": account.lifetime,
+                        "changed_at": self.now.isoformat(),
+                    },
+                )
+            account.level_name = new_name
+            account.changed = True
+        return ranks
+
+    async def flush(self, session: AsyncSession) -> None:
+        if self.entries:
+            await session.execute(ENTRIES.insert(), self.entries)
+        if self.lot_credits:
+            insert = upsert(session, LOTS)
+            await session.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[LOTS.c.member_id, LOTS.c.expires_at],
+                    set_={
+                        "points": LOTS.c.points + insert.excluded.points,
+                        "remaining": LOTS.c.remaining + insert.excluded.remaining,
+                    },
+                ),
+                [
+                    {
+                        "id": new_id(),
+                        "member_id": member_id,
+                        "expires_at": expires_at,
+                        "points": points,
+                        "remaining": points,
+                        "created_at": self.now,
+                    }
+                    for (member_id, expires_at), points in self.lot_credits.items()
+                ],
+            )
+        changes = [{"k_id": lot_id, "k_delta": delta} for lot_id, delta in self.lot_changes.items() if delta]
+        if changes:
+            await session.execute(
+                LOTS.update()
+                .where(LOTS.c.id == sa.bindparam("k_id"))
+                .values(remaining=LOTS.c.remaining + sa.bindparam("k_delta")),
+                changes,
+            )
+        if self.consumptions:
+            await session.execute(CONSUMPTIONS.insert(), self.consumptions)
+        await write_accounts(session, self.accounts.values(), self.now)
+        if self.events:
+            await emit_many(session, self.events)
+        self.entries, self.events, self.consumptions = [], [], []
+        self.lot_credits, self.lot_changes = {}, defaultdict(int)
+
+
+async def write_accounts(session: AsyncSession, accounts: Iterable[AccountState], now: datetime) -> None:
+    changed = [a for a in accounts if a.changed]
+    rows = [
+        {
+            "k_member_id": a.member_id,
+            "k_balance": a.balance,
+            "k_lifetime": a.lifetime,
+            "k_last_seq": a.last_seq,
+            "k_level_name": a.level_name,
+            "k_streak_days": a.streak_days,
+            "k_streak_last_date": a.streak_last_date,
+            "k_timezone": a.timezone,
+        }
+        for a in changed
+    ]
+    if not rows:
+        return
+    await session.execute(
+        ACCOUNTS.update()
+        .where(ACCOUNTS.c.member_id == sa.bindparam("k_member_id"))
+        .values(
+            balance=sa.bindparam("k_balance"),
+            lifetime=sa.bindparam("k_lifetime"),
+            last_seq=sa.bindparam("k_last_seq"),
+            level_name=sa.bindparam("k_level_name"),
+            streak_days=sa.bindparam("k_streak_days"),
+            streak_last_date=sa.bindparam("k_streak_last_date"),
+            timezone=sa.bindparam("k_timezone"),
+            updated_at=now,
+        ),
+        rows,
+    )
+    for account in changed:
+        account.changed = False
+
+
+def points_awarded(entry: dict[str, Any], account: AccountState) -> dict[str, Any]:
+    """The `rewards.points_awarded` data for a credit entry."""
+    return {
+        "member_id": str(account.member_id),
+        "entry_id": str(entry["id"]),
+        "points": entry["delta"],
+        "reason": entry["reason"],
+        "balance": entry["balance_after"],
+        "lifetime": account.lifetime,
+        "source_event_id": str(entry["source_event_id"]) if entry["source_event_id"] else None,
+        "community_id": str(entry["community_id"]) if entry["community_id"] else None,
+        "awarded_at": entry["created_at"].isoformat(),
+    }
+
+
+async def adjust(
+    session: AsyncSession,
+    *,
+    member_id: uuid.UUID,
+    delta: int,
+    reason: str,
+    by: str,
+    levels: Sequence[LevelInfo],
+    now: datetime,
+) -> AdjustmentRead:
+    """A manual credit (counts towards levels, no expiry) or debit (oldest lots first, never below zero)."""
+    account = (await lock_accounts(session, [member_id], now))[member_id]
+    if account.erased_at is not None:
+        raise MemberErased("This member was erased.")
+    adjustment_id = new_id()
+    postings = Postings(now)
+    ranks: dict[uuid.UUID, int] = {}
+    if delta > 0:
+        entry = postings.credit(account, delta, "adjustment", adjustment_id=adjustment_id)
+        postings.emit("rewards.points_awarded", points_awarded(entry, account))
+        ranks = postings.settle_levels(levels)
+    else:
+        lots = await open_lots(session, member_id) if account.balance >= -delta else []
+        entry = postings.debit(account, -delta, "adjustment", lots, adjustment_id=adjustment_id)
+        postings.emit(
+            "rewards.points_deducted",
+            {
+                "member_id": str(member_id),
+                "entry_id": str(entry["id"]),
+                "points": -delta,
+                "reason": "adjustment",
+                "balance": account.balance,
+                "deducted_at": now.isoformat(),
+            },
+        )
+    row = {
+        "id": adjustment_id,
+        "member_id": member_id,
+        "delta": delta,
+        "reason": reason,
+        "created_by": by,
+        "entry_id": entry["id"],
+        "created_at": now,
+    }
+    await session.execute(ADJUSTMENTS.insert().values(**row))
+    await postings.flush(session)
+    await badges.award_earned(session, now=now, levels=levels, level_ranks=ranks)
+    return AdjustmentRead(**row, balance_after=entry["balance_after"])
+
+
+def current_streak(account: Any, now: datetime) -> int:
+    """The streak still counts while the last check-in was today or yesterday (member's zone)."""
+    if not account.streak_days or account.streak_last_date is None:
+        return 0
+    today = now.astimezone(ZoneInfo(account.timezone or "UTC")).date()
+    return int(account.streak_days) if account.streak_last_date >= today - timedelta(days=1) else 0
+
+
+async def read_points(
+    session: AsyncSession, member_id: uuid.UUID, levels: Sequence[LevelInfo], now: datetime
+) -> PointsRead:
+    account = (
+        await session.execute(sa.select(*_ACCOUNT_COLUMNS).where(ACCOUNTS.c.member_id == member_id))
+    ).one_or_none()
+    balance = account.balance if account else 0
+    lifetime = account.lifetime if account else 0
+    at = standing(levels, lifetime)
+    expiring = await session.execute(
+        sa.select(LOTS.c.expires_at, LOTS.c.remaining)
+        .where(LOTS.c.member_id == member_id, LOTS.c.remaining > 0, LOTS.c.expires_at < NEVER)
+        .order_by(LOTS.c.expires_at)
+        .limit(20)
+    )
+    return PointsRead(
+        member_id=member_id,
+        balance=balance,
+        lifetime=lifetime,
+        level=LevelStanding(
+            name=at.level.name if at.level else None,
+            next_name=at.next.name if at.next else None,
+            next_at=at.next.min_lifetime_points if at.next else None,
+        ),
+        streak_days=current_streak(account, now) if account else 0,
+        expiring=[ExpiringPoints(points=row.remaining, expires_at=row.expires_at) for row in expiring],
+    )
+
+
+async def ledger_page(session: AsyncSession, member_id: uuid.UUID, page: PageParams) -> LedgerPage:
+    """The member's entries, newest first (by their sequence number)."""
+    query = (
+        sa.select(ENTRIES).where(ENTRIES.c.member_id == member_id).order_by(ENTRIES.c.seq.desc()).limit(page.limit + 1)
+    )
+    if (after := keyset_after([ENTRIES.c.seq], page.cursor, descending=True)) is not None:
+        query = query.where(after)
+    rows = (await session.execute(query)).all()
+    items, cursor = paginate_rows(rows, page.limit, lambda row: [row.seq])
+    return LedgerPage(
+        items=[LedgerEntryRead.model_validate(row, from_attributes=True) for row in items], next_cursor=cursor
+    )

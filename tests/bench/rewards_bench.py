@@ -1,0 +1,339 @@
+"""Rewards benchmark on Postgres against a real uvicorn process.
+
+    python -m tests.bench.rewards_bench [--events 100000] [--workers 1]
+
+1. Earning: batches of 500 `activity.recorded` events posted to `/internal/events` as
+   the members relay does (one batch at a time, like one relay; `--posters` for more),
+   turned into ledger entries, lots, caps, streaks, leaderboard rows and outbox events.
+   Prints events/s and the lag (batch posted -> awards committed) p50/p99.
+2. Redemptions under contention: many members redeem one reward concurrently; prints
+   redemptions/s and checks zero oversell and that every balance equals its ledger sum.
+3. Leaderboards over 100,000 members (seeded with COPY): GET latency p50/p99 with the
+   caller's own rank.
+
+It creates a scratch database and drops it at the end (`--keep-db` keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+
+from services.common.identity import (
+    INTERNAL_TOKEN_HEADER,
+    SYSTEM,
+    Identity,
+    InternalTokenCache,
+    sign_internal_token,
+)
+from services.common.migrations import drop_database, ensure_database, upgrade
+from services.common.settings import Settings
+
+PG = os.environ.get("QUNYUN_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+TYPES = [
+    "check_in",
+    "message_sent",
+    "message_sent",
+    "message_sent",
+    "post_liked",
+    "content_shared",
+    "poll_voted",
+    "invite_accepted",
+]
+ZONE = "Asia/Shanghai"
+NEVER = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+class Server:
+    """The rewards app in its own uvicorn process(es)."""
+
+    def __init__(self, database_url: str, port: int, workers: int) -> None:
+        self.port = port
+        env = os.environ | {
+            "QUNYUN_ENV": "development",
+            "QUNYUN_REWARDS_DATABASE_URL": database_url,
+            "QUNYUN_RELAY_ENABLED": "false",  # rewards' own outbox piles up for the gateway: realistic writes
+            "QUNYUN_LOG_LEVEL": "WARNING",
+            # Postgres is shared (max_connections 100): at most 15 connections per worker.
+            "QUNYUN_DB_POOL_SIZE": "10",
+            "QUNYUN_DB_MAX_OVERFLOW": "5",
+        }
+        command = [
+            sys.executable, "-m", "uvicorn", "--factory", "services.rewards.app:create_app",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, env=env)
+
+    async def wait_ready(self, client: httpx.AsyncClient) -> None:
+        for _ in range(200):
+            try:
+                if (await client.get(f"http://127.0.0.1:{self.port}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+        raise RuntimeError("the rewards server did not start")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def activity_event(member_id: uuid.UUID, community_id: uuid.UUID, today: date) -> dict[str, Any]:
+    day = today - timedelta(days=random.randrange(3))
+    at = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(seconds=random.randrange(86400))
+    stamp = at.isoformat().replace("+00:00", "Z")
+    return {
+        "id": str(uuid.uuid4()),
+        "type": "activity.recorded",
+        "source": "members",
+        "occurred_at": stamp,
+        "data": {
+            "activity_id": str(uuid.uuid4()),
+            "member_id": str(member_id),
+            "community_id": str(community_id),
+            "type": random.choice(TYPES),
+            "occurred_at": stamp,
+            "local_date": day.isoformat(),
+            "timezone": ZONE,
+            "properties": {},
+        },
+    }
+
+
+async def bench_events(base: str, settings: Settings, pg: asyncpg.Connection, args: argparse.Namespace) -> None:
+    members = [uuid.uuid4() for _ in range(args.members)]
+    communities = [uuid.uuid4() for _ in range(10)]
+    today = datetime.now(UTC).date()
+    batches = [
+        [activity_event(random.choice(members), random.choice(communities), today) for _ in range(args.batch)]
+        for _ in range(args.events // args.batch)
+    ]
+    tokens = InternalTokenCache(settings)
+    lags: list[float] = []
+    queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        warm_up = {"events": batches[0][:10]}  # creates the program, fills caches
+        await client.post("/internal/events", json=warm_up, headers={INTERNAL_TOKEN_HEADER: tokens.token_for(SYSTEM)})
+        for batch in batches:
+            queue.put_nowait(batch)
+
+        async def poster() -> None:
+            while not queue.empty():
+                batch = queue.get_nowait()
+                started = time.perf_counter()
+                headers = {INTERNAL_TOKEN_HEADER: tokens.token_for(SYSTEM)}
+                response = await client.post("/internal/events", json={"events": batch}, headers=headers)
+                response.raise_for_status()
+                lags.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(poster() for _ in range(args.posters)))
+        elapsed = time.perf_counter() - started
+    events = len(batches) * args.batch
+    entries = await pg.fetchval("SELECT count(*) FROM ledger_entries WHERE reason LIKE 'earned:%'")
+    unbalanced = await pg.fetchval(
+        "SELECT count(*) FROM accounts a WHERE a.balance <> "
+        "(SELECT coalesce(sum(delta), 0) FROM ledger_entries e WHERE e.member_id = a.member_id)"
+    )
+    print(f"earning: {events} events in {elapsed:.2f} s = {events / elapsed:,.0f} events/s awarded end to end")
+    lag = f"lag p50 {ms(statistics.median(lags))}, p99 {ms(percentile(lags, 99))}"
+    print(f"  batch of {args.batch}, {args.posters} poster(s): {lag}")
+    print(f"  {entries:,} earning entries, {unbalanced} accounts not equal to their ledger sum")
+
+
+async def seed_rich_members(pg: asyncpg.Connection, count: int, points: int) -> list[uuid.UUID]:
+    """Members with `points` each: account, lot and ledger entry, consistent, with COPY."""
+    now = datetime.now(UTC)
+    members = [uuid.uuid4() for _ in range(count)]
+    await pg.copy_records_to_table(
+        "accounts",
+        records=[(m, points, points, 1, "Newcomer", 0, now, now) for m in members],
+        columns=[
+            "member_id",
+            "balance",
+            "lifetime",
+            "last_seq",
+            "level_name",
+            "streak_days",
+            "created_at",
+            "updated_at",
+        ],
+    )
+    await pg.copy_records_to_table(
+        "lots",
+        records=[(uuid.uuid4(), m, NEVER, points, points, now) for m in members],
+        columns=["id", "member_id", "expires_at", "points", "remaining", "created_at"],
+    )
+    await pg.copy_records_to_table(
+        "ledger_entries",
+        records=[(uuid.uuid4(), m, 1, points, points, "adjustment", now) for m in members],
+        columns=["id", "member_id", "seq", "delta", "balance_after", "reason", "created_at"],
+    )
+    return members
+
+
+async def bench_redemptions(base: str, settings: Settings, pg: asyncpg.Connection, args: argparse.Namespace) -> None:
+    members = await seed_rich_members(pg, args.redeemers, 10_000)
+    operator = {
+        INTERNAL_TOKEN_HEADER: sign_internal_token(Identity(kind="staff", id="bench", roles=("operator",)), settings)
+    }
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+        reward = (
+            await client.post(
+                "/v1/rewards", json={"name": "Hot item", "cost": 10, "stock": args.stock}, headers=operator
+            )
+        ).json()
+        identities = [Identity(kind="member", id=str(m), roles=("member",), member_id=m) for m in members]
+        tokens = InternalTokenCache(settings, max_entries=len(members) + 1)  # tokens live 60 s: re-signed as needed
+        attempts = [random.randrange(len(members)) for _ in range(args.redemptions)]
+        statuses: dict[int, int] = {}
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for index in attempts:
+            queue.put_nowait(index)
+
+        async def redeemer() -> None:
+            while not queue.empty():
+                index = queue.get_nowait()
+                headers = {INTERNAL_TOKEN_HEADER: tokens.token_for(identities[index])}
+                response = await client.post("/v1/redemptions", json={"reward_id": reward["id"]}, headers=headers)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(redeemer() for _ in range(args.concurrency)))
+        elapsed = time.perf_counter() - started
+    rid = uuid.UUID(reward["id"])
+    stock = await pg.fetchval("SELECT stock FROM rewards WHERE id = $1", rid)
+    redeemed = await pg.fetchval("SELECT count(*) FROM redemptions WHERE reward_id = $1", rid)
+    unbalanced = await pg.fetchval(
+        "SELECT count(*) FROM accounts a WHERE a.balance <> "
+        "(SELECT coalesce(sum(delta), 0) FROM ledger_entries e WHERE e.member_id = a.member_id)"
+    )
+    negative = await pg.fetchval("SELECT count(*) FROM accounts WHERE balance < 0")
+    total = sum(statuses.values())
+    print(
+        f"redemptions: {total} attempts by {args.concurrency} concurrent clients on one reward in {elapsed:.2f} s "
+        f"= {total / elapsed:,.0f} requests/s; {statuses.get(201, 0)} succeeded "
+        f"({statuses.get(201, 0) / elapsed:,.0f}/s)"
+    )
+    print(
+        f"  statuses {dict(sorted(statuses.items()))}; stock {args.stock} -> {stock}, {redeemed} redemptions "
+        f"(oversold: {redeemed - (args.stock - stock)}); {unbalanced} unbalanced, {negative} negative accounts"
+    )
+
+
+async def bench_leaderboard(base: str, settings: Settings, pg: asyncpg.Connection, args: argparse.Namespace) -> None:
+    community = uuid.uuid4()
+    today = datetime.now(UTC).astimezone().date()
+    starts = {"week": today - timedelta(days=today.weekday()), "month": today.replace(day=1), "all": date(1970, 1, 1)}
+    members = [uuid.uuid4() for _ in range(args.board_members)]
+    now = datetime.now(UTC)
+    records = []
+    for m in members:
+        points = random.randrange(1, 5000)
+        reached = now - timedelta(seconds=random.randrange(86400 * 30))
+        records += [(community, period, start, m, points, reached) for period, start in starts.items()]
+    await pg.copy_records_to_table(
+        "period_points",
+        records=records,
+        columns=["community_id", "period", "period_start", "member_id", "points", "reached_at"],
+    )
+    await pg.execute("INSERT INTO communities (id, timezone, updated_at) VALUES ($1, 'UTC', now())", community)
+    await pg.execute("VACUUM ANALYZE period_points")
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        for i in range(args.board_requests):
+            m = random.choice(members)
+            token = sign_internal_token(Identity(kind="member", id=str(m), roles=("member",), member_id=m), settings)
+            period = ("week", "month", "all")[i % 3]
+            started = time.perf_counter()
+            response = await client.get(
+                "/v1/leaderboards",
+                params={"community_id": str(community), "period": period, "limit": 10},
+                headers={INTERNAL_TOKEN_HEADER: token},
+            )
+            latencies.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+            assert response.json()["me"]["rank"] is not None
+    print(
+        f"leaderboard: {args.board_members:,} members, {args.board_requests} GETs (top 10 + caller's rank): "
+        f"p50 {ms(statistics.median(latencies))}, p99 {ms(percentile(latencies, 99))}"
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    url = f"{PG}/qunyun_bench_rewards_{secrets.token_hex(4)}"
+    await ensure_database(url)
+    await upgrade("rewards", url)
+    settings = Settings()
+    server = Server(url, args.port, args.workers)
+    pg = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        base = f"http://127.0.0.1:{args.port}"
+        async with httpx.AsyncClient() as probe:
+            await server.wait_ready(probe)
+        print(
+            f"rewards on {base} ({args.workers} uvicorn worker(s)), Postgres {await pg.fetchval('SHOW server_version')}"
+        )
+        if "events" in args.only:
+            await bench_events(base, settings, pg, args)
+        if "redemptions" in args.only:
+            await bench_redemptions(base, settings, pg, args)
+        if "leaderboard" in args.only:
+            await bench_leaderboard(base, settings, pg, args)
+    finally:
+        await pg.close()
+        server.stop()
+        if not args.keep_db:
+            await drop_database(url)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--members", type=int, default=20_000, help="distinct members in the event stream")
+    parser.add_argument("--posters", type=int, default=1, help="batches in flight at once (1 = one relay)")
+    parser.add_argument("--redeemers", type=int, default=5_000)
+    parser.add_argument("--redemptions", type=int, default=10_000)
+    parser.add_argument("--stock", type=int, default=5_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--board-members", type=int, default=100_000)
+    parser.add_argument("--board-requests", type=int, default=3_000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--port", type=int, default=18903)
+    parser.add_argument("--only", nargs="+", default=["events", "redemptions", "leaderboard"])
+    parser.add_argument("--keep-db", action="store_true")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))
