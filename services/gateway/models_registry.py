@@ -2,5 +2,6 @@
 (migrations and tests import this, not the modules one by one)."""
 
 from services.gateway.db import metadata
+from services.gateway.webhooks import models as webhook_models
 
-__all__ = ["metadata"]
+__all__ = ["metadata", "webhook_models"]

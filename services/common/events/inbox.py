@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -57,15 +57,34 @@ async def record_new_events(session: AsyncSession, tables: KitTables, events: li
     return set((await session.execute(stmt)).scalars())
 
 
+@runtime_checkable
+class BatchEventHandler(Protocol):
+    """A handler that can also take all of a batch's events at once (set-based work).
+
+    `apply_events` calls `handle_batch` once per batch with every new event mapped to
+    this handler, in order, instead of calling the handler once per event.
+    """
+
+    async def __call__(self, session: AsyncSession, event: Event) -> None: ...
+
+    async def handle_batch(self, session: AsyncSession, events: list[Event]) -> None: ...
+
+
 async def apply_events(
     session: AsyncSession, tables: KitTables, handlers: Mapping[str, EventHandler], events: list[Event]
 ) -> EventBatchResult:
     """Apply each new event's handler once, in order; duplicates are skipped."""
     unique = list({e.id: e for e in events}.values())
     new_ids = await record_new_events(session, tables, unique)
+    batched: dict[int, tuple[BatchEventHandler, list[Event]]] = {}
     for event in unique:
         if event.id in new_ids and (handler := handlers.get(event.type)):
-            await handler(session, event)
+            if isinstance(handler, BatchEventHandler):
+                batched.setdefault(id(handler), (handler, []))[1].append(event)
+            else:
+                await handler(session, event)
+    for batch_handler, batch_events in batched.values():
+        await batch_handler.handle_batch(session, batch_events)
     return EventBatchResult(applied=len(new_ids), duplicates=len(events) - len(new_ids))
 
 
