@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -18,6 +19,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from services.common.db import utcnow
 from services.gateway.webhooks.models import deliveries, endpoints
 from tests.gateway.webhook_support import (
+    Received,
     Receiver,
     admin_client,
     always,
@@ -92,7 +94,7 @@ async def test_create_endpoint_shows_secret_once(system: System) -> None:
         ({"url": "https://example.com/h", "event_types": ["member.created"], "colour": "red"}, "colour"),
     ],
 )
-async def test_invalid_endpoint_is_422_and_nothing_stored(system: System, payload: dict, where: str) -> None:
+async def test_invalid_endpoint_is_422_and_nothing_stored(system: System, payload: dict[str, Any], where: str) -> None:
     async with await admin_client(system) as client:
         response = await client.post("/v1/webhook-endpoints", json=payload)
         assert response.status_code == 422
@@ -185,7 +187,7 @@ async def test_events_are_fanned_out_signed_and_logged(system: System) -> None:
         assert len((await client.get(f"/v1/webhook-endpoints/{everything_id}/deliveries")).json()["items"]) == 2
 
 
-def _verifies(got, secret: str) -> bool:
+def _verifies(got: Received, secret: str) -> bool:
     try:
         got.verify(secret)
     except WebhookVerificationError:
@@ -201,7 +203,7 @@ async def test_fan_out_is_set_based(system: System) -> None:
     statements: list[str] = []
     engine = system.state("gateway").db.engine.sync_engine
 
-    def count(_conn, _cursor, statement, *_args) -> None:
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(statement)
 
     sa.event.listen(engine, "before_cursor_execute", count)
@@ -475,7 +477,7 @@ async def _attempted(system: System) -> bool:
         return bool(await conn.scalar(sa.select(sa.func.max(deliveries.c.attempt_count))))
 
 
-async def _wait_until(check, timeout: float) -> None:
+async def _wait_until(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         if asyncio.get_running_loop().time() > deadline:

@@ -25,6 +25,37 @@ _NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+# IANA special-purpose blocks that are not globally reachable, listed here so the verdict
+# does not depend on the Python version's ipaddress tables.
+_SPECIAL_PURPOSE = tuple(
+    ipaddress.ip_network(block)
+    for block in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "3fff::/20",
+        "5f00::/16",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+    )
+)
 
 
 class UnsafeUrl(ValueError):
@@ -54,10 +85,12 @@ def forbidden_reason(address: IPAddress) -> str | None:
         return "is a link-local address"
     if address.is_multicast:
         return "is a multicast address"
-    if isinstance(address, ipaddress.IPv4Address) and address in _SHARED_ADDRESS_SPACE:
+    if address in _SHARED_ADDRESS_SPACE:
         return "is a carrier-grade NAT (shared) address"
     if address.is_private:
         return "is a private address"
+    if any(address in block for block in _SPECIAL_PURPOSE if block.version == address.version):
+        return "is in a special-purpose block"
     if address.is_reserved:
         return "is a reserved address"
     if not address.is_global:
