@@ -58,7 +58,9 @@ class Cluster:
             "QUNYUN_WEBHOOK_LEASE_SECONDS": "3",
             "QUNYUN_LOG_LEVEL": "WARNING",
         }
-        self.settings = Settings(
+        self.settings = Settings.model_validate(
+            {k.removeprefix("QUNYUN_").lower(): v for k, v in self.env.items() if k.startswith("QUNYUN_")}
+        )
             **{k[len("QUNYUN_") :].lower(): v for k, v in self.env.items() if k.startswith("QUNYUN_")}
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
