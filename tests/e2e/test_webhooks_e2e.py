@@ -61,8 +61,6 @@ class Cluster:
         self.settings = Settings.model_validate(
             {k.removeprefix("QUNYUN_").lower(): v for k, v in self.env.items() if k.startswith("QUNYUN_")}
         )
-            **{k[len("QUNYUN_") :].lower(): v for k, v in self.env.items() if k.startswith("QUNYUN_")}
-        )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     async def migrate(self) -> None:
