@@ -130,10 +130,12 @@ async def test_delivery_client_refuses_private_addresses_at_connect_time() -> No
     guarded = build_partner_client(Settings(webhook_allow_private=False))
     open_client = build_partner_client(Settings(webhook_allow_private=True))
     async with Receiver() as receiver, guarded, open_client:
-        with pytest.raises(httpx.ConnectError, match="loopback"):
+        with pytest.raises(httpx.TransportError, match="loopback"):
             await guarded.post(receiver.url, content=b"{}")
-        with pytest.raises(httpx.ConnectError, match="loopback"):
+        with pytest.raises(httpx.TransportError, match="loopback"):
             await guarded.post(receiver.url.replace("127.0.0.1", "localhost"), content=b"{}")
+        with pytest.raises(httpx.TransportError, match="loopback"):
+            await guarded.post(receiver.url.replace("127.0.0.1", "[::ffff:127.0.0.1]"), content=b"{}")
         assert receiver.received == []
         assert (await open_client.post(receiver.url, content=b"{}")).status_code == 200
 

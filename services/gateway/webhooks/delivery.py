@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import certifi
-import httpcore
 import httpx
 import sqlalchemy as sa
 import structlog
+from httpx_aiohttp import AiohttpTransport
 from standardwebhooks import Webhook
 
 from services.common.db import Database, new_id, utcnow
@@ -51,7 +52,7 @@ from services.gateway.webhooks.service import (
     park_deliveries,
     webhook_id,
 )
-from services.gateway.webhooks.ssrf import GuardedNetworkBackend
+from services.gateway.webhooks.ssrf import GuardedConnector
 
 log = structlog.get_logger("qunyun.webhooks")
 
@@ -62,20 +63,25 @@ MAX_RETRY_AFTER_SECONDS = 86400
 
 def build_partner_client(settings: Settings, *, max_connections: int = 500) -> httpx.AsyncClient:
     """The HTTP client for partner endpoints: real network, no proxies from the
-    environment, no redirects, and every connection vetted by the SSRF guard."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    transport = httpx.AsyncHTTPTransport(trust_env=False, limits=limits)
-    # httpx has no public hook for the network backend: swap in a pool that connects
-    # through the guard (same settings as httpx's own pool).
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=ssl.create_default_context(cafile=certifi.where()),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=GuardedNetworkBackend(allow_private=settings.webhook_allow_private),
-    )
+    environment, no redirects, and every connection vetted by the SSRF guard.
+
+    httpx's API over aiohttp's transport: several times less CPU per request than
+    httpx's own pool, which matters at thousands of deliveries per second.
+    """
+    ssl_context = ssl.create_default_context(cafile=certifi.where())
+
+    def session() -> aiohttp.ClientSession:  # made lazily, inside the running loop
+        connector = GuardedConnector(
+            allow_private=settings.webhook_allow_private,
+            limit=max_connections,
+            ssl=ssl_context,
+            ttl_dns_cache=10,
+            keepalive_timeout=30,
+        )
+        return aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False)
+
     return httpx.AsyncClient(
-        transport=transport,
+        transport=AiohttpTransport(client=session, trust_env=False),
         follow_redirects=False,
         trust_env=False,
         timeout=httpx.Timeout(settings.webhook_timeout_seconds),
@@ -165,6 +171,7 @@ class DeliveryWorker:
         self._sends: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._recorder: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         """New work may be due (new deliveries, a retry, a replay, a freed slot)."""
@@ -290,10 +297,8 @@ class DeliveryWorker:
                     snippet = await _read_prefix(resp, RESPONSE_SNIPPET_BYTES)
         except TimeoutError:
             return done(error=f"Timeout: no answer within {timeout:g} s")
-        except httpx.TimeoutException as exc:
-            return done(error=f"Timeout: {type(exc).__name__}")
         except httpx.HTTPError as exc:
-            return done(error=f"{type(exc).__name__}: {exc}"[:1000])
+            return done(error=describe_error(exc))
         retry_after = None
         if resp.status_code in (429, 503):
             retry_after = retry_after_seconds(resp.headers.get("retry-after"))
@@ -478,7 +483,10 @@ class DeliveryWorker:
             await self._outcomes_ready.wait()
             self._outcomes_ready.clear()
             batch, self._outcomes = self._outcomes, []
-            await self._record_with_retry(batch)
+            if batch:
+                await self._record_with_retry(batch)
+            if self._stopping and not self._outcomes:
+                return
 
     async def _record_with_retry(self, batch: list[Outcome]) -> None:
         for attempt in range(5):
@@ -494,29 +502,36 @@ class DeliveryWorker:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._recorder = asyncio.create_task(self._record_loop(), name=f"{self.name}-recorder")
             self._task = asyncio.create_task(self.run(), name=f"{self.name}-worker")
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
-        """Stop claiming, let sends in flight finish (briefly), record what finished."""
-        if self._task is None:
+        """Stop claiming, let sends in flight finish (briefly), record every outcome."""
+        if self._task is None or self._recorder is None:
             return
+        self._stopping = True
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         if self._sends:
             await asyncio.wait(set(self._sends), timeout=grace_seconds)
             for task in set(self._sends):
-                task.cancel()
-        assert self._recorder is not None
-        self._recorder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._recorder
-        if self._outcomes:
-            batch, self._outcomes = self._outcomes, []
-            with contextlib.suppress(Exception):
-                await self.record(batch)
+                task.cancel()  # left `sending`: their leases expire and they are sent again
+        self._outcomes_ready.set()
+        try:
+            await asyncio.wait_for(self._recorder, timeout=grace_seconds)
+        except TimeoutError:
+            log.error("webhook_recorder_stopped_late", outcomes=len(self._outcomes))
         self._task = self._recorder = None
+
+
+def describe_error(exc: Exception) -> str:
+    """`<Kind>: <message>` of the transport's own error (the httpx mapping is coarse)."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
+    if isinstance(cause, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return f"Timeout: {type(cause).__name__}"
+    return f"{type(cause).__name__}: {cause}"[:1000]
 
 
 async def _read_prefix(response: httpx.Response, limit: int) -> str | None:

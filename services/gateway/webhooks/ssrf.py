@@ -1,7 +1,7 @@
 """SSRF guard: webhook endpoints may only reach public internet addresses.
 
 Checked twice: when an endpoint is registered (`check_url`, a 422 answer) and again on
-every new connection at delivery time (`GuardedNetworkBackend`), because DNS can change
+every new connection at delivery time (`GuardedConnector`), because DNS can change
 after registration. The delivery check runs inside the connection itself: the host is
 resolved once, every address is vetted, and the socket connects to a vetted address, so
 there is no window between the check and the connect (DNS rebinding). TLS still verifies
@@ -11,13 +11,15 @@ the certificate against the host name. Redirects are never followed.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
-from httpcore import AsyncNetworkBackend, AsyncNetworkStream
+import aiohttp
+from aiohttp.abc import ResolveResult
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -168,47 +170,28 @@ async def check_url(url: str, *, allow_private: bool) -> None:
     check_addresses(host, await resolve(host, port))
 
 
-class UnsafeDestination(httpcore.ConnectError):
+class UnsafeDestination(OSError):
     """Raised inside a connection attempt to a refused address (httpx shows it as ConnectError)."""
 
 
-class GuardedNetworkBackend(AsyncNetworkBackend):
-    """An httpcore network backend that connects only to vetted public addresses."""
+class GuardedConnector(aiohttp.TCPConnector):
+    """An aiohttp connector that connects only to vetted public addresses.
 
-    def __init__(self, *, allow_private: bool, inner: AsyncNetworkBackend | None = None) -> None:
+    Every connection starts with `_resolve_host` (IP literals and cached DNS answers
+    included), and the socket connects to exactly the addresses it returns, so vetting
+    them here leaves no gap between the check and the connect. TLS still verifies the
+    certificate against the host name.
+    """
+
+    def __init__(self, *, allow_private: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.allow_private = allow_private
-        self.inner = inner or httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> AsyncNetworkStream:
-        if self.allow_private:
-            return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        try:
-            addresses = check_addresses(host, await resolve(host, port))
-        except UnsafeUrl as exc:
-            raise UnsafeDestination(str(exc)) from exc
-        last_error: Exception | None = None
-        for address in addresses:
+    async def _resolve_host(self, host: str, port: int, traces: Sequence[Any] | None = None) -> list[ResolveResult]:
+        results = await super()._resolve_host(host, port, traces=traces)  # type: ignore[arg-type]
+        if not self.allow_private:
             try:
-                return await self.inner.connect_tcp(str(address), port, timeout, local_address, socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last_error = exc
-        assert last_error is not None
-        raise last_error
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> AsyncNetworkStream:
-        raise UnsafeDestination("unix sockets are not webhook destinations")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+                check_addresses(host, (ipaddress.ip_address(r["host"].split("%", 1)[0]) for r in results))
+            except UnsafeUrl as exc:
+                raise UnsafeDestination(errno.EACCES, str(exc)) from exc
+        return results
