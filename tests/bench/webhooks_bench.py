@@ -108,6 +108,7 @@ async def bench() -> None:
 
             # Burst: throughput.
             total = BURST_EVENTS * ENDPOINTS
+            cpu_started = time.process_time()
             started = time.time()
             for start in range(0, BURST_EVENTS, BATCH):
                 await emit(system, "burst", range(start, start + BATCH))
@@ -115,7 +116,12 @@ async def bench() -> None:
             burst_receipts = [r for r in (await probe.get(f"{base}/dump")).json() if r[1] == "burst"]
             elapsed = max(r[2] for r in burst_receipts) - started
             print(f"burst: {total} deliveries ({BURST_EVENTS} events x {ENDPOINTS} endpoints) in {elapsed:.2f} s")
+            cpu = time.process_time() - cpu_started
             print(f"throughput: {total / elapsed:,.0f} deliveries/s")
+            print(
+                f"cpu: {cpu * 1e6 / total:.0f} us per delivery in the system process "
+                f"(relay + fan-out + claim + sign + send + record; load avg {os.getloadavg()[0]:.1f})"
+            )
 
             # Paced: latency from commit to receipt.
             committed: dict[int, float] = {}

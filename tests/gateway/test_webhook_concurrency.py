@@ -13,7 +13,8 @@ import pytest_asyncio
 import sqlalchemy as sa
 
 from services.common.db import Database, utcnow
-from services.gateway.webhooks.delivery import DeliveryWorker, build_partner_client
+from services.gateway.webhooks.client import build_partner_client
+from services.gateway.webhooks.delivery import DeliveryWorker
 from services.gateway.webhooks.models import attempts, deliveries
 from tests.gateway.webhook_support import Receiver, admin_client, create_endpoint, event, publish, worker
 from tests.system import System

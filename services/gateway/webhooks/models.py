@@ -67,6 +67,7 @@ class WebhookDelivery(Base, table=True):
     __table_args__ = (
         sa.UniqueConstraint("endpoint_id", "message_id"),
         sa.Index("ix_webhook_deliveries_endpoint_id_created_at_id", "endpoint_id", "created_at", "id"),
+        sa.Index("ix_webhook_deliveries_endpoint_id_next_attempt_at", "endpoint_id", "next_attempt_at"),
         sa.CheckConstraint(
             "status IN ('pending', 'sending', 'succeeded', 'failed')",
             name="status",

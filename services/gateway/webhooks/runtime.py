@@ -8,8 +8,9 @@ from services.common.db import Database
 from services.common.events import Event, EventHandler
 from services.common.settings import Settings
 from services.gateway.webhooks.catalogue import DOMAIN_EVENT_TYPES
+from services.gateway.webhooks.client import build_partner_client
 from services.gateway.webhooks.crypto import SecretBox
-from services.gateway.webhooks.delivery import DeliveryWorker, build_partner_client
+from services.gateway.webhooks.delivery import DeliveryWorker
 from services.gateway.webhooks.service import MessageDraft, fan_out, wake_after_commit
 
 

@@ -88,6 +88,12 @@ def upgrade() -> None:
         ["endpoint_id", "created_at", "id"],
         unique=False,
     )
+    op.create_index(
+        "ix_webhook_deliveries_endpoint_id_next_attempt_at",
+        "webhook_deliveries",
+        ["endpoint_id", "next_attempt_at"],
+        unique=False,
+    )
     op.create_index(op.f("ix_webhook_deliveries_message_id"), "webhook_deliveries", ["message_id"], unique=False)
     op.create_index(
         op.f("ix_webhook_deliveries_next_attempt_at"), "webhook_deliveries", ["next_attempt_at"], unique=False
@@ -125,6 +131,7 @@ def downgrade() -> None:
     op.drop_table("webhook_attempts")
     op.drop_index(op.f("ix_webhook_deliveries_next_attempt_at"), table_name="webhook_deliveries")
     op.drop_index(op.f("ix_webhook_deliveries_message_id"), table_name="webhook_deliveries")
+    op.drop_index("ix_webhook_deliveries_endpoint_id_next_attempt_at", table_name="webhook_deliveries")
     op.drop_index("ix_webhook_deliveries_endpoint_id_created_at_id", table_name="webhook_deliveries")
     op.drop_table("webhook_deliveries")
     op.drop_index(op.f("ix_webhook_messages_occurred_at"), table_name="webhook_messages")
