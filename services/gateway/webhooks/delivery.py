@@ -52,6 +52,7 @@ from services.gateway.webhooks.service import (
 log = structlog.get_logger("qunyun.webhooks")
 
 MAX_RETRY_AFTER_SECONDS = 86400
+CLAIM_COALESCE_SECONDS = 0.002
 
 
 @dataclass(frozen=True)
@@ -454,9 +455,10 @@ class DeliveryWorker:
         while not self._stopping:
             # Cleared before claiming, so a wake during the claim is not lost.
             self._wake.clear()
+            free = self.max_in_flight - sum(self._in_flight.values())
             jobs: list[Job] = []
             try:
-                jobs = await self.claim(self.max_in_flight - sum(self._in_flight.values()))
+                jobs = await self.claim(free)
             except Exception:  # a database hiccup must not kill the loop
                 log.exception("webhook_claim_failed")
                 await asyncio.sleep(self.poll_seconds)
@@ -465,10 +467,14 @@ class DeliveryWorker:
                 task = asyncio.create_task(self._send_one(job))
                 self._sends.add(task)
                 task.add_done_callback(self._sends.discard)
-            if jobs:
-                continue  # more may be due: keep claiming while slots are free
+            if jobs and len(jobs) >= min(free, self.settings.webhook_claim_batch_size):
+                continue  # a full claim: more may be due right now
+            # Otherwise wait for new work, a freed slot, or the poll interval.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            if self._sends:
+                # Busy: let a few more sends finish so one claim refills several slots.
+                await asyncio.sleep(CLAIM_COALESCE_SECONDS)
 
     async def _send_one(self, job: Job) -> None:
         try:
