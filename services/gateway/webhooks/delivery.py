@@ -52,7 +52,7 @@ from services.gateway.webhooks.service import (
 log = structlog.get_logger("qunyun.webhooks")
 
 MAX_RETRY_AFTER_SECONDS = 86400
-CLAIM_COALESCE_SECONDS = 0.002
+CLAIM_COALESCE_SECONDS = 0.005
 
 
 @dataclass(frozen=True)
