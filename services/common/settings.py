@@ -93,6 +93,13 @@ class Settings(BaseSettings):
 
     webhook_allow_private: bool = False
     webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_timeout_seconds: float = 15.0
+    webhook_secret_grace_seconds: int = 86400  # old secret keeps signing this long after a rotation
+    webhook_disable_after_seconds: int = 5 * 86400  # an endpoint failing this long without a success is disabled
+    webhook_lease_seconds: float = 60.0  # a claimed delivery not recorded by then is reclaimed (crash)
+    webhook_max_in_flight_per_endpoint: int = 4
+    webhook_max_in_flight: int = 256
+    webhook_claim_batch_size: int = 200
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -120,6 +127,8 @@ class Settings(BaseSettings):
         self.rate_limit_parts  # noqa: B018 - parse early so a typo fails at start-up
         self.webhook_retry_delays  # noqa: B018
         self.event_route_table  # noqa: B018
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError("QUNYUN_WEBHOOK_LEASE_SECONDS must exceed QUNYUN_WEBHOOK_TIMEOUT_SECONDS")
         return self
 
     def database_url_for(self, service: ServiceName) -> str:

@@ -29,6 +29,7 @@ from services.gateway.openapi import MergedOpenAPI
 from services.gateway.proxy import Proxy, ProxyFastPath
 from services.gateway.ratelimit import InMemoryRateLimitStore, RateLimitMiddleware, RateLimitStore
 from services.gateway.routing import RouteTableLoader
+from services.gateway.webhooks import WebhookRuntime, register_webhook_catalogue, webhook_routers
 
 
 def create_app(
@@ -39,6 +40,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    webhooks = WebhookRuntime(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,10 +53,12 @@ def create_app(
         app.state.openapi = MergedOpenAPI(app, loader, settings)
         app.state.proxy = app.router.default = Proxy(settings, loader, upstream, tokens)
         await start_auth(app)
+        await webhooks.start(app.state.db)
         try:
             await loader.load()  # services still down are fetched again on demand
             yield
         finally:
+            await webhooks.stop()
             await app.state.http.aclose()
             await app.state.db.dispose()
 
@@ -62,13 +66,17 @@ def create_app(
     # The seam to authentication (see services.gateway.callers); tests may replace it.
     app.state.identify_caller = identify_caller
     app.state.rate_limits = store = rate_limit_store or InMemoryRateLimitStore()
+    app.state.webhooks = webhooks
     app.add_middleware(ProxyFastPath)
     app.add_middleware(RateLimitMiddleware, settings=settings, store=store)
     install_common(app, "gateway", settings)  # its request-id middleware goes outermost
     for router in auth_routers():
         app.include_router(router)
-    # Partner webhooks (fan-out of every event) consume here; until then events are acknowledged.
-    app.include_router(events_router(kit_tables, {}))
+    for router in webhook_routers():
+        app.include_router(router)
+    register_webhook_catalogue(app)
+    # Partner webhooks: every event is fanned out to the subscribed endpoints.
+    app.include_router(events_router(kit_tables, webhooks.event_handlers()))
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_document(request: Request) -> Response:

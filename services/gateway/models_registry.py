@@ -3,5 +3,6 @@
 
 from services.gateway.auth import models as auth_models
 from services.gateway.db import metadata
+from services.gateway.webhooks import models as webhook_models
 
-__all__ = ["auth_models", "metadata"]
+__all__ = ["auth_models", "metadata", "webhook_models"]

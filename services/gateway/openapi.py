@@ -110,6 +110,7 @@ class _Merger:
         self.paths: dict[str, dict[str, Any]] = {}
         self.operation_ids: set[str] = set()
         self.tag_groups: dict[str, list[str]] = {}
+        self.webhooks: dict[str, Any] = {}  # the gateway's event catalogue (OpenAPI 3.1 `webhooks`)
 
     def _renames(self, service: str, schemas: Mapping[str, Any]) -> dict[str, str]:
         """Names of this document's schemas that must change to not clash with different ones."""
@@ -135,6 +136,12 @@ class _Merger:
         document = _rewrite_refs(document, renames)
         for name, schema in document.get("components", {}).get("schemas", {}).items():
             self.schemas.setdefault(renames.get(name, name), schema)
+        if gateway:
+            self.webhooks = document.get("webhooks") or {}
+            for item in self.webhooks.values():
+                for operation in item.values():
+                    # FastAPI adds its own 422 to every operation; a partner's receiver answers 2xx or not.
+                    operation.get("responses", {}).pop("422", None)
         for template, item in (document.get("paths") or {}).items():
             if not template.startswith(PUBLIC_PREFIX):
                 continue
@@ -172,7 +179,7 @@ class _Merger:
     def reachable_schemas(self) -> dict[str, Any]:
         """Only the schemas the paths use (directly or through other schemas), in name order."""
         seen: set[str] = set()
-        pending = [*_refs(self.paths), "Problem"]
+        pending = [*_refs(self.paths), *_refs(self.webhooks), "Problem"]
         while pending:
             name = pending.pop()
             if name in seen or name not in self.schemas:
@@ -217,6 +224,7 @@ def merge_documents(
         },
         "servers": servers,
         "paths": dict(sorted(merger.paths.items())),
+        "webhooks": merger.webhooks,
         "components": {
             "schemas": merger.reachable_schemas(),
             "securitySchemes": {
@@ -247,6 +255,7 @@ class MergedOpenAPI:
             version=self.app.version,
             openapi_version=OPENAPI_VERSION,
             routes=self.app.routes,
+            webhooks=self.app.webhooks.routes,
         )
 
     async def document(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 from fastapi import APIRouter
@@ -69,6 +69,19 @@ class EventHandlerFailed(ProblemError):
         self.event = event
 
 
+class BatchRejected(ProblemError):
+    """A batch handler failed on a batch without saying which event: the relay halves it."""
+
+    status, slug, title = 422, "event-batch-rejected", "Event batch rejected"
+
+
+def _handler_failure(error: Exception, event: Event, index: int) -> ProblemError:
+    log.exception("event_handler_failed", event_id=str(event.id), event_type=event.type)
+    if _consumer_unavailable(error):
+        return ServiceUnavailable("The database is not available; retry later.")
+    return EventHandlerFailed(event, index, error)
+
+
 def _consumer_unavailable(error: BaseException) -> bool:
     """Errors that say "this service cannot work right now", whatever the event."""
     if isinstance(error, OperationalError | TimeoutError | ConnectionError):
@@ -90,6 +103,19 @@ async def record_new_events(session: AsyncSession, tables: KitTables, events: li
     return set((await session.execute(stmt)).scalars())
 
 
+@runtime_checkable
+class BatchEventHandler(Protocol):
+    """A handler that can also take all of a batch's events at once (set-based work).
+
+    `apply_events` calls `handle_batch` once per batch with every new event mapped to
+    this handler, in order, instead of calling the handler once per event.
+    """
+
+    async def __call__(self, session: AsyncSession, event: Event) -> None: ...
+
+    async def handle_batch(self, session: AsyncSession, events: list[Event]) -> None: ...
+
+
 async def apply_events(
     session: AsyncSession, tables: KitTables, handlers: Mapping[str, EventHandler], events: list[Event]
 ) -> EventBatchResult:
@@ -101,6 +127,7 @@ async def apply_events(
     unique = list({e.id: e for e in events}.values())
     new_ids = await record_new_events(session, tables, unique)
     handled: set[uuid.UUID] = set()
+    batched: dict[int, tuple[BatchEventHandler, list[tuple[int, Event]]]] = {}
     for index, event in enumerate(events):
         if event.id not in new_ids or event.id in handled:
             continue
@@ -108,13 +135,24 @@ async def apply_events(
         handler = handlers.get(event.type)
         if handler is None:
             continue
+        if isinstance(handler, BatchEventHandler):
+            batched.setdefault(id(handler), (handler, []))[1].append((index, event))
+            continue
         try:
             await handler(session, event)
         except Exception as exc:
-            log.exception("event_handler_failed", event_id=str(event.id), event_type=event.type)
+            raise _handler_failure(exc, event, index) from exc
+    for batch_handler, items in batched.values():
+        try:
+            await batch_handler.handle_batch(session, [event for _, event in items])
+        except Exception as exc:
+            if len(items) == 1:
+                raise _handler_failure(exc, items[0][1], items[0][0]) from exc
+            # The failing event is unknown: reject the batch so the relay narrows it down.
+            log.exception("event_batch_handler_failed", events=len(items))
             if _consumer_unavailable(exc):
                 raise ServiceUnavailable("The database is not available; retry later.") from exc
-            raise EventHandlerFailed(event, index, exc) from exc
+            raise BatchRejected(f"Handling a batch of {len(items)} events failed; send fewer.") from exc
     return EventBatchResult(applied=len(new_ids), duplicates=len(events) - len(new_ids))
 
 

@@ -1,0 +1,68 @@
+"""What the gateway app holds for webhooks: the fan-out handler and the delivery worker."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.db import Database
+from services.common.events import Event, EventHandler
+from services.common.settings import Settings
+from services.gateway.webhooks.catalogue import DOMAIN_EVENT_TYPES
+from services.gateway.webhooks.client import build_partner_client
+from services.gateway.webhooks.crypto import SecretBox
+from services.gateway.webhooks.delivery import DeliveryWorker
+from services.gateway.webhooks.service import MessageDraft, fan_out, wake_after_commit
+
+
+class WebhookFanout:
+    """The gateway's handler for every domain event: one message per event and one
+    delivery per subscribed endpoint, in the inbox's transaction (so before the relay's
+    call is acknowledged). A batch is handled set-based, in one go."""
+
+    def __init__(self, runtime: WebhookRuntime) -> None:
+        self.runtime = runtime
+
+    async def __call__(self, session: AsyncSession, event: Event) -> None:
+        await self.handle_batch(session, [event])
+
+    async def handle_batch(self, session: AsyncSession, events: list[Event]) -> None:
+        drafts = [MessageDraft(e.id, e.type, e.occurred_at, e.data) for e in events]
+        if await fan_out(session, drafts):
+            wake_after_commit(session, self.runtime.wake)
+
+
+class WebhookRuntime:
+    """Created with the app; the worker and its HTTP client live between start and stop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.box = SecretBox(settings)
+        self.fanout = WebhookFanout(self)
+        self._worker: DeliveryWorker | None = None
+
+    @property
+    def worker(self) -> DeliveryWorker:
+        if self._worker is None:
+            raise RuntimeError("the webhook runtime has not been started")
+        return self._worker
+
+    def event_handlers(self) -> dict[str, EventHandler]:
+        """For the gateway's `events_router`: every catalogue event type -> fan-out."""
+        return dict.fromkeys(DOMAIN_EVENT_TYPES, self.fanout)
+
+    async def start(self, db: Database, *, run_worker: bool | None = None) -> None:
+        """Build the worker; its loop runs when relays do (tests drive it explicitly)."""
+        client = build_partner_client(self.settings)
+        self._worker = DeliveryWorker(db, self.settings, client, self.box)
+        if self.settings.relay_enabled if run_worker is None else run_worker:
+            self._worker.start()
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            await self._worker.stop()
+            await self._worker.client.aclose()
+            self._worker = None
+
+    def wake(self) -> None:
+        if self._worker is not None:
+            self._worker.wake()
