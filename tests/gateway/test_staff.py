@@ -200,7 +200,11 @@ async def test_two_admins_demoting_each_other_at_once_leave_one(pg_system: Syste
                 client.patch(f"/v1/staff/{two['id']}", json={"roles": ["agent"]}, headers=bearer(tokens[0])),
                 client.patch(f"/v1/staff/{one['id']}", json={"roles": ["agent"]}, headers=bearer(tokens[1])),
             )
-        assert sorted(a.status_code for a in answers) == [200, 409]
+        # One demotion wins; the other is refused: 409 (it would remove the last admin) or, when
+        # its caller was already demoted by the time it was identified, 403.
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses[0] == 200, statuses
+        assert statuses[1] in (403, 409), statuses
 
 
 @pytest.mark.parametrize("caller", [staff("operator"), staff("agent", "reviewer", "analyst"), partner("read")])
