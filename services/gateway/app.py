@@ -19,6 +19,7 @@ from services.common.db import Database
 from services.common.events import Outbox, events_router
 from services.common.identity import InternalTokenCache
 from services.common.observability import configure_logging
+from services.common.runtime import freeze_startup_heap
 from services.common.settings import Settings, get_settings
 from services.gateway.auth import auth_routers
 from services.gateway.auth.admin import start_auth
@@ -53,6 +54,7 @@ def create_app(
         await start_auth(app)
         try:
             await loader.load()  # services still down are fetched again on demand
+            freeze_startup_heap()
             yield
         finally:
             await app.state.http.aclose()
