@@ -126,7 +126,7 @@ async def test_a_mixed_batch_has_exactly_the_effects_of_its_events(api: ApiFacto
     by_external = {p["external_id"]: p["id"] for p in people}
 
     def member_of(event: dict[str, Any]) -> str:
-        return event.get("member_id") or by_external[event["external_id"]]
+        return str(event.get("member_id") or by_external[event["external_id"]])
 
     def local(event: dict[str, Any]) -> datetime:
         at = datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
