@@ -24,6 +24,7 @@ from services.common.events import EventHandler, KitTables, Outbox, Relay, event
 from services.common.identity import Caller, InternalAuthMiddleware
 from services.common.observability import Metrics, RequestContextMiddleware, configure_logging
 from services.common.problems import ServiceUnavailable, install_problem_handlers
+from services.common.runtime import freeze_startup_heap
 from services.common.settings import ServiceName, Settings
 
 LifespanHook = Callable[[FastAPI], Awaitable[None]]
@@ -132,6 +133,7 @@ def create_service_app(
                 for worker in workers:
                     worker.start()
                     stack.push_async_callback(worker.stop)
+            freeze_startup_heap()
             yield
 
     app = FastAPI(

@@ -19,6 +19,7 @@ from services.common.db import Database
 from services.common.events import Outbox, events_router
 from services.common.identity import InternalTokenCache
 from services.common.observability import configure_logging
+from services.common.runtime import freeze_startup_heap
 from services.common.settings import Settings, get_settings
 from services.gateway.auth import auth_routers
 from services.gateway.auth.admin import start_auth
@@ -56,6 +57,7 @@ def create_app(
         await webhooks.start(app.state.db)
         try:
             await loader.load()  # services still down are fetched again on demand
+            freeze_startup_heap()
             yield
         finally:
             await webhooks.stop()

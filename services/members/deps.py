@@ -9,8 +9,11 @@ from fastapi import Depends, Request
 from services.members.crypto import PersonalDataVault
 
 
-def get_vault(request: Request) -> PersonalDataVault:
-    """The process's vault, built from the settings on first use (a bad key fails loudly)."""
+async def get_vault(request: Request) -> PersonalDataVault:
+    """The process's vault, built from the settings on first use (a bad key fails loudly).
+
+    Async although it never awaits: FastAPI runs a plain `def` dependency in a worker
+    thread, a thread hop on every request that reads a member."""
     vault: PersonalDataVault | None = getattr(request.app.state, "vault", None)
     if vault is None:
         vault = PersonalDataVault.from_settings(request.app.state.settings)

@@ -67,9 +67,13 @@ def _attribute_count(attributes: dict[str, Any]) -> dict[str, Any]:
     return attributes
 
 
+# Built once: `json.dumps` with options builds a new encoder on every call (hot in batch ingest).
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _properties(value: dict[str, Any]) -> dict[str, Any]:
     try:
-        dumped = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        dumped = _COMPACT_JSON.encode(value)
     except (TypeError, ValueError) as exc:
         raise ValueError("must be a JSON object") from exc
     # json.dumps escapes NUL (in keys and values alike), so one scan of the text finds any.

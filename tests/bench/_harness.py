@@ -1,4 +1,6 @@
-"""What the benches share: free ports, temporary Postgres databases, real processes, load runs."""
+"""What the benches share: free ports, temporary Postgres databases, real processes, load
+runs, and CPU accounting (ours, the servers', Postgres's backends) so figures taken on a
+shared machine still say what each part costs."""
 
 from __future__ import annotations
 
@@ -12,9 +14,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
 
 from services.common.migrations import drop_database, ensure_database, upgrade
 from services.common.settings import Settings
@@ -26,6 +31,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc); 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
 
 
 @contextlib.contextmanager
@@ -52,17 +77,79 @@ def temporary_databases(services: Sequence[str]) -> Iterator[str]:
         asyncio.run(drop())
 
 
+class PostgresCpu:
+    """CPU used by the Postgres backends serving some databases (same machine, /proc).
+
+    A backend's CPU is what the database did for our requests: parsing, planning, index and
+    constraint work, WAL. Backends are the pooled connections, so they outlive each run;
+    one that appears mid-run counts from its start. Shared background processes (WAL writer,
+    checkpointer) are not attributed to anyone.
+    """
+
+    def __init__(self, database_urls: Sequence[str]) -> None:
+        self.databases = [make_url(u).database for u in database_urls]
+        server = make_url(database_urls[0]).set(drivername="postgresql", database="postgres")
+        self.dsn = server.render_as_string(hide_password=False)
+        self._start: dict[int, float] = {}
+
+    def _backends(self) -> list[int]:
+        async def query() -> list[int]:
+            connection = await asyncpg.connect(self.dsn)
+            try:
+                rows = await connection.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])", self.databases
+                )
+            finally:
+                await connection.close()
+            return [row["pid"] for row in rows]
+
+        return asyncio.run(query())
+
+    def start(self) -> None:
+        self._start = {pid: cpu_seconds(pid) for pid in self._backends()}
+
+    def seconds(self) -> float:
+        """CPU seconds since `start`."""
+        return sum(cpu_seconds(pid) - self._start.get(pid, 0.0) for pid in self._backends())
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used by named processes (and Postgres) across one measured run."""
+
+    servers: dict[str, int]
+    postgres: PostgresCpu | None = None
+    used: dict[str, float] = field(default_factory=dict)
+    _start: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[dict[str, float]]:
+        self.used = {}
+        if self.postgres is not None:
+            self.postgres.start()
+        self._start = {name: cpu_seconds(pid) for name, pid in self.servers.items()}
+        try:
+            yield self.used
+        finally:
+            for name, pid in self.servers.items():
+                self.used[name] = cpu_seconds(pid) - self._start[name]
+            if self.postgres is not None:
+                self.used["postgres"] = self.postgres.seconds()
+            self.used["load_average"] = load_average()
+
+
 @contextlib.contextmanager
-def uvicorn(factory: str, port: int, env: dict[str, str]) -> Iterator[str]:
+def uvicorn(factory: str, port: int, env: dict[str, str]) -> Iterator[Server]:
     """`uvicorn --factory` in its own process on 127.0.0.1; stopped (by its pid) on exit."""
     command = [
         sys.executable, "-m", "uvicorn", "--factory", factory,
         "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
+        "--loop", "uvloop", "--http", "httptools",
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"{factory} exited with {process.returncode}")
@@ -72,7 +159,7 @@ def uvicorn(factory: str, port: int, env: dict[str, str]) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{factory} did not become healthy")
             time.sleep(0.2)
-        yield base
+        yield Server(base, process.pid)
     finally:
         process.terminate()
         try:
@@ -92,3 +179,21 @@ def load(url: str, headers: dict[str, str], *, concurrency: int, seconds: float,
         command += [f"--{name.replace('_', '-')}", str(value)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median throughput (its latencies and CPU figures come with it)."""
+    return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+
+@dataclass
+class BenchReport:
+    """What a bench found: lines for the summary, and whether every target was met."""
+
+    lines: list[str] = field(default_factory=list)
+    ok: bool = True
+
+    def add(self, line: str, *, met: bool | None = None) -> None:
+        self.lines.append(line)
+        if met is False:
+            self.ok = False

@@ -1,8 +1,14 @@
 """Load generator for the benches, run in its own process: `python -m tests.bench._loadgen ...`.
 
 Keeps `--concurrency` requests in flight for `--seconds` with one aiohttp session, then
-prints one JSON line: requests, errors, req/s, p50/p99 latency in ms, status counts.
-`--mode events-batch` posts fresh `{events: [...]}` bodies (new event ids every time).
+prints one JSON line: requests, errors, req/s, p50/p99 latency in ms, status counts, and
+for `--mode events-batch` the events accepted and duplicated; `all_*` count the warm-up too.
+
+`--mode events-batch` posts `{events: [...]}` bodies of `--batch` events spread over the
+members in `--members-file` (one id per line), with fresh event ids every time. The body
+is built once; each request only stamps a new counter into its ids (a bytes replace), so
+this process spends its CPU sending, not building JSON, on a machine it shares with the
+servers it measures.
 """
 
 from __future__ import annotations
@@ -10,12 +16,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import time
-import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aiohttp
+
+STAMP = b"RRRRRRRR"  # first group of every event id in the template, replaced per request
+# Microseconds of every occurred_at, replaced by the same counter: each batch is a little
+# later than the one before, so members' last_active_at moves forward as in real traffic.
+TICK = b"TTTTTT"
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -24,17 +36,20 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
 
 
-def events_body(member_id: str, community_id: str, size: int) -> bytes:
-    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+def events_template(member_ids: list[str], community_id: str, size: int) -> bytes:
+    """A batch body whose event ids all start with STAMP: `STAMP-<index>-4000-8000-<run>`."""
+    run = secrets.token_hex(6)
+    start = datetime.now(UTC) - timedelta(days=2)
     events = [
         {
-            "id": str(uuid.uuid4()),
-            "member_id": member_id,
+            "id": f"{STAMP.decode()}-{i:04x}-4000-8000-{run}",
+            "member_id": member_ids[i % len(member_ids)],
             "community_id": community_id,
-            "type": "check_in",
-            "occurred_at": now,
+            "type": "message_sent" if i % 3 else "check_in",
+            "occurred_at": (start + timedelta(seconds=i * 7)).strftime("%Y-%m-%dT%H:%M:%S.") + f"{TICK.decode()}Z",
+            "properties": {"channel": "wechat", "n": i},
         }
-        for _ in range(size)
+        for i in range(size)
     ]
     return json.dumps({"events": events}).encode()
 
@@ -42,11 +57,17 @@ def events_body(member_id: str, community_id: str, size: int) -> bytes:
 async def run(args: argparse.Namespace) -> dict[str, object]:
     headers = dict(h.split(":", 1) for h in args.header)
     headers = {k.strip(): v.strip() for k, v in headers.items()}
+    template = b""
     if args.mode == "events-batch":
         headers["Content-Type"] = "application/json"
+        member_ids = Path(args.members_file).read_text().split()
+        template = events_template(member_ids, args.community_id, args.batch)
+    counter = 0
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
-    errors = 0
+    accepted = duplicates = errors = 0
+    # Everything answered, warm-up included: what the servers' CPU counters saw.
+    all_requests = all_accepted = 0
     warmup_until = time.perf_counter() + args.warmup
     deadline = warmup_until + args.seconds
     connector = aiohttp.TCPConnector(limit=args.concurrency, limit_per_host=args.concurrency)
@@ -54,24 +75,30 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
         async def worker() -> None:
-            nonlocal errors
+            nonlocal errors, counter, accepted, duplicates, all_requests, all_accepted
             while True:
                 started = time.perf_counter()
                 if started >= deadline:
                     return
-                body = (
-                    events_body(args.member_id, args.community_id, args.batch) if args.mode == "events-batch" else None
-                )
+                body = None
+                if template:
+                    counter += 1
+                    body = template.replace(STAMP, b"%08x" % counter).replace(TICK, b"%06d" % (counter % 1_000_000))
                 try:
                     async with session.request(args.method, args.url, data=body) as response:
-                        await response.read()
+                        payload = await response.read()
                         status = response.status
                 except aiohttp.ClientError:
                     errors += 1
                     continue
+                all_requests += 1
+                answer = json.loads(payload) if template and status == 200 else {}
+                all_accepted += answer.get("accepted", 0)
                 if started >= warmup_until:
                     latencies.append(time.perf_counter() - started)
                     statuses[status] += 1
+                    accepted += answer.get("accepted", 0)
+                    duplicates += answer.get("duplicates", 0)
 
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
@@ -85,6 +112,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "statuses": dict(statuses),
+        "seconds": elapsed,
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "all_requests": all_requests,
+        "all_accepted": all_accepted,
     }
 
 
@@ -97,7 +129,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--mode", choices=["plain", "events-batch"], default="plain")
-    parser.add_argument("--member-id", default="")
+    parser.add_argument("--members-file", default="")
     parser.add_argument("--community-id", default="")
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()

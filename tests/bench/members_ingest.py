@@ -1,161 +1,116 @@
-"""Activity ingest throughput: POST /v1/events/batch against the members app on real uvicorn.
+"""Activity ingest: `POST /v1/events/batch` (1000 events each) on Postgres, through the
+gateway and straight to members.
 
-    python -m tests.bench.members_ingest [--events 200000] [--batch 1000] [--concurrency 4]
+    python -m tests.bench.members_ingest [--seconds 8] [--rounds 2] [--concurrency 4] [--members 1000]
 
-Creates a scratch Postgres database, migrates it, starts `uvicorn` with the members app
-in a child process (relay off: nothing to deliver to), creates a community and members,
-then posts pre-serialized batches from this process with an internal token and prints
-events/s. The database and the server are removed afterwards.
+Starts members and the gateway as real uvicorn processes over temporary Postgres databases
+(relay off: nothing consumes the events), creates a community and `--members` members
+through the public API and a partner API key with `events:write`, then a separate load
+process posts batches of fresh events spread over those members, alternating runs through
+the gateway (the API key) and straight to members (an internal token for the same
+partner). Prints events/s, latency, and the CPU each part spent per event: the gateway,
+members, and the Postgres backends serving them. On a shared machine wall-clock figures
+mostly measure the neighbours; CPU per event measures us. Target: >= 30,000 events/s.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import os
-import secrets
-import socket
-import subprocess
 import sys
-import time
-import uuid
-from datetime import UTC, datetime, timedelta
+import tempfile
+from pathlib import Path
+from typing import Any
 
-import httpx
+from tests.bench._harness import BenchReport, load, median_run
+from tests.bench._stack import Stack, running_stack, write_ids
 
-from services.common.identity import INTERNAL_TOKEN_HEADER, Identity, sign_internal_token
-from services.common.migrations import drop_database, ensure_database, upgrade
-from services.common.settings import Settings
-from tests.system import PG_SERVER
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+CPU_PARTS = ("gateway", "members", "postgres")
+TARGET_EVENTS_PER_SECOND = 30_000
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def measure(stack: Stack, url: str, headers: dict[str, str], args: argparse.Namespace, **batch: Any) -> dict[str, Any]:
+    meter = stack.meter()
+    with meter.measure() as used:
+        figures = load(
+            url,
+            headers,
+            concurrency=args.concurrency,
+            seconds=args.seconds,
+            method="POST",
+            mode="events-batch",
+            **batch,
+        )
+    figures["events_per_second"] = figures["accepted"] / figures["seconds"] if figures["seconds"] else 0.0
+    recorded = max(1, figures["all_accepted"])
+    figures["cpu_us"] = {part: used.get(part, 0.0) / recorded * 1e6 for part in CPU_PARTS}
+    figures["load_average"] = used["load_average"]
+    figures["rps"] = figures["events_per_second"]  # median_run sorts by this
+    return figures
 
 
-async def wait_ready(client: httpx.AsyncClient, server: subprocess.Popen[bytes]) -> None:
-    for _ in range(200):
-        if server.poll() is not None:
-            raise RuntimeError("uvicorn exited early")
-        try:
-            if (await client.get("/readyz")).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError("uvicorn did not become ready")
-
-
-def batches(community_id: str, member_ids: list[str], total: int, size: int) -> list[bytes]:
-    """Pre-serialized bodies, so the client spends its time sending, not building JSON."""
-    start = datetime.now(UTC) - timedelta(days=20)
-    bodies = []
-    for b in range(total // size):
-        events = [
-            {
-                "id": str(uuid.uuid4()),
-                "member_id": member_ids[(b * size + i) % len(member_ids)],
-                "community_id": community_id,
-                "type": "message_sent" if i % 3 else "check_in",
-                "occurred_at": (start + timedelta(seconds=(b * size + i) * 7)).isoformat(),
-                "properties": {"channel": "wechat", "n": i},
-            }
-            for i in range(size)
-        ]
-        bodies.append(json.dumps({"events": events}).encode())
-    return bodies
-
-
-async def run(total: int, size: int, concurrency: int, members: int) -> None:
-    url = f"{PG_SERVER}/qunyun_bench_{secrets.token_hex(4)}_{{service}}"
-    settings = Settings(env="test", database_url=url, relay_enabled=False, log_level="WARNING")
-    db_url = settings.database_url_for("members")
-    await ensure_database(db_url)
-    await upgrade("members", db_url)
-    port = free_port()
-    env = {**os.environ, "QUNYUN_ENV": "test", "QUNYUN_DATABASE_URL": url, "QUNYUN_RELAY_ENABLED": "false"}
-    env |= {"QUNYUN_LOG_LEVEL": "WARNING", "QUNYUN_DB_POOL_SIZE": str(concurrency + 2)}
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "uvicorn", "services.members.app:create_app", "--factory"),
-            *("--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"),
-        ],
-        env=env,
+def row(name: str, figures: dict[str, Any]) -> str:
+    cpu = figures["cpu_us"]
+    return (
+        f"{name:<16} {figures['events_per_second']:>9,.0f} {figures['p50_ms']:>7.0f} {figures['p99_ms']:>7.0f}"
+        + "".join(f" {cpu[part]:>8.1f}" for part in CPU_PARTS)
+        + f"   {figures['accepted']:>7} ok={figures['statuses']} dup={figures['duplicates']}"
+        f" load {figures['load_average']:.1f}"
     )
-    try:
-        token = sign_internal_token(Identity(kind="partner", id="bench", scopes=("events:write",)), settings)
-        operator = sign_internal_token(Identity(kind="staff", id="bench-op", roles=("operator",)), settings)
-        limits = httpx.Limits(max_connections=concurrency)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120, limits=limits) as client:
-            await wait_ready(client, server)
-            staff_headers = {INTERNAL_TOKEN_HEADER: operator}
-            community = await client.post("/v1/communities", json={"name": "bench"}, headers=staff_headers)
-            community_id = community.json()["id"]
-            member_ids = []
-            for i in range(members):
-                created = await client.post(
-                    "/v1/members", json={"external_id": f"bench-{i}", "display_name": f"m{i}"}, headers=staff_headers
-                )
-                member_ids.append(created.json()["id"])
-            bodies = batches(community_id, member_ids, total, size)
-            headers = {INTERNAL_TOKEN_HEADER: token, "Content-Type": "application/json"}
-            # Warm up (connection pools, prepared statements) before timing.
-            warm = batches(community_id, member_ids, size * concurrency, size)
-            await asyncio.gather(*(client.post("/v1/events/batch", content=b, headers=headers) for b in warm))
-            queue: asyncio.Queue[bytes] = asyncio.Queue()
-            for body in bodies:
-                queue.put_nowait(body)
-            accepted = 0
-
-            async def worker() -> None:
-                nonlocal accepted
-                while not queue.empty():
-                    body = queue.get_nowait()
-                    # Tokens live 60 s: sign a fresh one per request (cheap next to a 1000-event batch).
-                    headers[INTERNAL_TOKEN_HEADER] = sign_internal_token(
-                        Identity(kind="partner", id="bench", scopes=("events:write",)), settings
-                    )
-                    response = await client.post("/v1/events/batch", content=body, headers=headers)
-                    response.raise_for_status()
-                    accepted += response.json()["accepted"]
-
-            began, cpu_began = time.perf_counter(), cpu_seconds(server.pid)
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            elapsed, cpu = time.perf_counter() - began, cpu_seconds(server.pid) - cpu_began
-        print(
-            f"members ingest: {accepted} events in {elapsed:.2f} s = {accepted / elapsed:,.0f} events/s "
-            f"(batches of {size}, {concurrency} concurrent, {members} members, Postgres)"
-        )
-        # On a shared machine wall time mostly measures the neighbours; CPU time measures us.
-        print(
-            f"server process CPU: {cpu:.2f} s = {accepted / cpu:,.0f} events per CPU-second "
-            f"({cpu / max(accepted, 1) * 1e6:.0f} us per event); load average {os.getloadavg()[0]:.1f}"
-        )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        await drop_database(db_url)
 
 
-def main() -> None:
+def run_bench(argv: list[str] | None = None) -> BenchReport:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of one run")
+    parser.add_argument("--rounds", type=int, default=2, help="gateway/direct runs alternate this many times")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--members", type=int, default=1000)
-    args = parser.parse_args()
-    asyncio.run(run(args.events, args.batch, args.concurrency, args.members))
+    parser.add_argument("--batch", type=int, default=1000)
+    args = parser.parse_args(argv)
+
+    runs: dict[str, list[dict[str, Any]]] = {}
+    with running_stack(db_pool=args.concurrency + 2) as stack, tempfile.TemporaryDirectory() as tmp:
+        community_id = stack.create_community()
+        members_file = write_ids(Path(tmp) / "members", stack.create_members(args.members))
+        key_headers, partner = stack.api_key("events:write")
+        direct_headers = stack.internal_headers(partner)
+        batch = {"members_file": members_file, "community_id": community_id, "batch": args.batch}
+        for _ in range(args.rounds):
+            for name, url, headers in (
+                ("via gateway", f"{stack.gateway.url}/v1/events/batch", key_headers),
+                ("direct", f"{stack.members.url}/v1/events/batch", direct_headers),
+            ):
+                runs.setdefault(name, []).append(measure(stack, url, headers, args, **batch))
+    results = {name: median_run(figures) for name, figures in runs.items()}
+
+    report = BenchReport()
+    report.add(
+        f"POST /v1/events/batch, {args.batch} events/request, {args.concurrency} concurrent, {args.members} members,"
+        " Postgres (real auth: partner API key)"
+    )
+    report.add(f"median of {args.rounds} alternating runs of {args.seconds:g} s; CPU in us per event")
+    report.add(
+        f"{'':<16} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'gw CPU':>8} {'mem CPU':>8} {'pg CPU':>8}"
+        f"   {'events':>7}"
+    )
+    for name, figures in results.items():
+        report.add(row(name, figures))
+    for name, figures in results.items():
+        rate = figures["events_per_second"]
+        met = rate >= TARGET_EVENTS_PER_SECOND
+        cpu = sum(figures["cpu_us"].values())
+        report.add(
+            f"ingest {name}: {rate:,.0f} events/s [{'ok' if met else 'BELOW TARGET'}] (target >= 30,000); "
+            f"CPU {cpu:.0f} us/event in all -> at most ~{2e6 / cpu if cpu else 0:,.0f} events/s on 2 idle cores",
+            met=met,
+        )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = run_bench(argv)
+    print("\n".join(report.lines))
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

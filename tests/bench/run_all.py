@@ -1,15 +1,21 @@
-"""Runs every bench in tests/bench (`python -m tests.bench.run_all`), one after another.
+"""Runs every bench in tests/bench (`python -m tests.bench.run_all`), one after another,
+then prints what each found side by side.
 
-A bench is a module here whose name does not start with `_` and that has `main() -> int`;
-the exit status is non-zero if any bench missed its targets.
+A bench is a module here whose name does not start with `_`. One with `run_bench(argv)`
+runs in this process and hands back its summary lines; any other runs as
+`python -m tests.bench.<name>` and is judged by its exit status. The exit status is
+non-zero if any bench missed its targets.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
 import sys
 from pathlib import Path
+
+from tests.bench._harness import BenchReport, load_average
 
 
 def benches() -> list[str]:
@@ -22,12 +28,23 @@ def benches() -> list[str]:
 
 
 def main() -> int:
-    failed = []
+    reports: dict[str, BenchReport] = {}
     for name in benches():
-        print(f"\n=== {name} ===", flush=True)
+        print(f"\n=== {name} (load average {load_average():.1f}) ===", flush=True)
         module = importlib.import_module(name)
-        if module.main([]) != 0:
-            failed.append(name)
+        if hasattr(module, "run_bench"):
+            report: BenchReport = module.run_bench([])
+            print("\n".join(report.lines), flush=True)
+        else:
+            code = subprocess.run([sys.executable, "-m", name], check=False).returncode
+            report = BenchReport([f"exit status {code}"], ok=code == 0)
+        reports[name] = report
+
+    print("\n=== summary ===")
+    for name, report in reports.items():
+        print(f"\n{name}: {'targets met' if report.ok else 'BELOW TARGET'}")
+        print("\n".join(f"  {line}" for line in report.lines))
+    failed = [name for name, report in reports.items() if not report.ok]
     if failed:
         print(f"\nbelow target: {', '.join(failed)}")
     return 1 if failed else 0

@@ -3,16 +3,22 @@
 Each session made by a service's `Database` carries the service's `Outbox` in
 `session.info`, so any service function can `await emit(session, "member.created", data)`
 and the event commits (or rolls back) with the change it describes.
+
+On Postgres a batch of events costs one statement whatever its size: each column goes
+as one array and `unnest` turns the arrays back into rows (batch ingest writes thousands
+of events per request). SQLite takes the portable multi-row inserts.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from fastapi.encoders import jsonable_encoder
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +35,19 @@ class EventDraft:
     occurred_at: datetime | None = None
 
 
+def event_json(data: dict[str, Any]) -> str:
+    """`data` as JSON text, as `jsonable_encoder` + `json.dumps` would write it, several times faster.
+
+    orjson knows str, numbers, dicts, lists, UUIDs, datetimes, dataclasses and enums itself;
+    anything else (models, Decimal, sets) goes through `jsonable_encoder`. Integers beyond
+    64 bits, which orjson refuses, take the slow path whole.
+    """
+    try:
+        return orjson.dumps(data, default=jsonable_encoder, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(jsonable_encoder(data), separators=(",", ":"))
+
+
 class Outbox:
     """A service's outbox: its tables, its name as event source, and who subscribes."""
 
@@ -36,31 +55,96 @@ class Outbox:
         self.tables = tables
         self.source = source
         self.settings = settings
+        self._subscribers: dict[str, list[str]] = {}
+        self._routes: object = None
 
     @property
     def subscribers(self) -> list[str]:
         return [name for name in self.settings.event_route_table if name != self.source]
+
+    def subscribers_for(self, event_type: str) -> list[str]:
+        """Who gets events of this type (cached while the settings' route table stays the same)."""
+        routes = self.settings.event_route_table
+        if routes is not self._routes:
+            self._subscribers, self._routes = {}, routes
+        found = self._subscribers.get(event_type)
+        if found is None:
+            found = self._subscribers[event_type] = self.settings.subscribers_for(self.source, event_type)
+        return found
 
     async def write(self, session: AsyncSession, drafts: Sequence[EventDraft]) -> list[uuid.UUID]:
         if not drafts:
             return []
         now = utcnow()
         ids = [d.id or new_id() for d in drafts]
+        occurred = [d.occurred_at or now for d in drafts]
+        for moment in occurred:
+            if moment.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+        routes = {d.type: self.subscribers_for(d.type) for d in drafts}
+        if session.get_bind().dialect.name == "postgresql":
+            await self._write_unnest(session, ids, drafts, occurred, routes, now)
+        else:
+            await self._write_rows(session, ids, drafts, occurred, routes, now)
+        if any(routes.values()):
+            session.info["outbox_written"] = True
+        return ids
+
+    async def _write_rows(
+        self,
+        session: AsyncSession,
+        ids: list[uuid.UUID],
+        drafts: Sequence[EventDraft],
+        occurred: list[datetime],
+        routes: dict[str, list[str]],
+        now: datetime,
+    ) -> None:
         rows = [
             # jsonable_encoder: UUIDs, datetimes and models in `data` become JSON, not a flush error.
-            {"id": event_id, "type": d.type, "occurred_at": d.occurred_at or now, "data": jsonable_encoder(d.data)}
-            for event_id, d in zip(ids, drafts, strict=True)
+            {"id": event_id, "type": d.type, "occurred_at": at, "data": jsonable_encoder(d.data)}
+            for event_id, d, at in zip(ids, drafts, occurred, strict=True)
         ]
+        await session.execute(self.tables.outbox.insert(), rows)
         pending = [
             {"subscriber": subscriber, "event_id": event_id, "attempts": 0, "next_attempt_at": now}
             for event_id, d in zip(ids, drafts, strict=True)
-            for subscriber in self.settings.subscribers_for(self.source, d.type)
+            for subscriber in routes[d.type]
         ]
-        await session.execute(self.tables.outbox.insert(), rows)
         if pending:
             await session.execute(self.tables.outbox_pending.insert(), pending)
-            session.info["outbox_written"] = True
-        return ids
+
+    async def _write_unnest(
+        self,
+        session: AsyncSession,
+        ids: list[uuid.UUID],
+        drafts: Sequence[EventDraft],
+        occurred: list[datetime],
+        routes: dict[str, list[str]],
+        now: datetime,
+    ) -> None:
+        # One statement: the events from column arrays, then one pending row per event and
+        # subscriber, joined on the (type, subscriber) routes rather than sent row by row.
+        route_types = [t for t, subscribers in routes.items() for _ in subscribers]
+        route_subscribers = [s for subscribers in routes.values() for s in subscribers]
+        connection = await session.connection()
+        await connection.exec_driver_sql(
+            f"WITH written AS ("
+            f" INSERT INTO {self.tables.outbox.name} (id, type, occurred_at, data)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::json[])"
+            " RETURNING id, type)"
+            f" INSERT INTO {self.tables.outbox_pending.name} (subscriber, event_id, attempts, next_attempt_at)"
+            " SELECT route.subscriber, written.id, 0, $7 FROM written"
+            " JOIN unnest($5::text[], $6::text[]) AS route(type, subscriber) ON route.type = written.type",
+            (
+                ids,
+                [d.type for d in drafts],
+                occurred,
+                [event_json(d.data) for d in drafts],
+                route_types,
+                route_subscribers,
+                now,
+            ),
+        )
 
 
 def outbox_of(session: AsyncSession) -> Outbox:

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from services.common.db import SessionDep
-from services.common.problems import Problem, ProblemError, problem_responses, problem_type
+from services.common.problems import (
+    Problem,
+    ProblemError,
+    is_json_media_type,
+    problem_responses,
+    problem_type,
+)
 from services.members.access import BatchEventWriter, EventWriter
 from services.members.activity import service
 from services.members.activity.schemas import (
+    MAX_BATCH,
     ActivityAccepted,
     ActivityBatchCreate,
+    ActivityBatchItems,
     ActivityBatchResult,
     ActivityCreate,
     RejectedActivity,
@@ -18,6 +31,73 @@ from services.members.activity.schemas import (
 from services.members.profiles.service import MemberNotFound, resolve_member_ids
 
 router = APIRouter(prefix="/v1/events", tags=["activity"])
+
+_all_valid = TypeAdapter(ActivityBatchItems)
+
+
+class UnsupportedMediaType(ProblemError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+async def batch_items(request: Request) -> list[ActivityCreate | ProblemError]:
+    """The batch's items, validated once straight from the body bytes.
+
+    The usual batch (every item valid) is one `validate_json` call: no `json.loads`, no
+    second pass over dicts. Anything else takes the careful path, which answers exactly
+    as FastAPI's own body handling would: 400 for malformed JSON, 415 for another media
+    type, 422 for a bad envelope, and per-item problems for bad items.
+    """
+    body = await request.body()
+    if not body:
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    content_type = request.headers.get("content-type")
+    if content_type and not is_json_media_type(content_type):
+        raise UnsupportedMediaType(f"Send the body as JSON with Content-Type: application/json (got {content_type}).")
+    try:
+        return list(_all_valid.validate_json(body).events)
+    except ValidationError:
+        pass
+    try:
+        raw: Any = json.loads(body)
+    except json.JSONDecodeError as exc:
+        error = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error", "input": {}}
+        raise RequestValidationError([{**error, "ctx": {"error": exc.msg}}]) from exc
+    except UnicodeDecodeError as exc:
+        raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
+    try:
+        envelope = ActivityBatchCreate.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
+    return service.validate_batch(envelope.events)
+
+
+BatchItems = Annotated[list[ActivityCreate | ProblemError], Depends(batch_items)]
+
+# The body is read by `batch_items`, so the OpenAPI request body is declared here.
+BATCH_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "title": "ActivityBatchCreate",
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["events"],
+                    "properties": {
+                        "events": {
+                            "title": "Events",
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": MAX_BATCH,
+                            "items": {"$ref": "#/components/schemas/ActivityCreate"},
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 @router.post(
@@ -43,12 +123,17 @@ async def record_activity(data: ActivityCreate, session: SessionDep, caller: Eve
     return ActivityAccepted(id=outcome.id, duplicate=outcome.duplicate)
 
 
-@router.post("/batch", response_model=ActivityBatchResult, responses=problem_responses(401, 403, 422))
+@router.post(
+    "/batch",
+    response_model=ActivityBatchResult,
+    responses=problem_responses(400, 401, 403, 415, 422),
+    openapi_extra=BATCH_REQUEST_BODY,
+)
 async def record_activity_batch(
-    batch: ActivityBatchCreate, session: SessionDep, _caller: BatchEventWriter
+    _caller: BatchEventWriter, items: BatchItems, session: SessionDep
 ) -> ActivityBatchResult:
     """Record up to 1000 activities; bad items are rejected one by one, the rest are recorded."""
-    outcomes = await service.record_activities(session, service.validate_batch(batch.events))
+    outcomes = await service.record_activities(session, items)
     accepted = duplicates = 0
     rejected: list[RejectedActivity] = []
     for index, outcome in enumerate(outcomes):

@@ -84,6 +84,14 @@ class ActivityBatchCreate(BaseModel):
     )
 
 
+class ActivityBatchItems(BaseModel):
+    """A batch whose every item is valid: what the fast path parses, straight from the bytes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[ActivityCreate] = Field(min_length=1, max_length=MAX_BATCH)
+
+
 class RejectedActivity(BaseModel):
     index: int = Field(description="Position of the event in the batch")
     problem: Problem

@@ -1,11 +1,16 @@
-"""Recording activity: the hot path. Set-based SQL, a fixed number of statements per batch.
+"""Recording activity: the hot path, a fixed number of statements per batch whatever its size.
 
-A batch of N events costs one query to resolve members, one for communities, one
-multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING for the events, one executemany
-for `last_active_at`, one upsert per rollup table and the outbox inserts, whatever N is.
+A batch of N events costs one query to resolve members and one for communities, then one
+statement each for: the events (INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id),
+their `activity.recorded` outbox rows (and the per-subscriber pending rows),
+`last_active_at`, and each rollup table (counted per key in Python first). On Postgres
+every one of these sends whole columns as arrays and `unnest`s them (see `bulk`); SQLite
+takes portable executemany statements with the same effect.
 
-Rows are written in key order (events by id, members by id, rollups by key), so
-concurrent batches take row locks in the same order and cannot deadlock each other.
+Lock order: every batch writes events, outbox, members, daily and then hourly rollups,
+each in key order, so concurrent batches wait for each other instead of deadlocking. The
+rows that many batches share (members, rollups) come last, so their locks are held for
+the shortest time before the request's commit.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.db import UTCDateTime, utcnow
 from services.common.events import EventDraft, emit_many
 from services.common.problems import ProblemError, Unprocessable
+from services.members.activity import bulk
 from services.members.activity.models import Activity, ActivityDaily, ActivityHourly
 from services.members.activity.schemas import ActivityCreate
 from services.members.communities.service import CommunityNotFound, community_zones
@@ -31,7 +37,7 @@ from services.members.db import table_of
 from services.members.events import ACTIVITY_RECORDED, rfc3339
 from services.members.profiles.models import Member
 from services.members.profiles.service import MemberNotFound, resolve_member_ids
-from services.members.sql import insert_for
+from services.members.sql import dialect_of, insert_for
 
 activities = table_of(Activity)
 activity_daily = table_of(ActivityDaily)
@@ -62,6 +68,21 @@ class Recorded:
 Outcome = Recorded | ProblemError
 
 
+@dataclass(slots=True)
+class NewActivity:
+    """One event about to be written, with what the rollups and `activity.recorded` need."""
+
+    id: uuid.UUID
+    community_id: uuid.UUID
+    member_id: uuid.UUID
+    type: str
+    occurred_at: datetime
+    local_date: date
+    hour: int  # local hour, 0-23
+    zone: str
+    properties: dict[str, Any]
+
+
 def validate_batch(raw: list[dict[str, Any]]) -> list[ActivityCreate | ProblemError]:
     """Each item validated on its own; a bad item becomes a 422 problem at its index."""
     try:
@@ -84,7 +105,8 @@ async def record_activities(
     """Record the valid items once each; return one outcome per item, in input order."""
     now = now or utcnow()
     outcomes: list[Outcome | None] = [item if isinstance(item, ProblemError) else None for item in items]
-    valid = [(i, item) for i, item in enumerate(items) if isinstance(item, ActivityCreate)]
+    # Not isinstance(item, ActivityCreate): pydantic models check through ABCMeta, slowly.
+    valid = [(i, item) for i, item in enumerate(items) if not isinstance(item, ProblemError)]
 
     found_ids, by_external = await resolve_member_ids(
         session,
@@ -92,48 +114,56 @@ async def record_activities(
         {item.external_id for _, item in valid if item.external_id is not None},
     )
     zones = await community_zones(session, {item.community_id for _, item in valid})
+    # One ZoneInfo per community, not one lookup per event.
+    tzinfos = {community_id: ZoneInfo(name) for community_id, name in zones.items()}
 
-    rows: dict[uuid.UUID, dict[str, Any]] = {}  # by event id: a repeated id within the batch is a duplicate
+    pending: dict[uuid.UUID, NewActivity] = {}  # by event id: a repeated id within the batch is a duplicate
     position: dict[uuid.UUID, int] = {}
     for index, item in valid:
         member_id = item.member_id if item.member_id in found_ids else by_external.get(item.external_id or "")
-        zone = zones.get(item.community_id)
+        tz = tzinfos.get(item.community_id)
         if item.member_id is None and item.external_id is None:
             outcomes[index] = MissingMemberReference()
         elif member_id is None:
             outcomes[index] = MemberNotFound("No such member.")
-        elif zone is None:
+        elif tz is None:
             outcomes[index] = CommunityNotFound("No such community.")
         else:
             event_id = item.id or uuid.uuid4()
-            if event_id in rows:
+            if event_id in pending:
                 outcomes[index] = Recorded(event_id, duplicate=True)
                 continue
             occurred_at = item.occurred_at or now
-            local = occurred_at.astimezone(_zone(zone))
-            rows[event_id] = {
-                "id": event_id,
-                "community_id": item.community_id,
-                "member_id": member_id,
-                "type": item.type,
-                "occurred_at": occurred_at,
-                "local_date": local.date(),
-                "properties": item.properties,
-                "recorded_at": now,
-                # not columns: carried for rollups and the event
-                "_hour": local.hour,
-                "_zone": zone,
-            }
+            local = occurred_at.astimezone(tz)
+            pending[event_id] = NewActivity(
+                event_id,
+                item.community_id,
+                member_id,
+                item.type,
+                occurred_at,
+                local.date(),
+                local.hour,
+                zones[item.community_id],
+                item.properties,
+            )
             position[event_id] = index
 
-    new_ids = await _insert_new(session, [rows[k] for k in sorted(rows, key=_uuid_order)])
+    ordered = [pending[k] for k in sorted(pending, key=_uuid_order)]
+    postgres = dialect_of(session) == "postgresql"
+    new_ids = await (bulk.insert_activities(session, ordered, now) if postgres else _insert_new(session, ordered, now))
     for event_id, index in position.items():
         outcomes[index] = Recorded(event_id, duplicate=event_id not in new_ids)
-    fresh = [rows[k] for k in sorted(new_ids, key=_uuid_order)]
+    fresh = [event for event in ordered if event.id in new_ids]  # still in id order
     if fresh:
-        await _touch_members(session, fresh)
-        await emit_many(session, [_recorded_event(row) for row in fresh])
-        await _roll_up(session, fresh)
+        await emit_many(session, [_recorded_event(event) for event in fresh])
+        latest = _latest_activity(fresh)
+        daily, hourly = _rollups(fresh)
+        if postgres:
+            await bulk.touch_members(session, latest)
+            await bulk.add_to_rollups(session, daily, hourly)
+        else:
+            await _touch_members(session, latest)
+            await _roll_up(session, daily, hourly)
     return [o for o in outcomes if o is not None]
 
 
@@ -142,25 +172,39 @@ def _uuid_order(value: uuid.UUID) -> int:
     return value.int
 
 
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)  # ZoneInfo caches instances per key
+def _latest_activity(events: list[NewActivity]) -> list[tuple[uuid.UUID, datetime]]:
+    """Each member's latest `occurred_at` in the batch, in member id order."""
+    latest: dict[uuid.UUID, datetime] = {}
+    for event in events:
+        seen = latest.get(event.member_id)
+        if seen is None or event.occurred_at > seen:
+            latest[event.member_id] = event.occurred_at
+    return sorted(latest.items(), key=lambda kv: kv[0].int)
 
 
-_ACTIVITY_COLUMNS = (
-    "id",
-    "community_id",
-    "member_id",
-    "type",
-    "occurred_at",
-    "local_date",
-    "properties",
-    "recorded_at",
-)
+DailyKey = tuple[uuid.UUID, date, uuid.UUID]  # community, local day, member
+HourlyKey = tuple[uuid.UUID, date, int]  # community, local day, local hour
 
 
-async def _insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+def _rollups(events: list[NewActivity]) -> tuple[list[tuple[DailyKey, int]], list[tuple[HourlyKey, int]]]:
+    """New events counted per rollup key, in key order (the order rows are locked in)."""
+    daily: Counter[DailyKey] = Counter()
+    hourly: Counter[HourlyKey] = Counter()
+    for event in events:
+        daily[(event.community_id, event.local_date, event.member_id)] += 1
+        hourly[(event.community_id, event.local_date, event.hour)] += 1
+    return (
+        sorted(daily.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2].int)),
+        sorted(hourly.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2])),
+    )
+
+
+# ---------------------------------------------------------------- portable (SQLite) writes
+
+
+async def _insert_new(session: AsyncSession, events: list[NewActivity], now: datetime) -> set[uuid.UUID]:
     """Multi-row INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id: the ids that were new."""
-    if not rows:
+    if not events:
         return set()
     statement = (
         insert_for(session, activities)
@@ -169,17 +213,24 @@ async def _insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> set[
     )
     # Executemany with RETURNING: SQLAlchemy's "insertmanyvalues" sends multi-row INSERTs built
     # from one cached compilation (a literal `.values([...])` would be compiled on every call).
-    values = [{c: row[c] for c in _ACTIVITY_COLUMNS} for row in rows]
+    values = [
+        {
+            "id": e.id,
+            "community_id": e.community_id,
+            "member_id": e.member_id,
+            "type": e.type,
+            "occurred_at": e.occurred_at,
+            "local_date": e.local_date,
+            "properties": e.properties,
+            "recorded_at": now,
+        }
+        for e in events
+    ]
     return set((await session.execute(statement, values)).scalars())
 
 
-async def _touch_members(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+async def _touch_members(session: AsyncSession, latest: list[tuple[uuid.UUID, datetime]]) -> None:
     """`last_active_at` moves forward only (a late, older event never moves it back)."""
-    latest: dict[uuid.UUID, datetime] = {}
-    for row in rows:
-        member_id = row["member_id"]
-        if member_id not in latest or row["occurred_at"] > latest[member_id]:
-            latest[member_id] = row["occurred_at"]
     ts = sa.bindparam("ts", type_=UTCDateTime())
     statement = (
         members.update()
@@ -189,27 +240,20 @@ async def _touch_members(session: AsyncSession, rows: list[dict[str, Any]]) -> N
         )
         .values(last_active_at=ts)
     )
-    params = [{"mid": member_id, "ts": latest[member_id]} for member_id in sorted(latest, key=_uuid_order)]
-    await session.execute(statement, params)
+    await session.execute(statement, [{"mid": member_id, "ts": at} for member_id, at in latest])
 
 
-async def _roll_up(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Add the new events to the daily and hourly rollups (upserts, aggregated per key first)."""
-    daily: Counter[tuple[uuid.UUID, date, uuid.UUID]] = Counter()
-    hourly: Counter[tuple[uuid.UUID, date, int]] = Counter()
-    for row in rows:
-        daily[(row["community_id"], row["local_date"], row["member_id"])] += 1
-        hourly[(row["community_id"], row["local_date"], row["_hour"])] += 1
+async def _roll_up(
+    session: AsyncSession, daily: list[tuple[DailyKey, int]], hourly: list[tuple[HourlyKey, int]]
+) -> None:
+    """Add the new events to the daily and hourly rollups (one upsert per table)."""
     daily_insert = insert_for(session, activity_daily)
     await session.execute(
         daily_insert.on_conflict_do_update(
             index_elements=[activity_daily.c.community_id, activity_daily.c.local_date, activity_daily.c.member_id],
             set_={"events": activity_daily.c.events + daily_insert.excluded.events},
         ),
-        [
-            {"community_id": c, "local_date": d, "member_id": m, "events": n}
-            for (c, d, m), n in sorted(daily.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2].int))
-        ],
+        [{"community_id": c, "local_date": d, "member_id": m, "events": n} for (c, d, m), n in daily],
     )
     hourly_insert = insert_for(session, activity_hourly)
     await session.execute(
@@ -219,23 +263,23 @@ async def _roll_up(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         ),
         [
             {"community_id": c, "local_date": d, "hour": h, "weekday": d.weekday(), "events": n}
-            for (c, d, h), n in sorted(hourly.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2]))
+            for (c, d, h), n in hourly
         ],
     )
 
 
-def _recorded_event(row: dict[str, Any]) -> EventDraft:
+def _recorded_event(event: NewActivity) -> EventDraft:
     return EventDraft(
         ACTIVITY_RECORDED,
         {
-            "activity_id": str(row["id"]),
-            "member_id": str(row["member_id"]),
-            "community_id": str(row["community_id"]),
-            "type": row["type"],
-            "occurred_at": rfc3339(row["occurred_at"]),
-            "local_date": row["local_date"].isoformat(),
-            "timezone": row["_zone"],
-            "properties": row["properties"],
+            "activity_id": str(event.id),
+            "member_id": str(event.member_id),
+            "community_id": str(event.community_id),
+            "type": event.type,
+            "occurred_at": rfc3339(event.occurred_at),
+            "local_date": event.local_date.isoformat(),
+            "timezone": event.zone,
+            "properties": event.properties,
         },
-        occurred_at=row["occurred_at"],
+        occurred_at=event.occurred_at,
     )
