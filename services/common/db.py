@@ -109,7 +109,8 @@ def create_engine(url: str, settings: Settings | None = None, *, pool: bool = Tr
         pool_size=settings.db_pool_size if settings else 10,
         max_overflow=settings.db_max_overflow if settings else 10,
         pool_timeout=settings.db_pool_timeout_seconds if settings else 30,
-        pool_pre_ping=True,
+        # No ping on every checkout (a round trip per request): connections are recycled
+        # after 30 min, and one broken by a database restart is invalidated on first use.
         pool_recycle=1800,
         hide_parameters=True,
     )

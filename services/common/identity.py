@@ -83,7 +83,8 @@ def sign_internal_token(identity: Identity, settings: Settings, *, now: float | 
     return jwt.encode(claims, settings.internal_signing_key.get_secret_value(), algorithm="HS256")
 
 
-def verify_internal_token(token: str, settings: Settings) -> Identity:
+def _decode_internal_token(token: str, settings: Settings) -> tuple[Identity, float]:
+    """The identity a valid internal token carries, and when the token expires."""
     try:
         claims = jwt.decode(
             token,
@@ -99,15 +100,47 @@ def verify_internal_token(token: str, settings: Settings) -> Identity:
     if claims.get("typ") != INTERNAL_TYPE:
         raise Unauthorized("The internal token has the wrong type.")
     try:
-        return Identity(
+        identity = Identity(
             kind=claims["kind"],
             id=claims["sub"],
             roles=tuple(claims.get("roles") or ()),
             scopes=tuple(claims.get("scopes") or ()),
             member_id=uuid.UUID(claims["mid"]) if claims.get("mid") else None,
         )
+        return identity, float(claims["exp"])
     except (KeyError, ValueError, TypeError) as exc:
         raise Unauthorized("The internal token carries a malformed identity.") from exc
+
+
+def verify_internal_token(token: str, settings: Settings) -> Identity:
+    return _decode_internal_token(token, settings)[0]
+
+
+class VerifiedTokenCache:
+    """Remembers tokens already verified, until they expire.
+
+    The gateway reuses one token per caller for half its lifetime, so nearly every request
+    a service sees carries a token it has verified before; checking the signature again
+    would cost more CPU than the rest of a simple read. Only valid tokens are kept.
+    """
+
+    def __init__(self, settings: Settings, max_entries: int = 10_000) -> None:
+        self._settings = settings
+        self._max = max_entries
+        self._verified: dict[str, tuple[float, Identity]] = {}
+
+    def verify(self, token: str, *, now: float | None = None) -> Identity:
+        current = now if now is not None else time.time()
+        cached = self._verified.get(token)
+        if cached is not None and cached[0] + CLOCK_SKEW_SECONDS > current:
+            return cached[1]
+        identity, expires_at = _decode_internal_token(token, self._settings)
+        if len(self._verified) >= self._max:
+            self._verified = {t: v for t, v in self._verified.items() if v[0] + CLOCK_SKEW_SECONDS > current}
+            if len(self._verified) >= self._max:
+                self._verified.clear()
+        self._verified[token] = (expires_at, identity)
+        return identity
 
 
 class InternalTokenCache:
@@ -191,6 +224,7 @@ class InternalAuthMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings, exempt: frozenset[str] = PROBE_PATHS) -> None:
         self.app = app
         self.settings = settings
+        self.verified = VerifiedTokenCache(settings)
         self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -201,7 +235,7 @@ class InternalAuthMiddleware:
         try:
             if not token:
                 raise Unauthorized("This service is reached only through the gateway (no internal token).")
-            identity = verify_internal_token(token, self.settings)
+            identity = self.verified.verify(token)
         except Unauthorized as exc:
             if scope["type"] != "http":  # a websocket: refuse the handshake
                 await send({"type": "websocket.close", "code": 1008})

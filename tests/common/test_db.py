@@ -37,7 +37,7 @@ async def test_postgres_engines_are_pooled_as_configured(pg_kit_dbs: KitDatabase
         assert pool.size() == 7  # type: ignore[attr-defined]
         assert pool._max_overflow == 3  # type: ignore[attr-defined]
         assert pool._timeout == 4  # type: ignore[attr-defined]
-        assert pool._pre_ping is True
+        assert pool._pre_ping is False  # no round trip per checkout; stale connections recycle
         assert pool._recycle == 1800
         assert db.engine.sync_engine.hide_parameters is True
     finally:

@@ -15,6 +15,7 @@ from services.common.identity import (
     INTERNAL_TOKEN_HEADER,
     Identity,
     InternalTokenCache,
+    VerifiedTokenCache,
     ensure_self_or,
     require,
     sign_internal_token,
@@ -182,3 +183,27 @@ async def test_require_and_ensure_self_or() -> None:
         ensure_self_or(staff("agent"), mid, "operator")
     ensure_self_or(partner("members:read"), mid, "operator", scopes=["members:read"])
     assert Identity(kind="system", id="system").is_admin
+
+
+def test_verified_token_cache_reuses_a_verification_until_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(env="test", internal_token_ttl_seconds=60)
+    cache = VerifiedTokenCache(settings)
+    who = Identity(kind="staff", id="s1", roles=("operator",))
+    token = sign_internal_token(who, settings)
+    decode = jwt.decode
+    calls: list[str] = []
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[0])
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    assert cache.verify(token) == who
+    assert cache.verify(token) == who
+    assert len(calls) == 1  # the second answer came from the cache
+    assert cache.verify(token, now=time.time() + 120) == who
+    assert len(calls) == 2  # past the token's expiry the cache does not answer
+    with pytest.raises(Unauthorized):
+        cache.verify(sign_internal_token(who, settings, now=time.time() - 120))  # expired
+    with pytest.raises(Unauthorized):
+        cache.verify(token[:-2] + ("xx" if not token.endswith("xx") else "yy"))  # forged: never a hit
