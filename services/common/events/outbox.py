@@ -7,6 +7,7 @@ and the event commits (or rolls back) with the change it describes.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,8 +48,7 @@ class Outbox:
         now = utcnow()
         ids = [d.id or new_id() for d in drafts]
         rows = [
-            # jsonable_encoder: UUIDs, datetimes and models in `data` become JSON, not a flush error.
-            {"id": event_id, "type": d.type, "occurred_at": d.occurred_at or now, "data": jsonable_encoder(d.data)}
+            {"id": event_id, "type": d.type, "occurred_at": d.occurred_at or now, "data": _as_json(d.data)}
             for event_id, d in zip(ids, drafts, strict=True)
         ]
         pending = [
@@ -61,6 +61,17 @@ class Outbox:
             await session.execute(self.tables.outbox_pending.insert(), pending)
             session.info["outbox_written"] = True
         return ids
+
+
+def _as_json(data: dict[str, Any]) -> Any:
+    """`data` as JSON values: UUIDs, datetimes and models become JSON, not a flush error.
+    Data that is JSON already (the common case) is kept as is: the C encoder checks it in a
+    few microseconds, `jsonable_encoder` walks it in Python (~60 us per event)."""
+    try:
+        json.dumps(data)
+    except (TypeError, ValueError):
+        return jsonable_encoder(data)
+    return data
 
 
 def outbox_of(session: AsyncSession) -> Outbox:
