@@ -20,7 +20,7 @@ from httpx_aiohttp import AiohttpTransport
 from starlette.responses import Response
 
 from services.common.db import Database
-from services.common.events import EventHandler, KitTables, Outbox, Relay, events_router
+from services.common.events import BatchHandler, EventHandler, KitTables, Outbox, Relay, events_router
 from services.common.identity import Caller, InternalAuthMiddleware
 from services.common.observability import Metrics, RequestContextMiddleware, configure_logging
 from services.common.problems import ServiceUnavailable, install_problem_handlers
@@ -102,6 +102,7 @@ def create_service_app(
     kit_tables: KitTables,
     routers: Sequence[APIRouter],
     event_handlers: Mapping[str, EventHandler] | None = None,
+    batch_handler: BatchHandler | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     on_startup: Sequence[LifespanHook] = (),
     background: Sequence[Callable[[FastAPI], Any]] = (),
@@ -112,6 +113,7 @@ def create_service_app(
 
     `background` factories get the app once it is ready and return an object with
     `start()` / `await stop()` (schedulers); the relay is always one of them.
+    `batch_handler` (see `events.inbox`) gets each batch's new events in one call.
     """
     configure_logging(settings.log_level, settings.log_json)
 
@@ -149,7 +151,7 @@ def create_service_app(
     install_common(app, service, settings)
     for router in routers:
         app.include_router(router)
-    app.include_router(events_router(kit_tables, event_handlers or {}))
+    app.include_router(events_router(kit_tables, event_handlers or {}, batch_handler))
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_document(_caller: Caller) -> JSONResponse:

@@ -78,7 +78,7 @@ def create_app(
         app.include_router(router)
     register_webhook_catalogue(app)
     # Partner webhooks: every event is fanned out to the subscribed endpoints.
-    app.include_router(events_router(kit_tables, webhooks.event_handlers()))
+    app.include_router(events_router(kit_tables, {}, batch_handler=webhooks.fanout))
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_document(request: Request) -> Response:

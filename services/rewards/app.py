@@ -8,7 +8,7 @@ from services.common.settings import Settings, get_settings
 from services.rewards.badges.router import router as badges_router
 from services.rewards.catalog.router import router as catalog_router
 from services.rewards.db import kit_tables
-from services.rewards.events import EVENT_HANDLERS, batch_events_router
+from services.rewards.events import EVENT_HANDLERS, apply_new_events
 from services.rewards.leaderboards.router import router as leaderboards_router
 from services.rewards.points.expiry import ExpiryWorker
 from services.rewards.points.router import router as points_router
@@ -25,9 +25,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         "rewards",
         settings or get_settings(),
         kit_tables=kit_tables,
-        # The batch endpoint comes first, so it answers /internal/events (see events.py).
         routers=[
-            batch_events_router(),
             program_router,
             points_router,
             badges_router,
@@ -36,6 +34,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
             privacy_router,
         ],
         event_handlers=EVENT_HANDLERS,
+        batch_handler=apply_new_events,  # earning is set-based per batch (see events.py)
         transport=transport,
         background=[expiry_worker],
         description="Points ledger, earning rules, streaks, levels, badges, catalog, redemptions, leaderboards.",

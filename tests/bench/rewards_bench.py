@@ -58,6 +58,65 @@ ZONE = "Asia/Shanghai"
 NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process so far, from /proc/<pid>/stat (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (uvicorn's workers)."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        try:
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                queue.extend(int(child) for child in children.read().split())
+        except OSError:
+            pass
+    return found
+
+
+class CpuMeter:
+    """CPU-seconds the rewards server and its Postgres backends spend during a phase, and the
+    load average around it (the machine is shared: the load says how much it had to share)."""
+
+    def __init__(self, server: Server, pg: asyncpg.Connection, database: str) -> None:
+        self.server, self.pg, self.database = server, pg, database
+
+    async def _backends(self) -> list[int]:
+        rows = await self.pg.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", self.database
+        )
+        return [row["pid"] for row in rows]
+
+    async def sample(self) -> tuple[dict[int, float], dict[int, float], float]:
+        server = {pid: cpu_seconds(pid) for pid in process_tree(self.server.process.pid)}
+        backends = {pid: cpu_seconds(pid) for pid in await self._backends()}
+        return server, backends, os.getloadavg()[0]
+
+    async def report(self, before: tuple[dict[int, float], dict[int, float], float], operations: int, what: str) -> str:
+        after = await self.sample()
+        # A process that appeared during the phase counts from zero; one that ended is lost
+        # (the pools keep their connections, so that is rare).
+        server = sum(cpu - before[0].get(pid, 0.0) for pid, cpu in after[0].items())
+        database = sum(cpu - before[1].get(pid, 0.0) for pid, cpu in after[1].items())
+        per = 1_000_000 / max(operations, 1)
+        return (
+            f"  cpu: server {server:.2f} s ({server * per:,.0f} us/{what}), postgres backends {database:.2f} s "
+            f"({database * per:,.0f} us/{what}); load average {before[2]:.2f} -> {after[2]:.2f} on "
+            f"{os.cpu_count()} cores"
+        )
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
@@ -128,7 +187,9 @@ def activity_event(member_id: uuid.UUID, community_id: uuid.UUID, today: date) -
     }
 
 
-async def bench_events(base: str, settings: Settings, pg: asyncpg.Connection, args: argparse.Namespace) -> None:
+async def bench_events(
+    base: str, settings: Settings, pg: asyncpg.Connection, args: argparse.Namespace, meter: CpuMeter
+) -> None:
     members = [uuid.uuid4() for _ in range(args.members)]
     communities = [uuid.uuid4() for _ in range(10)]
     today = datetime.now(UTC).date()
@@ -154,9 +215,11 @@ async def bench_events(base: str, settings: Settings, pg: asyncpg.Connection, ar
                 response.raise_for_status()
                 lags.append(time.perf_counter() - started)
 
+        before = await meter.sample()
         started = time.perf_counter()
         await asyncio.gather(*(poster() for _ in range(args.posters)))
         elapsed = time.perf_counter() - started
+        cpu = await meter.report(before, len(batches) * args.batch, "event")
     events = len(batches) * args.batch
     entries = await pg.fetchval("SELECT count(*) FROM ledger_entries WHERE reason LIKE 'earned:%'")
     unbalanced = await pg.fetchval(
@@ -167,6 +230,7 @@ async def bench_events(base: str, settings: Settings, pg: asyncpg.Connection, ar
     lag = f"lag p50 {ms(statistics.median(lags))}, p99 {ms(percentile(lags, 99))}"
     print(f"  batch of {args.batch}, {args.posters} poster(s): {lag}")
     print(f"  {entries:,} earning entries, {unbalanced} accounts not equal to their ledger sum")
+    print(cpu)
 
 
 async def seed_rich_members(pg: asyncpg.Connection, count: int, points: int) -> list[uuid.UUID]:
@@ -200,7 +264,9 @@ async def seed_rich_members(pg: asyncpg.Connection, count: int, points: int) -> 
     return members
 
 
-async def bench_redemptions(base: str, settings: Settings, pg: asyncpg.Connection, args: argparse.Namespace) -> None:
+async def bench_redemptions(
+    base: str, settings: Settings, pg: asyncpg.Connection, args: argparse.Namespace, meter: CpuMeter
+) -> None:
     members = await seed_rich_members(pg, args.redeemers, 10_000)
     operator = {
         INTERNAL_TOKEN_HEADER: sign_internal_token(Identity(kind="staff", id="bench", roles=("operator",)), settings)
@@ -216,6 +282,7 @@ async def bench_redemptions(base: str, settings: Settings, pg: asyncpg.Connectio
         tokens = InternalTokenCache(settings, max_entries=len(members) + 1)  # tokens live 60 s: re-signed as needed
         attempts = [random.randrange(len(members)) for _ in range(args.redemptions)]
         statuses: dict[int, int] = {}
+        errors: list[str] = []
         queue: asyncio.Queue[int] = asyncio.Queue()
         for index in attempts:
             queue.put_nowait(index)
@@ -224,14 +291,21 @@ async def bench_redemptions(base: str, settings: Settings, pg: asyncpg.Connectio
             while not queue.empty():
                 index = queue.get_nowait()
                 headers = {INTERNAL_TOKEN_HEADER: tokens.token_for(identities[index])}
-                response = await client.post("/v1/redemptions", json={"reward_id": reward["id"]}, headers=headers)
+                try:
+                    response = await client.post("/v1/redemptions", json={"reward_id": reward["id"]}, headers=headers)
+                except httpx.TransportError as exc:  # counted as status 0, reported with the time it happened
+                    errors.append(f"{type(exc).__name__} at {time.perf_counter() - started:.2f} s")
+                    statuses[0] = statuses.get(0, 0) + 1
+                    continue
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
+        before = await meter.sample()
         started = time.perf_counter()
         await asyncio.gather(*(redeemer() for _ in range(args.concurrency)))
         elapsed = time.perf_counter() - started
+        cpu = await meter.report(before, args.redemptions, "request")
     rid = uuid.UUID(reward["id"])
-    stock = await pg.fetchval("SELECT stock FROM rewards WHERE id = $1", rid)
+    stock = await pg.fetchval("SELECT sum(remaining) FROM reward_stock WHERE reward_id = $1", rid)
     redeemed = await pg.fetchval("SELECT count(*) FROM redemptions WHERE reward_id = $1", rid)
     unbalanced = await pg.fetchval(
         "SELECT count(*) FROM accounts a WHERE a.balance <> "
@@ -248,9 +322,14 @@ async def bench_redemptions(base: str, settings: Settings, pg: asyncpg.Connectio
         f"  statuses {dict(sorted(statuses.items()))}; stock {args.stock} -> {stock}, {redeemed} redemptions "
         f"(oversold: {redeemed - (args.stock - stock)}); {unbalanced} unbalanced, {negative} negative accounts"
     )
+    if errors:
+        print(f"  transport errors (status 0): {len(errors)}, first: {errors[:3]}")
+    print(cpu)
 
 
-async def bench_leaderboard(base: str, settings: Settings, pg: asyncpg.Connection, args: argparse.Namespace) -> None:
+async def bench_leaderboard(
+    base: str, settings: Settings, pg: asyncpg.Connection, args: argparse.Namespace, meter: CpuMeter
+) -> None:
     community = uuid.uuid4()
     today = datetime.now(UTC).astimezone().date()
     starts = {"week": today - timedelta(days=today.weekday()), "month": today.replace(day=1), "all": date(1970, 1, 1)}
@@ -270,6 +349,7 @@ async def bench_leaderboard(base: str, settings: Settings, pg: asyncpg.Connectio
     await pg.execute("VACUUM ANALYZE period_points")
     latencies: list[float] = []
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        before = await meter.sample()
         for i in range(args.board_requests):
             m = random.choice(members)
             token = sign_internal_token(Identity(kind="member", id=str(m), roles=("member",), member_id=m), settings)
@@ -283,10 +363,12 @@ async def bench_leaderboard(base: str, settings: Settings, pg: asyncpg.Connectio
             latencies.append(time.perf_counter() - started)
             assert response.status_code == 200, response.text
             assert response.json()["me"]["rank"] is not None
+        cpu = await meter.report(before, args.board_requests, "request")
     print(
         f"leaderboard: {args.board_members:,} members, {args.board_requests} GETs (top 10 + caller's rank): "
         f"p50 {ms(statistics.median(latencies))}, p99 {ms(percentile(latencies, 99))}"
     )
+    print(cpu)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -303,12 +385,13 @@ async def main(args: argparse.Namespace) -> None:
         print(
             f"rewards on {base} ({args.workers} uvicorn worker(s)), Postgres {await pg.fetchval('SHOW server_version')}"
         )
+        meter = CpuMeter(server, pg, url.rsplit("/", 1)[1])
         if "events" in args.only:
-            await bench_events(base, settings, pg, args)
+            await bench_events(base, settings, pg, args, meter)
         if "redemptions" in args.only:
-            await bench_redemptions(base, settings, pg, args)
+            await bench_redemptions(base, settings, pg, args, meter)
         if "leaderboard" in args.only:
-            await bench_leaderboard(base, settings, pg, args)
+            await bench_leaderboard(base, settings, pg, args, meter)
     finally:
         await pg.close()
         server.stop()

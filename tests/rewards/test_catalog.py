@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.rewards.catalog.service import REWARDS
+from services.rewards.catalog.service import stock_left
 from tests.rewards.conftest import Api
 from tests.rewards.factories import assert_ledger_balanced, earn, points_of, rewards_events
 from tests.system import System, member, partner, staff
@@ -36,8 +36,7 @@ async def redeem(api: Api, member_id: uuid.UUID, reward_id: str, key: str | None
 
 async def stock_of(system: System, reward_id: str) -> int | None:
     async with system.state("rewards").db.session() as session:
-        stock: int | None = await session.scalar(sa.select(REWARDS.c.stock).where(REWARDS.c.id == uuid.UUID(reward_id)))
-        return stock
+        return await stock_left(session, uuid.UUID(reward_id))
 
 
 async def test_operators_manage_the_catalog_and_everyone_reads_it(api: Api) -> None:
@@ -283,3 +282,71 @@ async def test_concurrent_cancels_refund_once(pg_system: System, pg_api: Api) ->
     assert sorted(statuses) == [200] + [409] * 9
     assert await assert_ledger_balanced(pg_system, mid) == 100
     assert await stock_of(pg_system, prize["id"]) == 3
+
+
+async def test_stock_lives_in_buckets_and_patches_set_the_units_left(system: System, api: Api) -> None:
+    from services.rewards.catalog.service import STOCK, STOCK_BUCKETS
+
+    mid = uuid.uuid4()
+    await earn(system, mid, 200)
+    mug = await create_reward(api, cost=10, stock=20)
+    async with system.state("rewards").db.session() as session:
+        buckets = (
+            await session.execute(sa.select(STOCK.c.remaining).where(STOCK.c.reward_id == uuid.UUID(mug["id"])))
+        ).all()
+    assert len(buckets) == STOCK_BUCKETS
+    assert sorted({b.remaining for b in buckets}) == [1, 2]  # spread evenly
+    assert (await redeem(api, mid, mug["id"])).status_code == 201
+    async with api(OPERATOR) as client:
+        assert (await client.get(f"/v1/rewards/{mug['id']}")).json()["stock"] == 19
+        assert (await client.patch(f"/v1/rewards/{mug['id']}", json={"stock": 1})).json()["stock"] == 1
+        assert (await redeem(api, mid, mug["id"])).status_code == 201
+        assert (await redeem(api, mid, mug["id"])).json()["type"] == PROBLEMS + "out-of-stock"
+        assert (await client.patch(f"/v1/rewards/{mug['id']}", json={"stock": None})).json()["stock"] is None
+        for _ in range(3):  # unlimited now
+            assert (await redeem(api, mid, mug["id"])).status_code == 201
+        assert (await client.patch(f"/v1/rewards/{mug['id']}", json={"stock": 2})).json()["stock"] == 2
+        assert [r["stock"] for r in (await client.get("/v1/rewards")).json()["items"]] == [2]
+        assert (await client.patch(f"/v1/rewards/{mug['id']}", json={"name": "Cup"})).json()["stock"] == 2
+    assert await assert_ledger_balanced(system, mid) == 200 - 5 * 10
+
+
+async def test_concurrent_redemptions_after_a_restock_take_exactly_the_new_stock(
+    pg_system: System, pg_api: Api
+) -> None:
+    members = [uuid.uuid4() for _ in range(40)]
+    for mid in members:
+        await earn(pg_system, mid, 20)
+    prize = await create_reward(pg_api, cost=20, stock=3)
+    async with pg_api(OPERATOR) as client:
+        assert (await client.patch(f"/v1/rewards/{prize['id']}", json={"stock": 25})).status_code == 200
+    responses = await asyncio.gather(*(redeem(pg_api, mid, prize["id"]) for mid in members))
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(201) == 25, statuses
+    assert await stock_of(pg_system, prize["id"]) == 0
+
+
+async def test_concurrent_redemptions_cancels_and_a_restock_keep_stock_exact(pg_system: System, pg_api: Api) -> None:
+    """Units are conserved under any interleaving: left + live redemptions == what was set."""
+    members = [uuid.uuid4() for _ in range(30)]
+    for mid in members:
+        await earn(pg_system, mid, 40)
+    prize = await create_reward(pg_api, cost=20, stock=12)
+    first = [r.json() for r in await asyncio.gather(*(redeem(pg_api, mid, prize["id"]) for mid in members[:12]))]
+    assert all(r["status"] == "pending" for r in first)
+
+    async def cancel(redemption: dict[str, Any]) -> int:
+        async with pg_api(OPERATOR) as client:
+            return (await client.post(f"/v1/redemptions/{redemption['id']}/cancel")).status_code
+
+    results = await asyncio.gather(
+        *(cancel(r) for r in first[:6]), *(redeem(pg_api, mid, prize["id"]) for mid in members[12:])
+    )
+    cancels, redemptions = results[:6], results[6:]
+    assert cancels == [200] * 6
+    won = sum(1 for r in redemptions if r.status_code == 201)  # type: ignore[union-attr]
+    assert won <= 6  # only the cancelled units came back
+    live = 12 - 6 + won
+    assert await stock_of(pg_system, prize["id"]) == 12 - live
+    for mid in members:
+        await assert_ledger_balanced(pg_system, mid)

@@ -1,12 +1,18 @@
 """Events between services: outbox (write), relay (deliver), inbox (apply once)."""
 
-from services.common.events.inbox import BatchEventHandler, Event, EventHandler, apply_events, events_router
+from services.common.events.inbox import (
+    BatchHandler,
+    Event,
+    EventHandler,
+    apply_events,
+    events_router,
+)
 from services.common.events.outbox import EventDraft, Outbox, emit, emit_many
 from services.common.events.relay import Relay
 from services.common.events.tables import KitTables, define_kit_tables
 
 __all__ = [
-    "BatchEventHandler",
+    "BatchHandler",
     "Event",
     "EventDraft",
     "EventHandler",

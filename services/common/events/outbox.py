@@ -100,8 +100,7 @@ class Outbox:
         now: datetime,
     ) -> None:
         rows = [
-            # jsonable_encoder: UUIDs, datetimes and models in `data` become JSON, not a flush error.
-            {"id": event_id, "type": d.type, "occurred_at": at, "data": jsonable_encoder(d.data)}
+            {"id": event_id, "type": d.type, "occurred_at": at, "data": _as_json(d.data)}
             for event_id, d, at in zip(ids, drafts, occurred, strict=True)
         ]
         await session.execute(self.tables.outbox.insert(), rows)
@@ -145,6 +144,17 @@ class Outbox:
                 now,
             ),
         )
+
+
+def _as_json(data: dict[str, Any]) -> Any:
+    """`data` as JSON values: UUIDs, datetimes and models become JSON, not a flush error.
+    Data that is JSON already (the common case) is kept as is: the C encoder checks it in a
+    few microseconds, `jsonable_encoder` walks it in Python (~60 us per event)."""
+    try:
+        json.dumps(data)
+    except (TypeError, ValueError):
+        return jsonable_encoder(data)
+    return data
 
 
 def outbox_of(session: AsyncSession) -> Outbox:

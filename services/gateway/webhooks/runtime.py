@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import Database
-from services.common.events import Event, EventHandler
+from services.common.events import Event
 from services.common.settings import Settings
 from services.gateway.webhooks.catalogue import DOMAIN_EVENT_TYPES
 from services.gateway.webhooks.client import build_partner_client
@@ -15,19 +15,16 @@ from services.gateway.webhooks.service import MessageDraft, fan_out, wake_after_
 
 
 class WebhookFanout:
-    """The gateway's handler for every domain event: one message per event and one
-    delivery per subscribed endpoint, in the inbox's transaction (so before the relay's
-    call is acknowledged). A batch is handled set-based, in one go."""
+    """The gateway's batch handler for every domain event (`events_router(batch_handler=)`):
+    one message per catalogue event and one delivery per subscribed endpoint, set-based, in
+    the inbox's transaction (so before the relay's call is acknowledged)."""
 
     def __init__(self, runtime: WebhookRuntime) -> None:
         self.runtime = runtime
 
-    async def __call__(self, session: AsyncSession, event: Event) -> None:
-        await self.handle_batch(session, [event])
-
-    async def handle_batch(self, session: AsyncSession, events: list[Event]) -> None:
-        drafts = [MessageDraft(e.id, e.type, e.occurred_at, e.data) for e in events]
-        if await fan_out(session, drafts):
+    async def __call__(self, session: AsyncSession, events: list[Event]) -> None:
+        drafts = [MessageDraft(e.id, e.type, e.occurred_at, e.data) for e in events if e.type in DOMAIN_EVENT_TYPES]
+        if drafts and await fan_out(session, drafts):
             wake_after_commit(session, self.runtime.wake)
 
 
@@ -45,10 +42,6 @@ class WebhookRuntime:
         if self._worker is None:
             raise RuntimeError("the webhook runtime has not been started")
         return self._worker
-
-    def event_handlers(self) -> dict[str, EventHandler]:
-        """For the gateway's `events_router`: every catalogue event type -> fan-out."""
-        return dict.fromkeys(DOMAIN_EVENT_TYPES, self.fanout)
 
     async def start(self, db: Database, *, run_worker: bool | None = None) -> None:
         """Build the worker; its loop runs when relays do (tests drive it explicitly)."""

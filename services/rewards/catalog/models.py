@@ -13,12 +13,12 @@ from services.rewards.db import RewardsModel
 
 
 class Reward(RewardsModel, table=True):
-    """A reward members can redeem points for; `stock` NULL means unlimited."""
+    """A reward members can redeem points for. Its stock lives in `reward_stock` buckets;
+    a reward without buckets is unlimited."""
 
     __tablename__ = "rewards"
     __table_args__ = (
         sa.CheckConstraint("cost > 0", name="cost_positive"),
-        sa.CheckConstraint("stock IS NULL OR stock >= 0", name="stock_not_negative"),
         sa.CheckConstraint("per_member_limit IS NULL OR per_member_limit > 0", name="limit_positive"),
     )
 
@@ -26,12 +26,26 @@ class Reward(RewardsModel, table=True):
     name: str = Field(max_length=200)
     description: str = Field(max_length=2000)
     cost: int
-    stock: int | None = None
     per_member_limit: int | None = None
     active_from: datetime | None = Field(default=None, sa_type=UTCDateTime())
     active_to: datetime | None = Field(default=None, sa_type=UTCDateTime())
     created_at: datetime = Field(sa_type=UTCDateTime(), index=True)
     updated_at: datetime = Field(sa_type=UTCDateTime())
+
+
+class RewardStock(RewardsModel, table=True):
+    """One bucket of a reward's stock: the units left are the sum over its buckets.
+
+    A redemption takes its unit from any bucket that has one and is not locked by another
+    redemption (`FOR UPDATE SKIP LOCKED`), so concurrent redemptions of one reward do not
+    queue behind a single row lock held until commit. Never below zero (CHECK)."""
+
+    __tablename__ = "reward_stock"
+    __table_args__ = (sa.CheckConstraint("remaining >= 0", name="remaining_not_negative"),)
+
+    reward_id: uuid.UUID = Field(primary_key=True, foreign_key="rewards.id", ondelete="CASCADE")
+    bucket: int = Field(primary_key=True, sa_type=sa.SmallInteger())
+    remaining: int
 
 
 class Redemption(RewardsModel, table=True):

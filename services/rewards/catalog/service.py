@@ -1,9 +1,14 @@
 """Catalog and redemptions: points and stock move in one transaction, or not at all.
 
 A redemption locks the member's account (so a member's redemptions run one at a time and
-can never overspend), writes the ledger, and takes the unit of stock last with a
-conditional `UPDATE ... WHERE stock > 0`, so the hot reward row stays locked only from
-that statement to the commit and stock can never go below zero.
+can never overspend), writes the ledger, and takes its unit of stock last. A limited
+reward's stock is split over `STOCK_BUCKETS` rows (`reward_stock`): a redemption takes a
+unit from a random bucket that has one and that no other transaction holds
+(`FOR UPDATE SKIP LOCKED`), so concurrent redemptions of one reward lock different rows
+instead of queueing behind one row lock held until each commit. Only when every bucket
+with units is taken does it wait for one (a plain `FOR UPDATE`, re-checked after the
+wait), so "out of stock" is answered only when no bucket has a unit left, and the CHECK
+`remaining >= 0` makes overselling impossible whatever happens.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.db import new_id
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
-from services.rewards.catalog.models import Redemption, Reward
+from services.rewards.catalog.models import Redemption, Reward, RewardStock
 from services.rewards.catalog.schemas import (
     RedemptionPage,
     RedemptionRead,
@@ -30,15 +35,27 @@ from services.rewards.catalog.schemas import (
 )
 from services.rewards.points.service import (
     CONSUMPTIONS,
+    LOTS,
     MemberErased,
+    OpenLot,
     Postings,
     lock_accounts,
     open_lots,
 )
-from services.rewards.sql import table_of
+from services.rewards.sql import is_postgres, table_of
 
 REWARDS = table_of(Reward)
 REDEMPTIONS = table_of(Redemption)
+STOCK = table_of(RewardStock)
+
+# Rows a limited reward's stock is spread over: enough that the redemptions in flight at
+# once (bounded by the connection pool) rarely meet on one, few enough to sum in a blink.
+STOCK_BUCKETS = 16
+
+# Units left: the sum over the reward's buckets, NULL (unlimited) when it has none.
+STOCK_LEFT = (
+    sa.select(sa.func.sum(STOCK.c.remaining)).where(STOCK.c.reward_id == REWARDS.c.id).scalar_subquery().label("stock")
+)
 
 
 class RewardNotFound(NotFound):
@@ -99,17 +116,60 @@ def redemption_read(row: Any) -> RedemptionRead:
     )
 
 
+def stock_buckets(reward_id: uuid.UUID, units: int) -> list[dict[str, Any]]:
+    """`units` spread evenly over the buckets (the first ones get the remainder)."""
+    share, extra = divmod(units, STOCK_BUCKETS)
+    return [
+        {"reward_id": reward_id, "bucket": bucket, "remaining": share + (bucket < extra)}
+        for bucket in range(STOCK_BUCKETS)
+    ]
+
+
+async def set_stock(session: AsyncSession, reward_id: uuid.UUID, units: int | None) -> None:
+    """Make the reward's units left `units` (None: unlimited). Takes every bucket's lock, so
+    it waits for redemptions in flight and the new total is exact when it commits."""
+    held = await session.scalars(
+        sa.select(STOCK.c.bucket).where(STOCK.c.reward_id == reward_id).order_by(STOCK.c.bucket).with_for_update()
+    )
+    buckets = set(held.all())
+    if units is None:
+        if buckets:
+            await session.execute(STOCK.delete().where(STOCK.c.reward_id == reward_id))
+        return
+    rows = stock_buckets(reward_id, units)
+    if buckets == {row["bucket"] for row in rows}:
+        # In place: a redemption waiting on a bucket sees the new value once this commits.
+        await session.execute(
+            STOCK.update()
+            .where(STOCK.c.reward_id == reward_id, STOCK.c.bucket == sa.bindparam("k_bucket"))
+            .values(remaining=sa.bindparam("k_remaining")),
+            [{"k_bucket": row["bucket"], "k_remaining": row["remaining"]} for row in rows],
+        )
+        return
+    if buckets:
+        await session.execute(STOCK.delete().where(STOCK.c.reward_id == reward_id))
+    await session.execute(STOCK.insert(), rows)
+
+
 async def create_reward(session: AsyncSession, body: RewardCreate, now: datetime) -> RewardRead:
-    values = body.model_dump() | {"id": new_id(), "created_at": now, "updated_at": now}
+    values = body.model_dump(exclude={"stock"}) | {"id": new_id(), "created_at": now, "updated_at": now}
     await session.execute(REWARDS.insert().values(**values))
+    if body.stock is not None:
+        await session.execute(STOCK.insert(), stock_buckets(values["id"], body.stock))
     return await get_reward(session, values["id"], now)
 
 
 async def get_reward(session: AsyncSession, reward_id: uuid.UUID, now: datetime) -> RewardRead:
-    row = (await session.execute(sa.select(REWARDS).where(REWARDS.c.id == reward_id))).one_or_none()
+    row = (await session.execute(sa.select(REWARDS, STOCK_LEFT).where(REWARDS.c.id == reward_id))).one_or_none()
     if row is None:
         raise RewardNotFound("No reward has this id.")
     return _reward(row, now)
+
+
+async def stock_left(session: AsyncSession, reward_id: uuid.UUID) -> int | None:
+    """The reward's units left (None: unlimited)."""
+    units = await session.scalar(sa.select(sa.func.sum(STOCK.c.remaining)).where(STOCK.c.reward_id == reward_id))
+    return None if units is None else int(units)
 
 
 async def update_reward(session: AsyncSession, reward_id: uuid.UUID, body: RewardUpdate, now: datetime) -> RewardRead:
@@ -126,13 +186,17 @@ async def update_reward(session: AsyncSession, reward_id: uuid.UUID, body: Rewar
         raise Unprocessable(
             "active_to must be after active_from.", errors=[{"loc": ["body", "active_to"], "msg": "before active_from"}]
         )
-    if changes:
+    if "stock" in changes:
+        await set_stock(session, reward_id, changes.pop("stock"))
+    if changes or "stock" in body.model_fields_set:
         await session.execute(REWARDS.update().where(REWARDS.c.id == reward_id).values(**changes, updated_at=now))
     return await get_reward(session, reward_id, now)
 
 
 async def list_rewards(session: AsyncSession, page: PageParams, *, active_only: bool, now: datetime) -> RewardPage:
-    query = sa.select(REWARDS).order_by(REWARDS.c.created_at.desc(), REWARDS.c.id.desc()).limit(page.limit + 1)
+    query = (
+        sa.select(REWARDS, STOCK_LEFT).order_by(REWARDS.c.created_at.desc(), REWARDS.c.id.desc()).limit(page.limit + 1)
+    )
     if active_only:
         query = query.where(
             sa.or_(REWARDS.c.active_from.is_(None), REWARDS.c.active_from <= now),
@@ -147,7 +211,7 @@ async def list_rewards(session: AsyncSession, page: PageParams, *, active_only: 
 
 async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UUID, now: datetime) -> RedemptionRead:
     """Take the reward's cost from the member's points and one unit of its stock."""
-    reward = (await session.execute(sa.select(REWARDS).where(REWARDS.c.id == reward_id))).one_or_none()
+    reward = (await session.execute(sa.select(REWARDS, STOCK_LEFT).where(REWARDS.c.id == reward_id))).one_or_none()
     if reward is None:
         raise RewardNotFound("No reward has this id.")
     if not _is_active(reward, now):
@@ -157,19 +221,13 @@ async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UU
     account = (await lock_accounts(session, [member_id], now))[member_id]
     if account.erased_at is not None:
         raise MemberErased("This member was erased.")
-    if reward.per_member_limit is not None:
-        redeemed = await session.scalar(
-            sa.select(sa.func.count()).where(
-                REDEMPTIONS.c.member_id == member_id,
-                REDEMPTIONS.c.reward_id == reward_id,
-                REDEMPTIONS.c.status != "cancelled",
-            )
-        )
-        if (redeemed or 0) >= reward.per_member_limit:
-            raise LimitReached(f"This reward can be redeemed {reward.per_member_limit} time(s) per member.")
+    # Read after the account lock: the member's other redemptions have committed or not started.
+    limited = reward.per_member_limit is not None
+    redeemed, lots = await _redeemed_and_lots(session, member_id, reward_id, limited, account.balance >= reward.cost)
+    if reward.per_member_limit is not None and redeemed >= reward.per_member_limit:
+        raise LimitReached(f"This reward can be redeemed {reward.per_member_limit} time(s) per member.")
     redemption_id = new_id()
     postings = Postings(now)
-    lots = await open_lots(session, member_id) if account.balance >= reward.cost else []
     entry = postings.debit(account, reward.cost, "redemption", lots, redemption_id=redemption_id)
     row = {
         "id": redemption_id,
@@ -184,16 +242,90 @@ async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UU
     read = RedemptionRead(**row, fulfilled_at=None, cancelled_at=None)
     postings.emit("rewards.redemption_created", _event_data(read, balance=account.balance))
     await postings.flush(session)
-    if reward.stock is not None:
-        taken = await session.scalar(
-            REWARDS.update()
-            .where(REWARDS.c.id == reward_id, REWARDS.c.stock > 0)
-            .values(stock=REWARDS.c.stock - 1)
-            .returning(REWARDS.c.stock)
-        )
-        if taken is None:
-            raise OutOfStock("This reward is out of stock.")
+    if reward.stock is not None and not await take_unit(session, reward_id):
+        raise OutOfStock("This reward is out of stock.")
     return read
+
+
+async def _redeemed_and_lots(
+    session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UUID, count: bool, spend: bool
+) -> tuple[int, list[OpenLot]]:
+    """How many live redemptions of this reward the member has (if `count`), and the
+    member's open lots in spending order (if `spend`): one round trip."""
+    if not count:
+        return 0, await open_lots(session, member_id) if spend else []
+    redeemed = (
+        sa.select(sa.func.count().label("redeemed"))
+        .where(
+            REDEMPTIONS.c.member_id == member_id,
+            REDEMPTIONS.c.reward_id == reward_id,
+            REDEMPTIONS.c.status != "cancelled",
+        )
+        .subquery()
+    )
+    lots = (
+        sa.select(LOTS.c.id, LOTS.c.expires_at, LOTS.c.remaining, LOTS.c.created_at)
+        .where(LOTS.c.member_id == member_id, LOTS.c.remaining > 0)
+        .subquery()
+    )
+    rows = (
+        await session.execute(
+            sa.select(redeemed.c.redeemed, lots.c.id, lots.c.expires_at, lots.c.remaining)
+            .select_from(redeemed.outerjoin(lots, sa.true()))
+            .order_by(lots.c.expires_at, lots.c.created_at)
+        )
+    ).all()
+    return int(rows[0].redeemed), [OpenLot(r.id, r.expires_at, r.remaining) for r in rows if r.id is not None]
+
+
+async def take_unit(session: AsyncSession, reward_id: uuid.UUID) -> bool:
+    """Take one unit from a bucket of the reward; False when none has one left.
+
+    First a random bucket with a unit that nobody holds (`SKIP LOCKED`: no waiting); if all
+    are held, wait for one (`FOR UPDATE` re-reads a bucket after its holder commits or
+    rolls back, and moves on if it is empty by then)."""
+    for skip_locked in (True, False):
+        bucket = (
+            sa.select(STOCK.c.bucket)
+            .where(STOCK.c.reward_id == reward_id, STOCK.c.remaining > 0)
+            .order_by(sa.func.random())
+            .limit(1)
+            .with_for_update(skip_locked=skip_locked)
+            .scalar_subquery()
+        )
+        taken = await session.scalar(
+            STOCK.update()
+            .where(STOCK.c.reward_id == reward_id, STOCK.c.bucket == bucket, STOCK.c.remaining > 0)
+            .values(remaining=STOCK.c.remaining - 1)
+            .returning(STOCK.c.bucket)
+        )
+        if taken is not None:
+            return True
+        if not is_postgres(session):
+            return False  # SQLite: one writer at a time, nothing is ever skipped
+    return False
+
+
+async def return_unit(session: AsyncSession, reward_id: uuid.UUID) -> None:
+    """Put one unit back into the reward's emptiest bucket that nobody holds (or wait for
+    one); nothing for an unlimited reward."""
+    for skip_locked in (True, False):
+        bucket = (
+            sa.select(STOCK.c.bucket)
+            .where(STOCK.c.reward_id == reward_id)
+            .order_by(STOCK.c.remaining, STOCK.c.bucket)
+            .limit(1)
+            .with_for_update(skip_locked=skip_locked)
+            .scalar_subquery()
+        )
+        returned = await session.scalar(
+            STOCK.update()
+            .where(STOCK.c.reward_id == reward_id, STOCK.c.bucket == bucket)
+            .values(remaining=STOCK.c.remaining + 1)
+            .returning(STOCK.c.bucket)
+        )
+        if returned is not None or not is_postgres(session):
+            return
 
 
 def _event_data(redemption: RedemptionRead, **extra: Any) -> dict[str, Any]:
@@ -265,9 +397,5 @@ async def cancel(session: AsyncSession, redemption: RedemptionRead, by: str, now
     cancelled = redemption.model_copy(update={"status": "cancelled", "cancelled_at": now})
     postings.emit("rewards.redemption_cancelled", _event_data(cancelled, balance=account.balance))
     await postings.flush(session)
-    await session.execute(
-        REWARDS.update()
-        .where(REWARDS.c.id == redemption.reward_id, REWARDS.c.stock.is_not(None))
-        .values(stock=REWARDS.c.stock + 1)
-    )
+    await return_unit(session, redemption.reward_id)
     return cancelled

@@ -30,7 +30,7 @@ from services.rewards.earning.models import ActivityCount, CheckInDay, Community
 from services.rewards.leaderboards import service as leaderboards
 from services.rewards.points.service import AccountState, Postings, lock_accounts, lot_expiry, points_awarded
 from services.rewards.program.service import Rule, load_program
-from services.rewards.sql import table_of, upsert
+from services.rewards.sql import array_rows, insert_rows, is_postgres, row_params, table_of, upsert
 
 log = structlog.get_logger("qunyun.rewards.earning")
 
@@ -127,13 +127,14 @@ async def _count_activities(session: AsyncSession, activities: Sequence[Activity
     added: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
     for a in activities:
         added[(a.member_id, a.type)] += 1
-    insert = upsert(session, COUNTS)
+    columns = ("member_id", "event_type", "total")
+    insert = insert_rows(session, COUNTS, columns)
     rows = await session.execute(
         insert.on_conflict_do_update(
             index_elements=[COUNTS.c.member_id, COUNTS.c.event_type],
             set_={"total": COUNTS.c.total + insert.excluded.total},
         ).returning(COUNTS.c.member_id, COUNTS.c.event_type, COUNTS.c.total),
-        [{"member_id": m, "event_type": t, "total": n} for (m, t), n in added.items()],
+        row_params(session, columns, [{"member_id": m, "event_type": t, "total": n} for (m, t), n in added.items()]),
     )
     return {(row.member_id, row.event_type): row.total for row in rows}
 
@@ -154,9 +155,12 @@ async def _record_check_ins(
     for a in check_ins:
         days.add((a.member_id, a.local_date))
         latest_zone[a.member_id] = a.timezone
+    columns = ("member_id", "local_date")
     new_days = await session.execute(
-        upsert(session, CHECK_INS).on_conflict_do_nothing().returning(CHECK_INS.c.member_id, CHECK_INS.c.local_date),
-        [{"member_id": m, "local_date": d} for m, d in days],
+        insert_rows(session, CHECK_INS, columns)
+        .on_conflict_do_nothing()
+        .returning(CHECK_INS.c.member_id, CHECK_INS.c.local_date),
+        row_params(session, columns, [{"member_id": m, "local_date": d} for m, d in days]),
     )
     by_member: dict[uuid.UUID, list[date]] = defaultdict(list)
     for row in new_days:
@@ -240,13 +244,18 @@ async def _award(
         postings.emit("rewards.points_awarded", points_awarded(entry, account))
         earned.append(leaderboards.Earned(a.community_id, a.member_id, a.local_date, points, a.occurred_at))
     if spent:
-        insert = upsert(session, DAILY)
+        columns = ("member_id", "rule_id", "local_date", "points")
+        insert = insert_rows(session, DAILY, columns)
         await session.execute(
             insert.on_conflict_do_update(
                 index_elements=[DAILY.c.member_id, DAILY.c.rule_id, DAILY.c.local_date],
                 set_={"points": DAILY.c.points + insert.excluded.points},
             ),
-            [{"member_id": m, "rule_id": r, "local_date": d, "points": p} for (m, r, d), p in spent.items()],
+            row_params(
+                session,
+                columns,
+                [{"member_id": m, "rule_id": r, "local_date": d, "points": p} for (m, r, d), p in spent.items()],
+            ),
         )
     await leaderboards.add_points(session, earned)
 
@@ -258,11 +267,28 @@ async def _used_today(
     if not capped:
         return {}
     wanted = {(a.member_id, rule.id, a.local_date) for a, rule in capped}
-    rows = await session.execute(
-        sa.select(DAILY.c.member_id, DAILY.c.rule_id, DAILY.c.local_date, DAILY.c.points).where(
-            DAILY.c.member_id.in_({m for m, _, _ in wanted}),
-            DAILY.c.rule_id.in_({r for _, r, _ in wanted}),
-            DAILY.c.local_date.in_({d for _, _, d in wanted}),
+    columns = ("member_id", "rule_id", "local_date")
+    query = sa.select(DAILY.c.member_id, DAILY.c.rule_id, DAILY.c.local_date, DAILY.c.points)
+    if is_postgres(session):
+        # A join on the exact keys (one array per column), not three IN lists whose SQL
+        # changes with every batch size and whose cross product over-fetches.
+        keys = array_rows(DAILY, columns, name="k")
+        query = query.join(
+            keys,
+            sa.and_(
+                DAILY.c.member_id == keys.c.member_id,
+                DAILY.c.rule_id == keys.c.rule_id,
+                DAILY.c.local_date == keys.c.local_date,
+            ),
         )
-    )
+        params = row_params(session, columns, [dict(zip(columns, key, strict=True)) for key in wanted])
+        rows = await session.execute(query, params)
+    else:
+        rows = await session.execute(
+            query.where(
+                DAILY.c.member_id.in_({m for m, _, _ in wanted}),
+                DAILY.c.rule_id.in_({r for _, r, _ in wanted}),
+                DAILY.c.local_date.in_({d for _, _, d in wanted}),
+            )
+        )
     return {(row.member_id, row.rule_id, row.local_date): row.points for row in rows}

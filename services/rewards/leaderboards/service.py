@@ -16,10 +16,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import UTCDateTime
 from services.rewards.earning.models import Community
 from services.rewards.leaderboards.models import PeriodPoints
-from services.rewards.sql import greatest, table_of, upsert
+from services.rewards.sql import greatest, insert_rows, row_params, table_of
 
 POINTS = table_of(PeriodPoints)
 COMMUNITIES = table_of(Community)
@@ -58,7 +57,8 @@ async def add_points(session: AsyncSession, earned: Iterable[Earned]) -> None:
             totals[key] = (points + item.points, max(at, item.at))
     if not totals:
         return
-    insert = upsert(session, POINTS)
+    columns = ("community_id", "period", "period_start", "member_id", "points", "reached_at")
+    insert = insert_rows(session, POINTS, columns)
     await session.execute(
         insert.on_conflict_do_update(
             index_elements=[POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.member_id],
@@ -67,17 +67,21 @@ async def add_points(session: AsyncSession, earned: Iterable[Earned]) -> None:
                 "reached_at": greatest(session, POINTS.c.reached_at, insert.excluded.reached_at),
             },
         ),
-        [
-            {
-                "community_id": community_id,
-                "period": period,
-                "period_start": start,
-                "member_id": member_id,
-                "points": points,
-                "reached_at": at,
-            }
-            for (community_id, period, start, member_id), (points, at) in totals.items()
-        ],
+        row_params(
+            session,
+            columns,
+            [
+                {
+                    "community_id": community_id,
+                    "period": period,
+                    "period_start": start,
+                    "member_id": member_id,
+                    "points": points,
+                    "reached_at": at,
+                }
+                for (community_id, period, start, member_id), (points, at) in totals.items()
+            ],
+        ),
     )
 
 
@@ -119,28 +123,29 @@ async def rank_of(
         POINTS.c.period == period,
         POINTS.c.period_start == start,
     )
+    # One round trip: the member's row, and two index range counts (more points; equal
+    # points reached earlier) rather than one OR filter over the whole partition, so the
+    # planner turns each into an index-only range count.
     mine = (
-        await session.execute(
-            sa.select(POINTS.c.points, POINTS.c.reached_at).where(*partition, POINTS.c.member_id == member_id)
-        )
-    ).one_or_none()
-    if mine is None or mine.points <= 0:
-        return None
-    # Two index range scans (more points; equal points reached earlier), not one OR filter over
-    # the whole partition: the planner turns each into an index-only range count.
-    more = sa.select(sa.func.count()).where(*partition, POINTS.c.points > mine.points).scalar_subquery()
+        sa.select(POINTS.c.points, POINTS.c.reached_at).where(*partition, POINTS.c.member_id == member_id).cte("mine")
+    )
+    more = sa.select(sa.func.count()).where(*partition, POINTS.c.points > mine.c.points).scalar_subquery()
     tied = (
         sa.select(sa.func.count())
         .where(
             *partition,
-            POINTS.c.points == mine.points,
+            POINTS.c.points == mine.c.points,
             sa.tuple_(POINTS.c.reached_at, POINTS.c.member_id)
-            < sa.tuple_(sa.literal(mine.reached_at, UTCDateTime()), sa.literal(member_id, sa.Uuid())),
+            < sa.tuple_(mine.c.reached_at, sa.literal(member_id, sa.Uuid())),
         )
         .scalar_subquery()
     )
-    ahead = await session.scalar(sa.select(more + tied))
-    return Ranked(int(ahead or 0) + 1, member_id, mine.points)
+    row = (
+        await session.execute(sa.select(mine.c.points, (more + tied).label("ahead")).where(mine.c.points > 0))
+    ).one_or_none()
+    if row is None:
+        return None
+    return Ranked(int(row.ahead or 0) + 1, member_id, row.points)
 
 
 async def drop_member(session: AsyncSession, member_id: uuid.UUID, community_ids: Iterable[uuid.UUID]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import new_id
@@ -34,7 +35,7 @@ from services.rewards.points.schemas import (
     PointsRead,
 )
 from services.rewards.program.service import LevelInfo, standing
-from services.rewards.sql import table_of, upsert
+from services.rewards.sql import array_rows, insert_rows, is_postgres, row_params, table_of
 
 ACCOUNTS = table_of(Account)
 ENTRIES = table_of(LedgerEntry)
@@ -87,12 +88,14 @@ _ACCOUNT_COLUMNS = (
 async def select_for_update(
     session: AsyncSession, member_ids: Iterable[uuid.UUID], *, skip_locked: bool = False
 ) -> dict[uuid.UUID, AccountState]:
-    rows = await session.execute(
-        sa.select(*_ACCOUNT_COLUMNS)
-        .where(ACCOUNTS.c.member_id.in_(set(member_ids)))
-        .order_by(ACCOUNTS.c.member_id)
-        .with_for_update(skip_locked=skip_locked)
-    )
+    ids = list(set(member_ids))
+    query = sa.select(*_ACCOUNT_COLUMNS).order_by(ACCOUNTS.c.member_id).with_for_update(skip_locked=skip_locked)
+    if is_postgres(session):
+        # One array parameter: the same SQL text (one prepared statement) for any number of ids.
+        ids_param = sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.Uuid()))
+        rows = await session.execute(query.where(ACCOUNTS.c.member_id == sa.func.any(ids_param)))
+    else:
+        rows = await session.execute(query.where(ACCOUNTS.c.member_id.in_(ids)))
     return {row.member_id: AccountState(**row._mapping) for row in rows}
 
 
@@ -106,20 +109,25 @@ async def lock_accounts(
     accounts = await select_for_update(session, ids)
     missing = [member_id for member_id in ids if member_id not in accounts]
     if missing:
+        columns = ("member_id", "balance", "lifetime", "last_seq", "streak_days", "created_at", "updated_at")
         await session.execute(
-            upsert(session, ACCOUNTS).on_conflict_do_nothing(),
-            [
-                {
-                    "member_id": member_id,
-                    "balance": 0,
-                    "lifetime": 0,
-                    "last_seq": 0,
-                    "streak_days": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for member_id in missing
-            ],
+            insert_rows(session, ACCOUNTS, columns).on_conflict_do_nothing(),
+            row_params(
+                session,
+                columns,
+                [
+                    {
+                        "member_id": member_id,
+                        "balance": 0,
+                        "lifetime": 0,
+                        "last_seq": 0,
+                        "streak_days": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for member_id in missing
+                ],
+            ),
         )
         accounts.update(await select_for_update(session, missing))
     return accounts
@@ -268,10 +276,13 @@ class Postings:
         return ranks
 
     async def flush(self, session: AsyncSession) -> None:
+        """Write it all: one statement per table (column arrays on Postgres)."""
         if self.entries:
-            await session.execute(ENTRIES.insert(), self.entries)
+            await session.execute(
+                insert_rows(session, ENTRIES, ENTRY_COLUMNS), row_params(session, ENTRY_COLUMNS, self.entries)
+            )
         if self.lot_credits:
-            insert = upsert(session, LOTS)
+            insert = insert_rows(session, LOTS, LOT_COLUMNS)
             await session.execute(
                 insert.on_conflict_do_update(
                     index_elements=[LOTS.c.member_id, LOTS.c.expires_at],
@@ -280,28 +291,30 @@ class Postings:
                         "remaining": LOTS.c.remaining + insert.excluded.remaining,
                     },
                 ),
-                [
-                    {
-                        "id": new_id(),
-                        "member_id": member_id,
-                        "expires_at": expires_at,
-                        "points": points,
-                        "remaining": points,
-                        "created_at": self.now,
-                    }
-                    for (member_id, expires_at), points in self.lot_credits.items()
-                ],
+                row_params(
+                    session,
+                    LOT_COLUMNS,
+                    [
+                        {
+                            "id": new_id(),
+                            "member_id": member_id,
+                            "expires_at": expires_at,
+                            "points": points,
+                            "remaining": points,
+                            "created_at": self.now,
+                        }
+                        for (member_id, expires_at), points in self.lot_credits.items()
+                    ],
+                ),
             )
-        changes = [{"k_id": lot_id, "k_delta": delta} for lot_id, delta in self.lot_changes.items() if delta]
+        changes = [(lot_id, delta) for lot_id, delta in self.lot_changes.items() if delta]
         if changes:
-            await session.execute(
-                LOTS.update()
-                .where(LOTS.c.id == sa.bindparam("k_id"))
-                .values(remaining=LOTS.c.remaining + sa.bindparam("k_delta")),
-                changes,
-            )
+            await change_lots(session, changes)
         if self.consumptions:
-            await session.execute(CONSUMPTIONS.insert(), self.consumptions)
+            columns = ("entry_id", "lot_id", "points")
+            await session.execute(
+                insert_rows(session, CONSUMPTIONS, columns), row_params(session, columns, self.consumptions)
+            )
         await write_accounts(session, self.accounts.values(), self.now)
         if self.events:
             await emit_many(session, self.events)
@@ -309,38 +322,83 @@ class Postings:
         self.lot_credits, self.lot_changes = {}, defaultdict(int)
 
 
+ENTRY_COLUMNS = (
+    "id",
+    "member_id",
+    "seq",
+    "delta",
+    "balance_after",
+    "reason",
+    "rule_id",
+    "source_event_id",
+    "community_id",
+    "redemption_id",
+    "adjustment_id",
+    "lot_id",
+    "created_at",
+)
+LOT_COLUMNS = ("id", "member_id", "expires_at", "points", "remaining", "created_at")
+ACCOUNT_UPDATE_COLUMNS = (
+    "member_id",
+    "balance",
+    "lifetime",
+    "last_seq",
+    "level_name",
+    "streak_days",
+    "streak_last_date",
+    "timezone",
+)
+
+
+async def change_lots(session: AsyncSession, changes: Sequence[tuple[uuid.UUID, int]]) -> None:
+    """Add each delta to its lot's `remaining` (the CHECK keeps it within 0..points)."""
+    if is_postgres(session):
+        values = array_rows(LOTS, ("id", "remaining"))
+        await session.execute(
+            LOTS.update().where(LOTS.c.id == values.c.id).values(remaining=LOTS.c.remaining + values.c.remaining),
+            {"a_id": [lot_id for lot_id, _ in changes], "a_remaining": [delta for _, delta in changes]},
+        )
+        return
+    await session.execute(
+        LOTS.update()
+        .where(LOTS.c.id == sa.bindparam("k_id"))
+        .values(remaining=LOTS.c.remaining + sa.bindparam("k_delta")),
+        [{"k_id": lot_id, "k_delta": delta} for lot_id, delta in changes],
+    )
+
+
 async def write_accounts(session: AsyncSession, accounts: Iterable[AccountState], now: datetime) -> None:
     changed = [a for a in accounts if a.changed]
+    if not changed:
+        return
     rows = [
         {
-            "k_member_id": a.member_id,
-            "k_balance": a.balance,
-            "k_lifetime": a.lifetime,
-            "k_last_seq": a.last_seq,
-            "k_level_name": a.level_name,
-            "k_streak_days": a.streak_days,
-            "k_streak_last_date": a.streak_last_date,
-            "k_timezone": a.timezone,
+            "member_id": a.member_id,
+            "balance": a.balance,
+            "lifetime": a.lifetime,
+            "last_seq": a.last_seq,
+            "level_name": a.level_name,
+            "streak_days": a.streak_days,
+            "streak_last_date": a.streak_last_date,
+            "timezone": a.timezone,
         }
         for a in changed
     ]
-    if not rows:
-        return
-    await session.execute(
-        ACCOUNTS.update()
-        .where(ACCOUNTS.c.member_id == sa.bindparam("k_member_id"))
-        .values(
-            balance=sa.bindparam("k_balance"),
-            lifetime=sa.bindparam("k_lifetime"),
-            last_seq=sa.bindparam("k_last_seq"),
-            level_name=sa.bindparam("k_level_name"),
-            streak_days=sa.bindparam("k_streak_days"),
-            streak_last_date=sa.bindparam("k_streak_last_date"),
-            timezone=sa.bindparam("k_timezone"),
-            updated_at=now,
-        ),
-        rows,
-    )
+    if is_postgres(session):
+        values = array_rows(ACCOUNTS, ACCOUNT_UPDATE_COLUMNS)
+        statement = (
+            ACCOUNTS.update()
+            .where(ACCOUNTS.c.member_id == values.c.member_id)
+            .values({name: values.c[name] for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": now})
+        )
+        await session.execute(statement, row_params(session, ACCOUNT_UPDATE_COLUMNS, rows))
+    else:
+        await session.execute(
+            ACCOUNTS.update()
+            .where(ACCOUNTS.c.member_id == sa.bindparam("k_member_id"))
+            .values({name: sa.bindparam(f"k_{name}") for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": now}),
+            [{f"k_{name}": value for name, value in row.items()} for row in rows],
+        )
     for account in changed:
         account.changed = False
 
