@@ -129,8 +129,7 @@ async def admin_login(system: System, client: httpx.AsyncClient) -> str:
     return str(tokens["access_token"])
 
 
-@pytest_asyncio.fixture
-async def people(system: System) -> AsyncIterator[People]:
+async def people_of(system: System) -> AsyncIterator[People]:
     """The admin logged in, a partner key with the usual scopes, and a community."""
     async with AsyncExitStack() as stack:
         anonymous = await stack.enter_async_context(system.anonymous())
@@ -143,6 +142,12 @@ async def people(system: System) -> AsyncIterator[People]:
         assert community.status_code == 201, community.text
         people = People(system, stack, admin, admin, community.json()["id"])
         people.partner = await people.partner_client(*PARTNER_SCOPES)
+        yield people
+
+
+@pytest_asyncio.fixture
+async def people(system: System) -> AsyncIterator[People]:
+    async for people in people_of(system):
         yield people
 
 
@@ -554,3 +559,37 @@ async def test_bad_input_is_a_problem_and_changes_nothing(system: System, people
     assert len(keys) == 1  # the fixture's partner key
     staff = (await admin.get("/v1/staff")).json()["items"]
     assert [s["email"] for s in staff] == [ADMIN_EMAIL]
+
+
+@pytest_asyncio.fixture
+async def pg_people(pg_system: System) -> AsyncIterator[People]:
+    async for people in people_of(pg_system):
+        yield people
+
+
+async def test_text_postgres_cannot_store_is_a_422_everywhere(pg_system: System, pg_people: People) -> None:
+    """NUL characters were 500s on Postgres in every service (found by schemathesis)."""
+    admin = pg_people.admin
+    member_id = await pg_people.new_member()
+    nul = "tea\u0000pot"
+    attempts = [
+        admin.post("/v1/communities", json={"name": nul}),
+        admin.get("/v1/members", params={"q": nul}),
+        admin.post("/v1/rewards", json={"name": nul, "cost": 1, "stock": 1}),
+        admin.post("/v1/points/adjustments", json={"member_id": member_id, "delta": 5, "reason": nul}),
+        admin.post("/v1/badges", json={"code": "nul", "name": nul, "criteria": {"streak_days": 3}}),
+        admin.post("/v1/api-keys", json={"name": nul, "scopes": ["read"]}),
+        admin.post(
+            "/v1/staff",
+            json={"email": "nul@example.com", "display_name": nul, "password": "a-long-password-1", "roles": ["agent"]},
+        ),
+        pg_people.client().post("/v1/auth/token", data={"username": nul, "password": "whatever-password"}),
+    ]
+    for attempt in attempts:
+        assert_problem(await attempt, 422, "invalid-text")
+    assert [c["id"] for c in (await admin.get("/v1/communities")).json()["items"]] == [pg_people.community_id]
+    assert (await admin.get("/v1/rewards")).json()["items"] == []
+    assert (await admin.get("/v1/badges")).json()["items"] == []
+    assert (await pg_people.points(admin, member_id))["balance"] == 0
+    assert len((await admin.get("/v1/api-keys")).json()["items"]) == 1
+    assert len((await admin.get("/v1/staff")).json()["items"]) == 1
