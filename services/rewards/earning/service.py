@@ -209,10 +209,7 @@ async def _award(
     for rule in rules:
         by_type[rule.event_type].append(rule)
     matches = [
-        (a, rule)
-        for _, a in activities
-        for rule in by_type.get(a.type, ())
-        if rule.matches(a.type, a.community_id)
+        (a, rule) for _, a in activities for rule in by_type.get(a.type, ()) if rule.matches(a.type, a.community_id)
     ]
     if not matches:
         return
