@@ -16,6 +16,7 @@ import structlog
 from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -265,6 +266,26 @@ async def _unhandled_handler(request: Request, exc: Exception) -> Response:
     return internal_error_response(request.url.path)
 
 
+# SQLSTATEs of text the database cannot store: Postgres refuses NUL characters (`\u0000`)
+# in text (22021) and in jsonb (22P05), wherever a request put them.
+_UNSTORABLE_TEXT_STATES = frozenset({"22021", "22P05"})
+
+
+async def _database_error_handler(request: Request, exc: Exception) -> Response:
+    """Text the database cannot store is the caller's mistake (422, and the request's
+    transaction is rolled back); any other database error stays a 500."""
+    assert isinstance(exc, DBAPIError)
+    if getattr(exc.orig, "sqlstate", None) not in _UNSTORABLE_TEXT_STATES:
+        raise exc
+    return problem_response(
+        422,
+        "invalid-text",
+        "Invalid text",
+        "Text must not contain NUL (\\u0000) characters.",
+        instance=request.url.path,
+    )
+
+
 def route_template(scope: Any) -> str:
     """The matched route's path template (`/v1/members/{id}`), never the raw path: raw
     paths can carry personal data (`/by-external-id/...`) and explode metric labels."""
@@ -276,6 +297,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(DBAPIError, _database_error_handler)
     app.add_exception_handler(Exception, _unhandled_handler)
 
 

@@ -25,6 +25,9 @@ from services.gateway.routing import PUBLIC_PREFIX, RouteTableLoader
 OPENAPI_VERSION = "3.1.0"
 REF_PREFIX = "#/components/schemas/"
 PROBLEM_STATUSES = (401, 403, 404, 422, 429, 503, 504)
+# What any operation taking a body may also answer: a body that does not parse (400), one
+# over the gateway's size limit (413), one that is not JSON where JSON is expected (415).
+BODY_PROBLEM_STATUSES = (400, 413, 415)
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 # The same class everywhere (services.common): never renamed, first definition kept.
 SHARED_SCHEMAS = frozenset({"Problem", "FieldError"})
@@ -169,7 +172,8 @@ class _Merger:
             operation["operationId"] = operation_id
             self.operation_ids.add(operation_id)
         responses = operation.setdefault("responses", {})
-        for status in PROBLEM_STATUSES:
+        statuses = (*PROBLEM_STATUSES, *BODY_PROBLEM_STATUSES) if "requestBody" in operation else PROBLEM_STATUSES
+        for status in statuses:
             existing = responses.get(str(status))
             # FastAPI documents its own 422 body; ours is a problem (services.common.problems).
             if existing is None or (status == 422 and PROBLEM_MEDIA_TYPE not in existing.get("content", {})):

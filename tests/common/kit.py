@@ -79,6 +79,10 @@ async def create_thing_in(session: AsyncSession, request: Request, body: ThingCr
         await gate.wait()
     if body.name == "explode":
         raise RuntimeError("handler exploded")
+    if body.name == "bad-sql":
+        await session.execute(sa.text("SELECT * FROM no_such_table"))  # a database error that is ours
+    # The name passes through the database as text, as a domain's column would take it.
+    await session.execute(sa.select(sa.literal(body.name, sa.String)))
     if body.name == "conflict":
         raise Conflict("Things called 'conflict' always conflict.", slug="thing-conflict")
     thing_id = uuid.uuid4()

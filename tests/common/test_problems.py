@@ -129,6 +129,27 @@ async def test_unhandled_exception_in_a_transaction_rolls_it_back(kit: KitSystem
     await assert_nothing_written(kit)
 
 
+async def test_nul_characters_postgres_cannot_store_are_422_and_change_nothing(pg_kit: KitSystem) -> None:
+    """Schemathesis found these as 500s: Postgres refuses `\\u0000` in text and jsonb."""
+    async with pg_kit.client(staff("operator")) as client:
+        response = await client.post("/things", json={"name": "tea\u0000pot"}, headers={"Idempotency-Key": "nul-1"})
+        body = assert_problem(response, 422, "invalid-text")
+        assert "NUL" in body["detail"]
+        await assert_nothing_written(pg_kit)
+        # The key was released with the rollback: the corrected request goes through.
+        fixed = await client.post("/things", json={"name": "teapot"}, headers={"Idempotency-Key": "nul-1"})
+        assert fixed.status_code == 201
+
+
+async def test_other_database_errors_stay_500(kit: KitSystem) -> None:
+    async with kit.client(staff("operator")) as client:
+        response = await client.post("/things", json={"name": "bad-sql"})
+    body = assert_problem(response, 500, "internal-error")
+    assert "no_such_table" not in response.text
+    assert body["detail"] == "An unexpected error occurred."
+    await assert_nothing_written(kit)
+
+
 async def test_the_service_keeps_answering_after_a_500(kit: KitSystem) -> None:
     async with kit.client(staff("operator")) as client:
         assert (await client.get("/things/boom")).status_code == 500

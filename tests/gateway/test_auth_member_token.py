@@ -74,7 +74,15 @@ async def test_anonymous_gets_401(system: System) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [{}, {"member_id": str(uuid.uuid4()), "external_id": "x"}, {"member_id": "nope"}, {"external_id": ""}]
+    "body",
+    [
+        {},
+        {"member_id": str(uuid.uuid4()), "external_id": "x"},
+        {"member_id": "nope"},
+        {"external_id": ""},
+        {"external_id": "\u00f9\u0087"},  # schemathesis: not an external id at all; was a 503
+        {"external_id": "a b"},
+    ],
 )
 async def test_exactly_one_reference_is_required(system: System, body: dict[str, Any]) -> None:
     response = await mint(system, MINTER, body)

@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31
 from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, sign_internal_token
 from services.common.problems import PROBLEM_MEDIA_TYPE
 from services.common.settings import DOMAIN_SERVICES
-from services.gateway.openapi import PROBLEM_STATUSES, PUBLIC_OPERATIONS
+from services.gateway.openapi import BODY_PROBLEM_STATUSES, PROBLEM_STATUSES, PUBLIC_OPERATIONS
 from tests.gateway.edge_support import EdgeGateway, echo_service_app, edge_gateway
 from tests.system import System
 
@@ -127,6 +127,11 @@ async def test_every_operation_has_security_problems_and_a_service_tag(edge: Edg
             content = operation["responses"][str(status)]["content"]
             assert content[PROBLEM_MEDIA_TYPE]["schema"] == {"$ref": "#/components/schemas/Problem"}, (status, path)
         assert "Retry-After" in operation["responses"]["429"]["headers"]
+        # A body that does not parse, is too large or is not JSON is a problem too (schemathesis found
+        # undeclared 400s): declared wherever a body is taken.
+        for status in BODY_PROBLEM_STATUSES:
+            declared = str(status) in operation["responses"]
+            assert declared == ("requestBody" in operation), (status, method, path)
     assert seen > 10
     assert document["servers"]
 

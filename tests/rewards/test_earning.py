@@ -51,11 +51,11 @@ async def test_check_in_awards_points_with_a_ledger_entry_and_event(system: Syst
     assert entry["delta"] == 5
     assert entry["balance_after"] == 5
     assert entry["reason"] == "earned:check_in"
-    assert entry["source_event_id"] == event["id"]
+    assert entry["source_event_id"] == event["data"]["activity_id"]
     (awarded,) = await rewards_events(system, "rewards.points_awarded")
     assert awarded["member_id"] == str(mid)
     assert awarded["points"] == 5
-    assert awarded["source_event_id"] == event["id"]
+    assert awarded["source_event_id"] == event["data"]["activity_id"]
 
 
 async def test_the_same_event_delivered_twice_awards_once(system: System, api: Api) -> None:

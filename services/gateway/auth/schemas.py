@@ -75,7 +75,8 @@ class TokenRevoke(StrictBody):
 
 class MemberTokenCreate(StrictBody):
     member_id: uuid.UUID | None = None
-    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # The members service's rule for external ids (API.md): anything else names no member.
+    external_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@+|-]{0,199}$")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> MemberTokenCreate:

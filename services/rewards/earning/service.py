@@ -213,17 +213,14 @@ async def _award(
     for rule in rules:
         by_type[rule.event_type].append(rule)
     matches = [
-        (event_id, a, rule)
-        for event_id, a in activities
-        for rule in by_type.get(a.type, ())
-        if rule.matches(a.type, a.community_id)
+        (a, rule) for _, a in activities for rule in by_type.get(a.type, ()) if rule.matches(a.type, a.community_id)
     ]
     if not matches:
         return
-    used = await _used_today(session, [(a, rule) for _, a, rule in matches if rule.daily_cap is not None])
+    used = await _used_today(session, [(a, rule) for a, rule in matches if rule.daily_cap is not None])
     spent: dict[tuple[uuid.UUID, uuid.UUID, date], int] = defaultdict(int)
     earned = []
-    for event_id, a, rule in matches:
+    for a, rule in matches:
         points = rule.points
         if rule.daily_cap is not None:
             key = (a.member_id, rule.id, a.local_date)
@@ -238,7 +235,9 @@ async def _award(
             rule.reason,
             expires_at=lot_expiry(a.local_date, a.timezone, rule.expires_in_days),
             rule_id=rule.id,
-            source_event_id=event_id,
+            # The activity's id is the one its sender knows (POST /v1/events answers it);
+            # members emits one `activity.recorded` per activity, so it is as unique.
+            source_event_id=a.activity_id,
             community_id=a.community_id,
         )
         postings.emit("rewards.points_awarded", points_awarded(entry, account))

@@ -52,6 +52,14 @@ class MemberErased(Conflict):
     slug, title = "member-erased", "Member erased"
 
 
+class PointsLimitReached(Conflict):
+    slug, title = "points-limit", "Points limit reached"
+
+
+# Balances and lifetime totals are 32-bit integer columns.
+MAX_POINTS = 2**31 - 1
+
+
 def _uuid_order(value: uuid.UUID) -> int:
     return value.int
 
@@ -432,6 +440,8 @@ async def adjust(
     account = (await lock_accounts(session, [member_id], now))[member_id]
     if account.erased_at is not None:
         raise MemberErased("This member was erased.")
+    if delta > 0 and max(account.balance, account.lifetime) + delta > MAX_POINTS:
+        raise PointsLimitReached(f"A balance or lifetime total cannot exceed {MAX_POINTS:,} points.")
     adjustment_id = new_id()
     postings = Postings(now)
     ranks: dict[uuid.UUID, int] = {}
