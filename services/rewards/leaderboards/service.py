@@ -1,4 +1,6 @@
-"""Leaderboards from the `period_points` index: top N by an index scan, "me" by a COUNT.
+"""Leaderboards from the `period_points` index: top N by an index scan in board order; "me"
+from the `period_points_counts` histogram (members on higher values) plus an index range
+count of the members tied on my points who got there first.
 
 Ranking: points descending, then whoever reached those points first, then member id, so
 every member has exactly one rank and equal points never share or swap places.
@@ -7,6 +9,7 @@ every member has exactly one rank and equal points never share or swap places.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -17,10 +20,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.rewards.earning.models import Community
-from services.rewards.leaderboards.models import PeriodPoints
+from services.rewards.leaderboards.models import PeriodPoints, PeriodPointsCount
 from services.rewards.sql import greatest, insert_rows, row_params, table_of
 
 POINTS = table_of(PeriodPoints)
+COUNTS = table_of(PeriodPointsCount)
+BOARD = ("community_id", "period", "period_start")
 COMMUNITIES = table_of(Community)
 
 Period = Literal["week", "month", "all"]
@@ -48,7 +53,8 @@ class Earned:
 
 
 async def add_points(session: AsyncSession, earned: Iterable[Earned]) -> None:
-    """Add awards to the week, month and all-time rows (one multi-row upsert)."""
+    """Add awards to the week, month and all-time rows (one multi-row upsert), and move
+    those members between values in the histogram (one more)."""
     totals: dict[tuple[uuid.UUID, str, date, uuid.UUID], tuple[int, datetime]] = {}
     for item in earned:
         for period in ("week", "month", "all"):
@@ -59,14 +65,16 @@ async def add_points(session: AsyncSession, earned: Iterable[Earned]) -> None:
         return
     columns = ("community_id", "period", "period_start", "member_id", "points", "reached_at")
     insert = insert_rows(session, POINTS, columns)
-    await session.execute(
+    # RETURNING the new totals tells each member's old value (new minus what was added)
+    # under the row lock the upsert took, so concurrent awards move members correctly.
+    changed = await session.execute(
         insert.on_conflict_do_update(
             index_elements=[POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.member_id],
             set_={
                 "points": POINTS.c.points + insert.excluded.points,
                 "reached_at": greatest(session, POINTS.c.reached_at, insert.excluded.reached_at),
             },
-        ),
+        ).returning(POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.member_id, POINTS.c.points),
         row_params(
             session,
             columns,
@@ -79,9 +87,43 @@ async def add_points(session: AsyncSession, earned: Iterable[Earned]) -> None:
                     "points": points,
                     "reached_at": at,
                 }
-                for (community_id, period, start, member_id), (points, at) in totals.items()
+                # Key order: concurrent batches lock shared rows in the same order.
+                for (community_id, period, start, member_id), (points, at) in sorted(totals.items())
             ],
         ),
+    )
+    moves: Counter[tuple[uuid.UUID, str, date, int]] = Counter()
+    for row in changed:
+        board = (row.community_id, row.period, row.period_start)
+        new = row.points
+        old = new - totals[(*board, row.member_id)][0]
+        if old != new:
+            if old > 0:
+                moves[(*board, old)] -= 1
+            if new > 0:
+                moves[(*board, new)] += 1
+    await move_counts(session, moves)
+
+
+async def move_counts(session: AsyncSession, moves: Counter[tuple[uuid.UUID, str, date, int]]) -> None:
+    """Apply net member moves per (board, points value) to the histogram in one upsert.
+    One statement in key order for increments and decrements alike, so two batches lock
+    histogram rows in the same order and cannot deadlock each other."""
+    rows = [
+        {"community_id": c, "period": p, "period_start": s, "points": v, "members": n}
+        for (c, p, s, v), n in sorted(moves.items())
+        if n != 0
+    ]
+    if not rows:
+        return
+    columns = (*BOARD, "points", "members")
+    insert = insert_rows(session, COUNTS, columns)
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[COUNTS.c.community_id, COUNTS.c.period, COUNTS.c.period_start, COUNTS.c.points],
+            set_={"members": COUNTS.c.members + insert.excluded.members},
+        ),
+        row_params(session, columns, rows),
     )
 
 
@@ -117,19 +159,28 @@ async def top(session: AsyncSession, community_id: uuid.UUID, period: Period, st
 async def rank_of(
     session: AsyncSession, community_id: uuid.UUID, period: Period, start: date, member_id: uuid.UUID
 ) -> Ranked | None:
-    """The member's rank: one plus how many members are ahead (a COUNT over the index)."""
+    """The member's rank: one plus the members on higher values (a SUM over the histogram)
+    plus those on my value who reached it first (an index range count, a handful of rows)."""
     partition = (
         POINTS.c.community_id == community_id,
         POINTS.c.period == period,
         POINTS.c.period_start == start,
     )
-    # One round trip: the member's row, and two index range counts (more points; equal
-    # points reached earlier) rather than one OR filter over the whole partition, so the
-    # planner turns each into an index-only range count.
+    # One round trip: the member's row, the histogram sum and the tie count as scalar
+    # subqueries over it.
     mine = (
         sa.select(POINTS.c.points, POINTS.c.reached_at).where(*partition, POINTS.c.member_id == member_id).cte("mine")
     )
-    more = sa.select(sa.func.count()).where(*partition, POINTS.c.points > mine.c.points).scalar_subquery()
+    more = (
+        sa.select(sa.func.coalesce(sa.func.sum(COUNTS.c.members), 0))
+        .where(
+            COUNTS.c.community_id == community_id,
+            COUNTS.c.period == period,
+            COUNTS.c.period_start == start,
+            COUNTS.c.points > mine.c.points,
+        )
+        .scalar_subquery()
+    )
     tied = (
         sa.select(sa.func.count())
         .where(
@@ -141,16 +192,28 @@ async def rank_of(
         .scalar_subquery()
     )
     row = (
-        await session.execute(sa.select(mine.c.points, (more + tied).label("ahead")).where(mine.c.points > 0))
+        await session.execute(sa.select(mine.c.points, more.label("more"), tied.label("tied")).where(mine.c.points > 0))
     ).one_or_none()
     if row is None:
         return None
-    return Ranked(int(row.ahead or 0) + 1, member_id, row.points)
+    return Ranked(int(row.more) + int(row.tied) + 1, member_id, row.points)
 
 
 async def drop_member(session: AsyncSession, member_id: uuid.UUID, community_ids: Iterable[uuid.UUID]) -> None:
     """Take an erased member off the leaderboards of these communities (derived rows; the
-    ledger stays). Naming the communities keeps the delete on the primary key."""
+    ledger stays) and out of their histograms. Naming the communities keeps the delete on
+    the primary key."""
     ids = list(community_ids)
-    if ids:
-        await session.execute(POINTS.delete().where(POINTS.c.community_id.in_(ids), POINTS.c.member_id == member_id))
+    if not ids:
+        return
+    gone = await session.execute(
+        POINTS.delete()
+        .where(POINTS.c.community_id.in_(ids), POINTS.c.member_id == member_id)
+        .returning(POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.points)
+    )
+    moves: Counter[tuple[uuid.UUID, str, date, int]] = Counter(
+        (row.community_id, row.period, row.period_start, row.points) for row in gone if row.points > 0
+    )
+    for key in moves:
+        moves[key] = -moves[key]
+    await move_counts(session, moves)
