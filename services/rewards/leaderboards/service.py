@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -127,9 +127,60 @@ async def move_counts(session: AsyncSession, moves: Counter[tuple[uuid.UUID, str
     )
 
 
+# The read path's statements, built once with named parameters: a GET only binds values
+# (no expression building per request; SQLAlchemy and asyncpg reuse the compiled and
+# prepared forms).
+_TIMEZONE = sa.select(COMMUNITIES.c.timezone).where(COMMUNITIES.c.id == sa.bindparam("community_id"))
+
+
+def _board(table: sa.Table) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        table.c.community_id == sa.bindparam("community_id"),
+        table.c.period == sa.bindparam("period"),
+        table.c.period_start == sa.bindparam("period_start"),
+    )
+
+
+_TOP = (
+    sa.select(POINTS.c.member_id, POINTS.c.points)
+    .where(*_board(POINTS), POINTS.c.points > 0)
+    .order_by(POINTS.c.points.desc(), POINTS.c.reached_at, POINTS.c.member_id)  # the ranking index's order
+    .limit(sa.bindparam("limit", type_=sa.Integer()))
+)
+
+
+def _rank_statement() -> sa.Select[Any]:
+    """The member's row, the members on higher values (a SUM over the histogram) and those
+    on the same value who got there first (an index range count over a handful of rows),
+    in one round trip."""
+    mine = (
+        sa.select(POINTS.c.points, POINTS.c.reached_at, POINTS.c.member_id)
+        .where(*_board(POINTS), POINTS.c.member_id == sa.bindparam("member_id"))
+        .cte("mine")
+    )
+    more = (
+        sa.select(sa.func.coalesce(sa.func.sum(COUNTS.c.members), 0))
+        .where(*_board(COUNTS), COUNTS.c.points > mine.c.points)
+        .scalar_subquery()
+    )
+    tied = (
+        sa.select(sa.func.count())
+        .where(
+            *_board(POINTS),
+            POINTS.c.points == mine.c.points,
+            sa.tuple_(POINTS.c.reached_at, POINTS.c.member_id) < sa.tuple_(mine.c.reached_at, mine.c.member_id),
+        )
+        .scalar_subquery()
+    )
+    return sa.select(mine.c.points, more.label("more"), tied.label("tied")).where(mine.c.points > 0)
+
+
+_RANK = _rank_statement()
+
+
 async def current_start(session: AsyncSession, community_id: uuid.UUID, period: Period, now: datetime) -> date:
     """The start of the period that is running now in the community's time zone."""
-    timezone = await session.scalar(sa.select(COMMUNITIES.c.timezone).where(COMMUNITIES.c.id == community_id))
+    timezone = await session.scalar(_TIMEZONE, {"community_id": community_id})
     today = now.astimezone(ZoneInfo(timezone or DEFAULT_TIMEZONE)).date()
     return period_start(period, today)
 
@@ -142,16 +193,9 @@ class Ranked:
 
 
 async def top(session: AsyncSession, community_id: uuid.UUID, period: Period, start: date, limit: int) -> list[Ranked]:
+    """The first `limit` members of the board: the first index entries, no sort."""
     rows = await session.execute(
-        sa.select(POINTS.c.member_id, POINTS.c.points)
-        .where(
-            POINTS.c.community_id == community_id,
-            POINTS.c.period == period,
-            POINTS.c.period_start == start,
-            POINTS.c.points > 0,
-        )
-        .order_by(POINTS.c.points.desc(), POINTS.c.reached_at, POINTS.c.member_id)
-        .limit(limit)
+        _TOP, {"community_id": community_id, "period": period, "period_start": start, "limit": limit}
     )
     return [Ranked(index + 1, row.member_id, row.points) for index, row in enumerate(rows)]
 
@@ -159,41 +203,10 @@ async def top(session: AsyncSession, community_id: uuid.UUID, period: Period, st
 async def rank_of(
     session: AsyncSession, community_id: uuid.UUID, period: Period, start: date, member_id: uuid.UUID
 ) -> Ranked | None:
-    """The member's rank: one plus the members on higher values (a SUM over the histogram)
-    plus those on my value who reached it first (an index range count, a handful of rows)."""
-    partition = (
-        POINTS.c.community_id == community_id,
-        POINTS.c.period == period,
-        POINTS.c.period_start == start,
-    )
-    # One round trip: the member's row, the histogram sum and the tie count as scalar
-    # subqueries over it.
-    mine = (
-        sa.select(POINTS.c.points, POINTS.c.reached_at).where(*partition, POINTS.c.member_id == member_id).cte("mine")
-    )
-    more = (
-        sa.select(sa.func.coalesce(sa.func.sum(COUNTS.c.members), 0))
-        .where(
-            COUNTS.c.community_id == community_id,
-            COUNTS.c.period == period,
-            COUNTS.c.period_start == start,
-            COUNTS.c.points > mine.c.points,
-        )
-        .scalar_subquery()
-    )
-    tied = (
-        sa.select(sa.func.count())
-        .where(
-            *partition,
-            POINTS.c.points == mine.c.points,
-            sa.tuple_(POINTS.c.reached_at, POINTS.c.member_id)
-            < sa.tuple_(mine.c.reached_at, sa.literal(member_id, sa.Uuid())),
-        )
-        .scalar_subquery()
-    )
-    row = (
-        await session.execute(sa.select(mine.c.points, more.label("more"), tied.label("tied")).where(mine.c.points > 0))
-    ).one_or_none()
+    """The member's rank: one plus the members on higher values plus those tied who got
+    there first; None until the member has points on this board."""
+    params = {"community_id": community_id, "period": period, "period_start": start, "member_id": member_id}
+    row = (await session.execute(_RANK, params)).one_or_none()
     if row is None:
         return None
     return Ranked(int(row.more) + int(row.tied) + 1, member_id, row.points)
