@@ -17,11 +17,12 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.rewards.earning.models import Community
 from services.rewards.leaderboards.models import PeriodPoints, PeriodPointsCount
-from services.rewards.sql import greatest, insert_rows, row_params, table_of
+from services.rewards.sql import array_rows, greatest, insert_rows, is_postgres, row_params, table_of
 
 POINTS = table_of(PeriodPoints)
 COUNTS = table_of(PeriodPointsCount)
@@ -63,34 +64,34 @@ async def add_points(session: AsyncSession, earned: Iterable[Earned]) -> None:
             totals[key] = (points + item.points, max(at, item.at))
     if not totals:
         return
-    columns = ("community_id", "period", "period_start", "member_id", "points", "reached_at")
-    insert = insert_rows(session, POINTS, columns)
+    rows = [
+        {
+            "community_id": community_id,
+            "period": period,
+            "period_start": start,
+            "member_id": member_id,
+            "points": points,
+            "reached_at": at,
+        }
+        # Key order: concurrent batches lock shared rows in the same order.
+        for (community_id, period, start, member_id), (points, at) in sorted(totals.items())
+    ]
+    if is_postgres(session):
+        # Both tables in one statement, the moves never leaving the server.
+        await session.execute(_PG_ADD_POINTS, row_params(session, _ADD_COLUMNS, rows))
+        return
+    insert = insert_rows(session, POINTS, _ADD_COLUMNS)
     # RETURNING the new totals tells each member's old value (new minus what was added)
     # under the row lock the upsert took, so concurrent awards move members correctly.
     changed = await session.execute(
         insert.on_conflict_do_update(
-            index_elements=[POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.member_id],
+            index_elements=_POINTS_KEY,
             set_={
                 "points": POINTS.c.points + insert.excluded.points,
                 "reached_at": greatest(session, POINTS.c.reached_at, insert.excluded.reached_at),
             },
         ).returning(POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.member_id, POINTS.c.points),
-        row_params(
-            session,
-            columns,
-            [
-                {
-                    "community_id": community_id,
-                    "period": period,
-                    "period_start": start,
-                    "member_id": member_id,
-                    "points": points,
-                    "reached_at": at,
-                }
-                # Key order: concurrent batches lock shared rows in the same order.
-                for (community_id, period, start, member_id), (points, at) in sorted(totals.items())
-            ],
-        ),
+        row_params(session, _ADD_COLUMNS, rows),
     )
     moves: Counter[tuple[uuid.UUID, str, date, int]] = Counter()
     for row in changed:
@@ -103,6 +104,53 @@ async def add_points(session: AsyncSession, earned: Iterable[Earned]) -> None:
             if new > 0:
                 moves[(*board, new)] += 1
     await move_counts(session, moves)
+
+
+_ADD_COLUMNS = ("community_id", "period", "period_start", "member_id", "points", "reached_at")
+_POINTS_KEY = [POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.member_id]
+_COUNTS_KEY = [COUNTS.c.community_id, COUNTS.c.period, COUNTS.c.period_start, COUNTS.c.points]
+
+
+def _pg_add_points() -> Any:
+    """Postgres: upsert the rows (from column arrays), RETURNING their new totals; join them
+    back to what was added for the old totals; net the moves per value and upsert them into
+    the histogram in key order. Members whose total did not change do not move; 0 is no value."""
+    src = sa.select(*array_rows(POINTS, _ADD_COLUMNS).c).cte("src")
+    insert = postgresql.insert(POINTS).from_select(list(_ADD_COLUMNS), sa.select(*(src.c[c] for c in _ADD_COLUMNS)))
+    up = (
+        insert.on_conflict_do_update(
+            index_elements=_POINTS_KEY,
+            set_={
+                "points": POINTS.c.points + insert.excluded.points,
+                "reached_at": sa.func.greatest(POINTS.c.reached_at, insert.excluded.reached_at),
+            },
+        )
+        .returning(POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.member_id, POINTS.c.points)
+        .cte("up")
+    )
+    joined = up.join(src, sa.and_(*(up.c[c] == src.c[c] for c in (*BOARD, "member_id"))))
+    old = up.c.points - src.c.points
+    board = (up.c.community_id, up.c.period, up.c.period_start)
+    moves = sa.union_all(
+        sa.select(*board, old.label("points"), sa.literal(-1).label("members"))
+        .select_from(joined)
+        .where(src.c.points != 0, old > 0),
+        sa.select(*board, up.c.points, sa.literal(1).label("members"))
+        .select_from(joined)
+        .where(src.c.points != 0, up.c.points > 0),
+    ).subquery("moves")
+    key = (moves.c.community_id, moves.c.period, moves.c.period_start, moves.c.points)
+    net = sa.func.sum(moves.c.members)
+    counts = postgresql.insert(COUNTS).from_select(
+        [*BOARD, "points", "members"],
+        sa.select(*key, net).group_by(*key).having(net != 0).order_by(*key),
+    )
+    return counts.on_conflict_do_update(
+        index_elements=_COUNTS_KEY, set_={"members": COUNTS.c.members + counts.excluded.members}
+    )
+
+
+_PG_ADD_POINTS = _pg_add_points()
 
 
 async def move_counts(session: AsyncSession, moves: Counter[tuple[uuid.UUID, str, date, int]]) -> None:
@@ -120,7 +168,7 @@ async def move_counts(session: AsyncSession, moves: Counter[tuple[uuid.UUID, str
     insert = insert_rows(session, COUNTS, columns)
     await session.execute(
         insert.on_conflict_do_update(
-            index_elements=[COUNTS.c.community_id, COUNTS.c.period, COUNTS.c.period_start, COUNTS.c.points],
+            index_elements=_COUNTS_KEY,
             set_={"members": COUNTS.c.members + insert.excluded.members},
         ),
         row_params(session, columns, rows),
