@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
+from services.common.db import UTCDateTime, create_engine
+from services.common.migrations import downgrade, drop_database, ensure_database, upgrade
 from services.rewards.leaderboards import service
 from services.rewards.leaderboards.service import COUNTS, POINTS, Earned
 from tests.rewards.conftest import Api
-from tests.system import System, member
+from tests.system import PG_SERVER, System, member
 
 Board = tuple[uuid.UUID, str, date]
 
@@ -144,3 +149,44 @@ async def test_concurrent_awards_and_erasures_keep_the_histogram_exact(pg_system
         *(drop(pg_system, gone, communities) for gone in erasures),
     )
     await assert_consistent(pg_system)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_migration_backfills_the_histogram(backend: str, tmp_path: Path) -> None:
+    """0004 counts the existing period_points rows (points > 0) per board and value."""
+    if backend == "postgres":
+        url = f"{PG_SERVER}/qunyun_test_histogram_{secrets.token_hex(4)}"
+        await ensure_database(url)
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path.as_posix()}/rewards.db"
+    engine = create_engine(url, pool=False)
+    community = uuid.uuid4()
+    try:
+        await upgrade("rewards", url, "feddb68e15ed")
+        now = datetime.now(UTC)
+        insert = sa.text(
+            "INSERT INTO period_points (community_id, period, period_start, member_id, points, reached_at) "
+            "VALUES (:c, :p, :s, :m, :points, :now)"
+        ).bindparams(
+            sa.bindparam("c", type_=sa.Uuid()),
+            sa.bindparam("m", type_=sa.Uuid()),
+            sa.bindparam("s", type_=sa.Date()),
+            sa.bindparam("now", type_=UTCDateTime()),
+        )
+        rows = [("all", 10), ("all", 10), ("all", 30), ("all", 0), ("week", 10)]
+        async with engine.begin() as connection:
+            for period, points in rows:
+                start = date(1970, 1, 1) if period == "all" else date(2026, 11, 16)
+                params = {"c": community, "p": period, "s": start, "m": uuid.uuid4(), "points": points, "now": now}
+                await connection.execute(insert, params)
+        await upgrade("rewards", url)
+        async with engine.connect() as connection:
+            counts = await connection.execute(sa.text("SELECT period, points, members FROM period_points_counts"))
+            assert sorted(tuple(r) for r in counts) == [("all", 10, 2), ("all", 30, 1), ("week", 10, 1)]
+        await downgrade("rewards", url, "feddb68e15ed")
+        async with engine.connect() as connection:
+            assert (await connection.execute(sa.text("SELECT count(*) FROM period_points"))).scalar() == 5
+    finally:
+        await engine.dispose()
+        if backend == "postgres":
+            await drop_database(url)
