@@ -345,8 +345,16 @@ async def bench_leaderboard(
         records=records,
         columns=["community_id", "period", "period_start", "member_id", "points", "reached_at"],
     )
+    # Copied rows bypass add_points, so build their histogram the way the migration backfills it.
+    await pg.execute(
+        "INSERT INTO period_points_counts (community_id, period, period_start, points, members) "
+        "SELECT community_id, period, period_start, points, count(*) FROM period_points "
+        "WHERE community_id = $1 AND points > 0 GROUP BY community_id, period, period_start, points",
+        community,
+    )
     await pg.execute("INSERT INTO communities (id, timezone, updated_at) VALUES ($1, 'UTC', now())", community)
     await pg.execute("VACUUM ANALYZE period_points")
+    await pg.execute("VACUUM ANALYZE period_points_counts")
     latencies: list[float] = []
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         before = await meter.sample()

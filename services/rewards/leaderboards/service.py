@@ -1,4 +1,6 @@
-"""Leaderboards from the `period_points` index: top N by an index scan, "me" by a COUNT.
+"""Leaderboards from the `period_points` index: top N by an index scan in board order; "me"
+from the `period_points_counts` histogram (members on higher values) plus an index range
+count of the members tied on my points who got there first.
 
 Ranking: points descending, then whoever reached those points first, then member id, so
 every member has exactly one rank and equal points never share or swap places.
@@ -7,20 +9,24 @@ every member has exactly one rank and equal points never share or swap places.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.rewards.earning.models import Community
-from services.rewards.leaderboards.models import PeriodPoints
-from services.rewards.sql import greatest, insert_rows, row_params, table_of
+from services.rewards.leaderboards.models import PeriodPoints, PeriodPointsCount
+from services.rewards.sql import array_rows, greatest, insert_rows, is_postgres, row_params, table_of
 
 POINTS = table_of(PeriodPoints)
+COUNTS = table_of(PeriodPointsCount)
+BOARD = ("community_id", "period", "period_start")
 COMMUNITIES = table_of(Community)
 
 Period = Literal["week", "month", "all"]
@@ -48,7 +54,8 @@ class Earned:
 
 
 async def add_points(session: AsyncSession, earned: Iterable[Earned]) -> None:
-    """Add awards to the week, month and all-time rows (one multi-row upsert)."""
+    """Add awards to the week, month and all-time rows (one multi-row upsert), and move
+    those members between values in the histogram (one more)."""
     totals: dict[tuple[uuid.UUID, str, date, uuid.UUID], tuple[int, datetime]] = {}
     for item in earned:
         for period in ("week", "month", "all"):
@@ -57,37 +64,171 @@ async def add_points(session: AsyncSession, earned: Iterable[Earned]) -> None:
             totals[key] = (points + item.points, max(at, item.at))
     if not totals:
         return
-    columns = ("community_id", "period", "period_start", "member_id", "points", "reached_at")
-    insert = insert_rows(session, POINTS, columns)
-    await session.execute(
+    rows = [
+        {
+            "community_id": community_id,
+            "period": period,
+            "period_start": start,
+            "member_id": member_id,
+            "points": points,
+            "reached_at": at,
+        }
+        # Key order: concurrent batches lock shared rows in the same order.
+        for (community_id, period, start, member_id), (points, at) in sorted(totals.items())
+    ]
+    if is_postgres(session):
+        # Both tables in one statement, the moves never leaving the server.
+        await session.execute(_PG_ADD_POINTS, row_params(session, _ADD_COLUMNS, rows))
+        return
+    insert = insert_rows(session, POINTS, _ADD_COLUMNS)
+    # RETURNING the new totals tells each member's old value (new minus what was added)
+    # under the row lock the upsert took, so concurrent awards move members correctly.
+    changed = await session.execute(
         insert.on_conflict_do_update(
-            index_elements=[POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.member_id],
+            index_elements=_POINTS_KEY,
             set_={
                 "points": POINTS.c.points + insert.excluded.points,
                 "reached_at": greatest(session, POINTS.c.reached_at, insert.excluded.reached_at),
             },
-        ),
-        row_params(
-            session,
-            columns,
-            [
-                {
-                    "community_id": community_id,
-                    "period": period,
-                    "period_start": start,
-                    "member_id": member_id,
-                    "points": points,
-                    "reached_at": at,
-                }
-                for (community_id, period, start, member_id), (points, at) in totals.items()
-            ],
-        ),
+        ).returning(POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.member_id, POINTS.c.points),
+        row_params(session, _ADD_COLUMNS, rows),
     )
+    moves: Counter[tuple[uuid.UUID, str, date, int]] = Counter()
+    for row in changed:
+        board = (row.community_id, row.period, row.period_start)
+        new = row.points
+        old = new - totals[(*board, row.member_id)][0]
+        if old != new:
+            if old > 0:
+                moves[(*board, old)] -= 1
+            if new > 0:
+                moves[(*board, new)] += 1
+    await move_counts(session, moves)
+
+
+_ADD_COLUMNS = ("community_id", "period", "period_start", "member_id", "points", "reached_at")
+_POINTS_KEY = [POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.member_id]
+_COUNTS_KEY = [COUNTS.c.community_id, COUNTS.c.period, COUNTS.c.period_start, COUNTS.c.points]
+
+
+def _pg_add_points() -> Any:
+    """Postgres: upsert the rows (from column arrays), RETURNING their new totals; join them
+    back to what was added for the old totals; net the moves per value and upsert them into
+    the histogram in key order. Members whose total did not change do not move; 0 is no value."""
+    src = sa.select(*array_rows(POINTS, _ADD_COLUMNS).c).cte("src")
+    insert = postgresql.insert(POINTS).from_select(list(_ADD_COLUMNS), sa.select(*(src.c[c] for c in _ADD_COLUMNS)))
+    up = (
+        insert.on_conflict_do_update(
+            index_elements=_POINTS_KEY,
+            set_={
+                "points": POINTS.c.points + insert.excluded.points,
+                "reached_at": sa.func.greatest(POINTS.c.reached_at, insert.excluded.reached_at),
+            },
+        )
+        .returning(POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.member_id, POINTS.c.points)
+        .cte("up")
+    )
+    joined = up.join(src, sa.and_(*(up.c[c] == src.c[c] for c in (*BOARD, "member_id"))))
+    old = up.c.points - src.c.points
+    board = (up.c.community_id, up.c.period, up.c.period_start)
+    moves = sa.union_all(
+        sa.select(*board, old.label("points"), sa.literal(-1).label("members"))
+        .select_from(joined)
+        .where(src.c.points != 0, old > 0),
+        sa.select(*board, up.c.points, sa.literal(1).label("members"))
+        .select_from(joined)
+        .where(src.c.points != 0, up.c.points > 0),
+    ).subquery("moves")
+    key = (moves.c.community_id, moves.c.period, moves.c.period_start, moves.c.points)
+    net = sa.func.sum(moves.c.members)
+    counts = postgresql.insert(COUNTS).from_select(
+        [*BOARD, "points", "members"],
+        sa.select(*key, net).group_by(*key).having(net != 0).order_by(*key),
+    )
+    return counts.on_conflict_do_update(
+        index_elements=_COUNTS_KEY, set_={"members": COUNTS.c.members + counts.excluded.members}
+    )
+
+
+_PG_ADD_POINTS = _pg_add_points()
+
+
+async def move_counts(session: AsyncSession, moves: Counter[tuple[uuid.UUID, str, date, int]]) -> None:
+    """Apply net member moves per (board, points value) to the histogram in one upsert.
+    One statement in key order for increments and decrements alike, so two batches lock
+    histogram rows in the same order and cannot deadlock each other."""
+    rows = [
+        {"community_id": c, "period": p, "period_start": s, "points": v, "members": n}
+        for (c, p, s, v), n in sorted(moves.items())
+        if n != 0
+    ]
+    if not rows:
+        return
+    columns = (*BOARD, "points", "members")
+    insert = insert_rows(session, COUNTS, columns)
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=_COUNTS_KEY,
+            set_={"members": COUNTS.c.members + insert.excluded.members},
+        ),
+        row_params(session, columns, rows),
+    )
+
+
+# The read path's statements, built once with named parameters: a GET only binds values
+# (no expression building per request; SQLAlchemy and asyncpg reuse the compiled and
+# prepared forms).
+_TIMEZONE = sa.select(COMMUNITIES.c.timezone).where(COMMUNITIES.c.id == sa.bindparam("community_id"))
+
+
+def _board(table: sa.Table) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        table.c.community_id == sa.bindparam("community_id"),
+        table.c.period == sa.bindparam("period"),
+        table.c.period_start == sa.bindparam("period_start"),
+    )
+
+
+_TOP = (
+    sa.select(POINTS.c.member_id, POINTS.c.points)
+    .where(*_board(POINTS), POINTS.c.points > 0)
+    .order_by(POINTS.c.points.desc(), POINTS.c.reached_at, POINTS.c.member_id)  # the ranking index's order
+    .limit(sa.bindparam("limit", type_=sa.Integer()))
+)
+
+
+def _rank_statement() -> sa.Select[Any]:
+    """The member's row, the members on higher values (a SUM over the histogram) and those
+    on the same value who got there first (an index range count over a handful of rows),
+    in one round trip."""
+    mine = (
+        sa.select(POINTS.c.points, POINTS.c.reached_at, POINTS.c.member_id)
+        .where(*_board(POINTS), POINTS.c.member_id == sa.bindparam("member_id"))
+        .cte("mine")
+    )
+    more = (
+        sa.select(sa.func.coalesce(sa.func.sum(COUNTS.c.members), 0))
+        .where(*_board(COUNTS), COUNTS.c.points > mine.c.points)
+        .scalar_subquery()
+    )
+    tied = (
+        sa.select(sa.func.count())
+        .where(
+            *_board(POINTS),
+            POINTS.c.points == mine.c.points,
+            sa.tuple_(POINTS.c.reached_at, POINTS.c.member_id) < sa.tuple_(mine.c.reached_at, mine.c.member_id),
+        )
+        .scalar_subquery()
+    )
+    return sa.select(mine.c.points, more.label("more"), tied.label("tied")).where(mine.c.points > 0)
+
+
+_RANK = _rank_statement()
 
 
 async def current_start(session: AsyncSession, community_id: uuid.UUID, period: Period, now: datetime) -> date:
     """The start of the period that is running now in the community's time zone."""
-    timezone = await session.scalar(sa.select(COMMUNITIES.c.timezone).where(COMMUNITIES.c.id == community_id))
+    timezone = await session.scalar(_TIMEZONE, {"community_id": community_id})
     today = now.astimezone(ZoneInfo(timezone or DEFAULT_TIMEZONE)).date()
     return period_start(period, today)
 
@@ -100,16 +241,9 @@ class Ranked:
 
 
 async def top(session: AsyncSession, community_id: uuid.UUID, period: Period, start: date, limit: int) -> list[Ranked]:
+    """The first `limit` members of the board: the first index entries, no sort."""
     rows = await session.execute(
-        sa.select(POINTS.c.member_id, POINTS.c.points)
-        .where(
-            POINTS.c.community_id == community_id,
-            POINTS.c.period == period,
-            POINTS.c.period_start == start,
-            POINTS.c.points > 0,
-        )
-        .order_by(POINTS.c.points.desc(), POINTS.c.reached_at, POINTS.c.member_id)
-        .limit(limit)
+        _TOP, {"community_id": community_id, "period": period, "period_start": start, "limit": limit}
     )
     return [Ranked(index + 1, row.member_id, row.points) for index, row in enumerate(rows)]
 
@@ -117,40 +251,30 @@ async def top(session: AsyncSession, community_id: uuid.UUID, period: Period, st
 async def rank_of(
     session: AsyncSession, community_id: uuid.UUID, period: Period, start: date, member_id: uuid.UUID
 ) -> Ranked | None:
-    """The member's rank: one plus how many members are ahead (a COUNT over the index)."""
-    partition = (
-        POINTS.c.community_id == community_id,
-        POINTS.c.period == period,
-        POINTS.c.period_start == start,
-    )
-    # One round trip: the member's row, and two index range counts (more points; equal
-    # points reached earlier) rather than one OR filter over the whole partition, so the
-    # planner turns each into an index-only range count.
-    mine = (
-        sa.select(POINTS.c.points, POINTS.c.reached_at).where(*partition, POINTS.c.member_id == member_id).cte("mine")
-    )
-    more = sa.select(sa.func.count()).where(*partition, POINTS.c.points > mine.c.points).scalar_subquery()
-    tied = (
-        sa.select(sa.func.count())
-        .where(
-            *partition,
-            POINTS.c.points == mine.c.points,
-            sa.tuple_(POINTS.c.reached_at, POINTS.c.member_id)
-            < sa.tuple_(mine.c.reached_at, sa.literal(member_id, sa.Uuid())),
-        )
-        .scalar_subquery()
-    )
-    row = (
-        await session.execute(sa.select(mine.c.points, (more + tied).label("ahead")).where(mine.c.points > 0))
-    ).one_or_none()
+    """The member's rank: one plus the members on higher values plus those tied who got
+    there first; None until the member has points on this board."""
+    params = {"community_id": community_id, "period": period, "period_start": start, "member_id": member_id}
+    row = (await session.execute(_RANK, params)).one_or_none()
     if row is None:
         return None
-    return Ranked(int(row.ahead or 0) + 1, member_id, row.points)
+    return Ranked(int(row.more) + int(row.tied) + 1, member_id, row.points)
 
 
 async def drop_member(session: AsyncSession, member_id: uuid.UUID, community_ids: Iterable[uuid.UUID]) -> None:
     """Take an erased member off the leaderboards of these communities (derived rows; the
-    ledger stays). Naming the communities keeps the delete on the primary key."""
+    ledger stays) and out of their histograms. Naming the communities keeps the delete on
+    the primary key."""
     ids = list(community_ids)
-    if ids:
-        await session.execute(POINTS.delete().where(POINTS.c.community_id.in_(ids), POINTS.c.member_id == member_id))
+    if not ids:
+        return
+    gone = await session.execute(
+        POINTS.delete()
+        .where(POINTS.c.community_id.in_(ids), POINTS.c.member_id == member_id)
+        .returning(POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.points)
+    )
+    moves: Counter[tuple[uuid.UUID, str, date, int]] = Counter(
+        (row.community_id, row.period, row.period_start, row.points) for row in gone if row.points > 0
+    )
+    for key in moves:
+        moves[key] = -moves[key]
+    await move_counts(session, moves)
