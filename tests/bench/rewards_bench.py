@@ -231,6 +231,11 @@ async def bench_events(
     print(f"  batch of {args.batch}, {args.posters} poster(s): {lag}")
     print(f"  {entries:,} earning entries, {unbalanced} accounts not equal to their ledger sum")
     print(cpu)
+    rate, lag_p99 = events / elapsed, percentile(lags, 99)
+    verdict(
+        f"earning {rate:,.0f} events/s, lag p99 {ms(lag_p99)} (target >= 5,000/s, p99 < 1 s)",
+        rate >= 5_000 and lag_p99 < 1.0 and unbalanced == 0,
+    )
 
 
 async def seed_rich_members(pg: asyncpg.Connection, count: int, points: int) -> list[uuid.UUID]:
@@ -325,6 +330,12 @@ async def bench_redemptions(
     if errors:
         print(f"  transport errors (status 0): {len(errors)}, first: {errors[:3]}")
     print(cpu)
+    oversold = redeemed - (args.stock - stock)
+    verdict(
+        f"redemptions {statuses.get(201, 0) / elapsed:,.0f}/s succeeded, oversold {oversold} "
+        "(target >= 1,000/s, zero oversell)",
+        statuses.get(201, 0) / elapsed >= 1_000 and oversold == 0 and unbalanced == 0 and negative == 0,
+    )
 
 
 async def bench_leaderboard(
@@ -377,9 +388,19 @@ async def bench_leaderboard(
         f"p50 {ms(statistics.median(latencies))}, p99 {ms(percentile(latencies, 99))}"
     )
     print(cpu)
+    verdict(f"leaderboard p99 {ms(percentile(latencies, 99))} (target < 20 ms)", percentile(latencies, 99) < 0.020)
 
 
-async def main(args: argparse.Namespace) -> None:
+# The targets; each part records whether it met them, and the exit status says so.
+VERDICTS: list[tuple[str, bool]] = []
+
+
+def verdict(line: str, ok: bool) -> None:
+    VERDICTS.append((line, ok))
+    print(f"  {line} [{'ok' if ok else 'BELOW TARGET'}]")
+
+
+async def main(args: argparse.Namespace) -> int:
     url = f"{PG}/qunyun_bench_rewards_{secrets.token_hex(4)}"
     await ensure_database(url)
     await upgrade("rewards", url)
@@ -405,6 +426,7 @@ async def main(args: argparse.Namespace) -> None:
         server.stop()
         if not args.keep_db:
             await drop_database(url)
+    return 0 if all(ok for _, ok in VERDICTS) else 1
 
 
 def parse_args() -> argparse.Namespace:
@@ -427,4 +449,4 @@ def parse_args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    raise SystemExit(asyncio.run(main(parse_args())))
