@@ -58,6 +58,52 @@ STOCK_LEFT = (
 )
 
 
+# The redemption path's statements, built once (their cache keys are memoized on the object).
+REWARD_BY_ID = sa.select(REWARDS, STOCK_LEFT).where(REWARDS.c.id == sa.bindparam("reward_id"))
+INSERT_REDEMPTION = REDEMPTIONS.insert()
+# The member's live redemptions of the reward next to each open lot (in spending order):
+# one round trip; a member without open lots still gets one row (lot columns NULL).
+_REDEEMED = (
+    sa.select(sa.func.count().label("redeemed"))
+    .where(
+        REDEMPTIONS.c.member_id == sa.bindparam("member_id"),
+        REDEMPTIONS.c.reward_id == sa.bindparam("reward_id"),
+        REDEMPTIONS.c.status != "cancelled",
+    )
+    .subquery()
+)
+_OPEN = (
+    sa.select(LOTS.c.id, LOTS.c.expires_at, LOTS.c.remaining, LOTS.c.created_at)
+    .where(LOTS.c.member_id == sa.bindparam("member_id"), LOTS.c.remaining > 0)
+    .subquery()
+)
+REDEEMED_AND_LOTS = (
+    sa.select(_REDEEMED.c.redeemed, _OPEN.c.id, _OPEN.c.expires_at, _OPEN.c.remaining)
+    .select_from(_REDEEMED.outerjoin(_OPEN, sa.true()))
+    .order_by(_OPEN.c.expires_at, _OPEN.c.created_at)
+)
+
+
+def _take_unit(skip_locked: bool) -> Any:
+    bucket = (
+        sa.select(STOCK.c.bucket)
+        .where(STOCK.c.reward_id == sa.bindparam("k_reward_id"), STOCK.c.remaining > 0)
+        .order_by(sa.func.random())
+        .limit(1)
+        .with_for_update(skip_locked=skip_locked)
+        .scalar_subquery()
+    )
+    return (
+        STOCK.update()
+        .where(STOCK.c.reward_id == sa.bindparam("k_reward_id"), STOCK.c.bucket == bucket, STOCK.c.remaining > 0)
+        .values(remaining=STOCK.c.remaining - 1)
+        .returning(STOCK.c.bucket)
+    )
+
+
+TAKE_UNIT = {skip_locked: _take_unit(skip_locked) for skip_locked in (True, False)}
+
+
 class RewardNotFound(NotFound):
     slug, title = "reward-not-found", "No such reward"
 
@@ -160,7 +206,7 @@ async def create_reward(session: AsyncSession, body: RewardCreate, now: datetime
 
 
 async def get_reward(session: AsyncSession, reward_id: uuid.UUID, now: datetime) -> RewardRead:
-    row = (await session.execute(sa.select(REWARDS, STOCK_LEFT).where(REWARDS.c.id == reward_id))).one_or_none()
+    row = (await session.execute(REWARD_BY_ID, {"reward_id": reward_id})).one_or_none()
     if row is None:
         raise RewardNotFound("No reward has this id.")
     return _reward(row, now)
@@ -211,7 +257,7 @@ async def list_rewards(session: AsyncSession, page: PageParams, *, active_only: 
 
 async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UUID, now: datetime) -> RedemptionRead:
     """Take the reward's cost from the member's points and one unit of its stock."""
-    reward = (await session.execute(sa.select(REWARDS, STOCK_LEFT).where(REWARDS.c.id == reward_id))).one_or_none()
+    reward = (await session.execute(REWARD_BY_ID, {"reward_id": reward_id})).one_or_none()
     if reward is None:
         raise RewardNotFound("No reward has this id.")
     if not _is_active(reward, now):
@@ -238,7 +284,7 @@ async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UU
         "entry_id": entry["id"],
         "created_at": now,
     }
-    await session.execute(REDEMPTIONS.insert().values(**row))
+    await session.execute(INSERT_REDEMPTION, row)
     read = RedemptionRead(**row, fulfilled_at=None, cancelled_at=None)
     postings.emit("rewards.redemption_created", _event_data(read, balance=account.balance))
     await postings.flush(session)
@@ -254,27 +300,7 @@ async def _redeemed_and_lots(
     member's open lots in spending order (if `spend`): one round trip."""
     if not count:
         return 0, await open_lots(session, member_id) if spend else []
-    redeemed = (
-        sa.select(sa.func.count().label("redeemed"))
-        .where(
-            REDEMPTIONS.c.member_id == member_id,
-            REDEMPTIONS.c.reward_id == reward_id,
-            REDEMPTIONS.c.status != "cancelled",
-        )
-        .subquery()
-    )
-    lots = (
-        sa.select(LOTS.c.id, LOTS.c.expires_at, LOTS.c.remaining, LOTS.c.created_at)
-        .where(LOTS.c.member_id == member_id, LOTS.c.remaining > 0)
-        .subquery()
-    )
-    rows = (
-        await session.execute(
-            sa.select(redeemed.c.redeemed, lots.c.id, lots.c.expires_at, lots.c.remaining)
-            .select_from(redeemed.outerjoin(lots, sa.true()))
-            .order_by(lots.c.expires_at, lots.c.created_at)
-        )
-    ).all()
+    rows = (await session.execute(REDEEMED_AND_LOTS, {"member_id": member_id, "reward_id": reward_id})).all()
     return int(rows[0].redeemed), [OpenLot(r.id, r.expires_at, r.remaining) for r in rows if r.id is not None]
 
 
@@ -285,20 +311,7 @@ async def take_unit(session: AsyncSession, reward_id: uuid.UUID) -> bool:
     are held, wait for one (`FOR UPDATE` re-reads a bucket after its holder commits or
     rolls back, and moves on if it is empty by then)."""
     for skip_locked in (True, False):
-        bucket = (
-            sa.select(STOCK.c.bucket)
-            .where(STOCK.c.reward_id == reward_id, STOCK.c.remaining > 0)
-            .order_by(sa.func.random())
-            .limit(1)
-            .with_for_update(skip_locked=skip_locked)
-            .scalar_subquery()
-        )
-        taken = await session.scalar(
-            STOCK.update()
-            .where(STOCK.c.reward_id == reward_id, STOCK.c.bucket == bucket, STOCK.c.remaining > 0)
-            .values(remaining=STOCK.c.remaining - 1)
-            .returning(STOCK.c.bucket)
-        )
+        taken = await session.scalar(TAKE_UNIT[skip_locked], {"k_reward_id": reward_id})
         if taken is not None:
             return True
         if not is_postgres(session):
