@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import new_id
+from services.common.db import UTCDateTime, new_id
 from services.common.events import EventDraft, emit_many
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict
@@ -294,7 +294,11 @@ class Postings:
         return ranks
 
     async def flush(self, session: AsyncSession) -> None:
-        """Write it all: one statement per table (column arrays on Postgres)."""
+        """Write it all: one statement per table (column arrays on Postgres); on Postgres a
+        batch without new lots (debits, refunds) is one statement for all four tables."""
+        if self.entries and not self.lot_credits and is_postgres(session):
+            await self._write_in_one(session)
+            return
         if self.entries:
             await session.execute(
                 _INSERT_ENTRIES[is_postgres(session)], row_params(session, ENTRY_COLUMNS, self.entries)
@@ -331,6 +335,24 @@ class Postings:
             await emit_many(session, self.events)
         self.entries, self.events, self.consumptions = [], [], []
         self.lot_credits, self.lot_changes = {}, defaultdict(int)
+
+    async def _write_in_one(self, session: AsyncSession) -> None:
+        changes = [(lot_id, delta) for lot_id, delta in self.lot_changes.items() if delta]
+        accounts = [a for a in self.accounts.values() if a.changed]
+        params = (
+            _prefixed("e", ENTRY_COLUMNS, self.entries)
+            | {"l_id": [lot_id for lot_id, _ in changes], "l_remaining": [delta for _, delta in changes]}
+            | _prefixed("c", CONSUMPTION_COLUMNS, self.consumptions)
+            | _prefixed("u", ACCOUNT_UPDATE_COLUMNS, [vars(a) for a in accounts])
+            | {"p_updated_at": self.now}
+        )
+        await session.execute(_DEBIT_WRITE, params)
+        for account in accounts:
+            account.changed = False
+        if self.events:
+            await emit_many(session, self.events)
+        self.entries, self.events, self.consumptions = [], [], []
+        self.lot_changes = defaultdict(int)
 
 
 ENTRY_COLUMNS = (
@@ -414,6 +436,62 @@ _UPSERT_LOTS = {pg: _upsert_lots(pg) for pg in (True, False)}
 _INSERT_CONSUMPTIONS = {pg: _insert_statement(pg, CONSUMPTIONS, CONSUMPTION_COLUMNS) for pg in (True, False)}
 _CHANGE_LOTS = {pg: _change_lots(pg) for pg in (True, False)}
 _WRITE_ACCOUNTS = {pg: _write_accounts(pg) for pg in (True, False)}
+
+
+def _unnest(table: sa.Table, columns: Sequence[str], prefix: str) -> Any:
+    """`unnest(:<prefix>_<col>, ...) AS <prefix>(<col>, ...)`: like `array_rows`, with its own
+    parameter names so several can share one statement."""
+    return (
+        sa.func.unnest(
+            *(sa.bindparam(f"{prefix}_{c}", type_=postgresql.ARRAY(_array_type(table.c[c]))) for c in columns)
+        )
+        .table_valued(*columns, name=f"{prefix}_rows")
+        .render_derived()
+    )
+
+
+def _array_type(column: sa.Column[Any]) -> Any:
+    # As `array_rows`: aware datetimes go as they are (no per-element Python check).
+    return sa.DateTime(timezone=True) if isinstance(column.type, UTCDateTime) else column.type
+
+
+def _prefixed(prefix: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    return {f"{prefix}_{c}": [row[c] for row in rows] for c in columns}
+
+
+def _debit_write() -> Any:
+    """Entries, lot changes, consumptions and account updates in one Postgres statement
+    (data-modifying CTEs; no table is written twice, so they cannot see or miss each other)."""
+    entries = _unnest(ENTRIES, ENTRY_COLUMNS, "e")
+    lots = _unnest(LOTS, ("id", "remaining"), "l")
+    consumptions = _unnest(CONSUMPTIONS, CONSUMPTION_COLUMNS, "c")
+    accounts = _unnest(ACCOUNTS, ACCOUNT_UPDATE_COLUMNS, "u")
+    new_entries = (
+        postgresql.insert(ENTRIES)
+        .from_select(list(ENTRY_COLUMNS), sa.select(*(entries.c[c] for c in ENTRY_COLUMNS)))
+        .cte("new_entries")
+    )
+    lot_changes = (
+        LOTS.update()
+        .where(LOTS.c.id == lots.c.id)
+        .values(remaining=LOTS.c.remaining + lots.c.remaining)
+        .cte("lot_changes")
+    )
+    new_consumptions = (
+        postgresql.insert(CONSUMPTIONS)
+        .from_select(list(CONSUMPTION_COLUMNS), sa.select(*(consumptions.c[c] for c in CONSUMPTION_COLUMNS)))
+        .cte("new_consumptions")
+    )
+    updated_at = sa.bindparam("p_updated_at", type_=ACCOUNTS.c.updated_at.type)
+    return (
+        ACCOUNTS.update()
+        .where(ACCOUNTS.c.member_id == accounts.c.member_id)
+        .values({name: accounts.c[name] for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": updated_at})
+        .add_cte(new_entries, lot_changes, new_consumptions)
+    )
+
+
+_DEBIT_WRITE = _debit_write()
 
 
 async def change_lots(session: AsyncSession, changes: Sequence[tuple[uuid.UUID, int]]) -> None:
