@@ -80,7 +80,7 @@ class AccountState:
     changed: bool = False
 
 
-_ACCOUNT_COLUMNS = (
+ACCOUNT_COLUMNS = (
     ACCOUNTS.c.member_id,
     ACCOUNTS.c.balance,
     ACCOUNTS.c.lifetime,
@@ -94,7 +94,7 @@ _ACCOUNT_COLUMNS = (
 
 
 def _lock_statement(postgres: bool, skip_locked: bool) -> Any:
-    query = sa.select(*_ACCOUNT_COLUMNS).order_by(ACCOUNTS.c.member_id).with_for_update(skip_locked=skip_locked)
+    query = sa.select(*ACCOUNT_COLUMNS).order_by(ACCOUNTS.c.member_id).with_for_update(skip_locked=skip_locked)
     if postgres:
         # One array parameter: the same SQL text (one prepared statement) for any number of ids.
         return query.where(ACCOUNTS.c.member_id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid()))))
@@ -613,7 +613,7 @@ async def read_points(
     session: AsyncSession, member_id: uuid.UUID, levels: Sequence[LevelInfo], now: datetime
 ) -> PointsRead:
     account = (
-        await session.execute(sa.select(*_ACCOUNT_COLUMNS).where(ACCOUNTS.c.member_id == member_id))
+        await session.execute(sa.select(*ACCOUNT_COLUMNS).where(ACCOUNTS.c.member_id == member_id))
     ).one_or_none()
     balance = account.balance if account else 0
     lifetime = account.lifetime if account else 0
