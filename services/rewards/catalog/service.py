@@ -37,6 +37,7 @@ from services.rewards.points.service import (
     ACCOUNT_COLUMNS,
     ACCOUNTS,
     CONSUMPTIONS,
+    DEBIT_CTES,
     LOTS,
     AccountState,
     MemberErased,
@@ -120,14 +121,15 @@ REWARD_AND_LOCKED_ACCOUNT = (
     .where(REWARDS.c.id == sa.bindparam("reward_id"))
 )
 _ACCOUNT_FIELDS = tuple(column.name for column in ACCOUNT_COLUMNS)
-# Postgres: the redemption row goes in with the stock statement (a data-modifying CTE, so
-# it is inserted whether or not a free bucket had a unit; with none, the plain wait follows
-# and "out of stock" rolls the whole transaction back).
+# Postgres: the redemption row and the ledger writes go in with the stock statement
+# (data-modifying CTEs, so they are written whether or not a free bucket had a unit; with
+# none, the plain wait follows and "out of stock" rolls the whole transaction back).
 REDEMPTION_COLUMNS = ("id", "member_id", "reward_id", "cost", "status", "entry_id", "created_at")
 INSERT_REDEMPTION_AND_TAKE_UNIT = TAKE_UNIT[True].add_cte(
     REDEMPTIONS.insert()
     .values({name: sa.bindparam(f"r_{name}", type_=REDEMPTIONS.c[name].type) for name in REDEMPTION_COLUMNS})
-    .cte("new_redemption")
+    .cte("new_redemption"),
+    *DEBIT_CTES,
 )
 
 
@@ -319,10 +321,9 @@ async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UU
     read = RedemptionRead(**row, fulfilled_at=None, cancelled_at=None)
     postings.emit("rewards.redemption_created", _event_data(read, balance=account.balance))
     if postgres and reward.stock is not None:
-        # Stock last (its bucket lock is held the shortest), the redemption row with it.
-        await postings.flush(session)
+        # Stock last (its bucket lock is held the shortest), everything else with it.
         params = {"k_reward_id": reward_id} | {f"r_{name}": value for name, value in row.items()}
-        if await session.scalar(INSERT_REDEMPTION_AND_TAKE_UNIT, params) is None:
+        if await postings.write_with(session, INSERT_REDEMPTION_AND_TAKE_UNIT, params) is None:
             if not await take_unit(session, reward_id, skip_locked_first=False):
                 raise OutOfStock("This reward is out of stock.")
         return read

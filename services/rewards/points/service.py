@@ -337,6 +337,15 @@ class Postings:
         self.lot_credits, self.lot_changes = {}, defaultdict(int)
 
     async def _write_in_one(self, session: AsyncSession) -> None:
+        await self.write_with(session, _DEBIT_WRITE, {})
+
+    async def write_with(self, session: AsyncSession, statement: Any, params: dict[str, Any]) -> Any:
+        """Postgres, no new lots: write the batch as the CTEs of `statement` (built with
+        `add_cte(*DEBIT_CTES)`) run with its own `params`; returns the statement's scalar."""
+        if self.lot_credits:
+            raise RuntimeError("write_with takes no credits to new lots")
+        if self.events:
+            await emit_many(session, self.events)
         changes = [(lot_id, delta) for lot_id, delta in self.lot_changes.items() if delta]
         accounts = [a for a in self.accounts.values() if a.changed]
         params = (
@@ -345,14 +354,14 @@ class Postings:
             | _prefixed("c", CONSUMPTION_COLUMNS, self.consumptions)
             | _prefixed("u", ACCOUNT_UPDATE_COLUMNS, [vars(a) for a in accounts])
             | {"p_updated_at": self.now}
+            | params
         )
-        await session.execute(_DEBIT_WRITE, params)
+        result = await session.scalar(statement, params)
         for account in accounts:
             account.changed = False
-        if self.events:
-            await emit_many(session, self.events)
         self.entries, self.events, self.consumptions = [], [], []
         self.lot_changes = defaultdict(int)
+        return result
 
 
 ENTRY_COLUMNS = (
@@ -459,39 +468,35 @@ def _prefixed(prefix: str, columns: Sequence[str], rows: Sequence[Mapping[str, A
     return {f"{prefix}_{c}": [row[c] for row in rows] for c in columns}
 
 
-def _debit_write() -> Any:
-    """Entries, lot changes, consumptions and account updates in one Postgres statement
-    (data-modifying CTEs; no table is written twice, so they cannot see or miss each other)."""
+def _debit_ctes() -> tuple[Any, ...]:
+    """Entries, lot changes, consumptions and account updates as data-modifying CTEs, for one
+    Postgres statement (no table is written twice, so none can see or miss another's rows)."""
     entries = _unnest(ENTRIES, ENTRY_COLUMNS, "e")
     lots = _unnest(LOTS, ("id", "remaining"), "l")
     consumptions = _unnest(CONSUMPTIONS, CONSUMPTION_COLUMNS, "c")
     accounts = _unnest(ACCOUNTS, ACCOUNT_UPDATE_COLUMNS, "u")
-    new_entries = (
+    updated_at = sa.bindparam("p_updated_at", type_=ACCOUNTS.c.updated_at.type)
+    return (
         postgresql.insert(ENTRIES)
         .from_select(list(ENTRY_COLUMNS), sa.select(*(entries.c[c] for c in ENTRY_COLUMNS)))
-        .cte("new_entries")
-    )
-    lot_changes = (
+        .cte("new_entries"),
         LOTS.update()
         .where(LOTS.c.id == lots.c.id)
         .values(remaining=LOTS.c.remaining + lots.c.remaining)
-        .cte("lot_changes")
-    )
-    new_consumptions = (
+        .cte("lot_changes"),
         postgresql.insert(CONSUMPTIONS)
         .from_select(list(CONSUMPTION_COLUMNS), sa.select(*(consumptions.c[c] for c in CONSUMPTION_COLUMNS)))
-        .cte("new_consumptions")
-    )
-    updated_at = sa.bindparam("p_updated_at", type_=ACCOUNTS.c.updated_at.type)
-    return (
+        .cte("new_consumptions"),
         ACCOUNTS.update()
         .where(ACCOUNTS.c.member_id == accounts.c.member_id)
         .values({name: accounts.c[name] for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": updated_at})
-        .add_cte(new_entries, lot_changes, new_consumptions)
+        .cte("account_changes"),
     )
 
 
-_DEBIT_WRITE = _debit_write()
+DEBIT_CTES = _debit_ctes()
+# The CTEs alone: a statement needs a main part, here an empty SELECT.
+_DEBIT_WRITE = sa.select(sa.null()).add_cte(*DEBIT_CTES)
 
 
 async def change_lots(session: AsyncSession, changes: Sequence[tuple[uuid.UUID, int]]) -> None:
