@@ -350,3 +350,20 @@ async def test_concurrent_redemptions_cancels_and_a_restock_keep_stock_exact(pg_
     assert await stock_of(pg_system, prize["id"]) == 12 - live
     for mid in members:
         await assert_ledger_balanced(pg_system, mid)
+
+
+async def test_20_concurrent_redemptions_of_a_limited_reward_by_one_member_stop_at_the_limit(
+    pg_system: System, pg_api: Api
+) -> None:
+    mid = uuid.uuid4()
+    await earn(pg_system, mid, 1000)
+    prize = await create_reward(pg_api, cost=10, stock=50, per_member_limit=3)
+    responses = await asyncio.gather(*(redeem(pg_api, mid, prize["id"]) for _ in range(20)))
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(201) == 3, statuses
+    assert {r.json()["type"] for r in responses if r.status_code == 409} == {PROBLEMS + "limit-reached"}
+    assert await stock_of(pg_system, prize["id"]) == 47
+    assert await assert_ledger_balanced(pg_system, mid) == 970
+    async with pg_system.state("rewards").db.session() as session:
+        rows = await session.scalar(sa.text("SELECT count(*) FROM redemptions WHERE member_id = :m").bindparams(m=mid))
+    assert rows == 3

@@ -34,8 +34,12 @@ from services.rewards.catalog.schemas import (
     RewardUpdate,
 )
 from services.rewards.points.service import (
+    ACCOUNT_COLUMNS,
+    ACCOUNTS,
     CONSUMPTIONS,
+    DEBIT_CTES,
     LOTS,
+    AccountState,
     MemberErased,
     OpenLot,
     Postings,
@@ -55,6 +59,77 @@ STOCK_BUCKETS = 16
 # Units left: the sum over the reward's buckets, NULL (unlimited) when it has none.
 STOCK_LEFT = (
     sa.select(sa.func.sum(STOCK.c.remaining)).where(STOCK.c.reward_id == REWARDS.c.id).scalar_subquery().label("stock")
+)
+
+
+# The redemption path's statements, built once (their cache keys are memoized on the object).
+REWARD_BY_ID = sa.select(REWARDS, STOCK_LEFT).where(REWARDS.c.id == sa.bindparam("reward_id"))
+INSERT_REDEMPTION = REDEMPTIONS.insert()
+# The member's live redemptions of the reward next to each open lot (in spending order):
+# one round trip; a member without open lots still gets one row (lot columns NULL).
+_REDEEMED = (
+    sa.select(sa.func.count().label("redeemed"))
+    .where(
+        REDEMPTIONS.c.member_id == sa.bindparam("member_id"),
+        REDEMPTIONS.c.reward_id == sa.bindparam("reward_id"),
+        REDEMPTIONS.c.status != "cancelled",
+    )
+    .subquery()
+)
+_OPEN = (
+    sa.select(LOTS.c.id, LOTS.c.expires_at, LOTS.c.remaining, LOTS.c.created_at)
+    .where(LOTS.c.member_id == sa.bindparam("member_id"), LOTS.c.remaining > 0)
+    .subquery()
+)
+REDEEMED_AND_LOTS = (
+    sa.select(_REDEEMED.c.redeemed, _OPEN.c.id, _OPEN.c.expires_at, _OPEN.c.remaining)
+    .select_from(_REDEEMED.outerjoin(_OPEN, sa.true()))
+    .order_by(_OPEN.c.expires_at, _OPEN.c.created_at)
+)
+
+
+def _take_unit(skip_locked: bool) -> Any:
+    bucket = (
+        sa.select(STOCK.c.bucket)
+        .where(STOCK.c.reward_id == sa.bindparam("k_reward_id"), STOCK.c.remaining > 0)
+        .order_by(sa.func.random())
+        .limit(1)
+        .with_for_update(skip_locked=skip_locked)
+        .scalar_subquery()
+    )
+    return (
+        STOCK.update()
+        .where(STOCK.c.reward_id == sa.bindparam("k_reward_id"), STOCK.c.bucket == bucket, STOCK.c.remaining > 0)
+        .values(remaining=STOCK.c.remaining - 1)
+        .returning(STOCK.c.bucket)
+    )
+
+
+TAKE_UNIT = {skip_locked: _take_unit(skip_locked) for skip_locked in (True, False)}
+
+# Postgres: the reward with the member's account, locked (LATERAL ... FOR UPDATE locks it
+# only when the reward exists; after a wait it returns the account's committed version).
+_LOCKED_ACCOUNT = (
+    sa.select(*ACCOUNT_COLUMNS)
+    .where(ACCOUNTS.c.member_id == sa.bindparam("member_id"))
+    .with_for_update()
+    .lateral("account")
+)
+REWARD_AND_LOCKED_ACCOUNT = (
+    sa.select(REWARDS, STOCK_LEFT, *_LOCKED_ACCOUNT.c)
+    .select_from(REWARDS.outerjoin(_LOCKED_ACCOUNT, sa.true()))
+    .where(REWARDS.c.id == sa.bindparam("reward_id"))
+)
+_ACCOUNT_FIELDS = tuple(column.name for column in ACCOUNT_COLUMNS)
+# Postgres: the redemption row and the ledger writes go in with the stock statement
+# (data-modifying CTEs, so they are written whether or not a free bucket had a unit; with
+# none, the plain wait follows and "out of stock" rolls the whole transaction back).
+REDEMPTION_COLUMNS = ("id", "member_id", "reward_id", "cost", "status", "entry_id", "created_at")
+INSERT_REDEMPTION_AND_TAKE_UNIT = TAKE_UNIT[True].add_cte(
+    REDEMPTIONS.insert()
+    .values({name: sa.bindparam(f"r_{name}", type_=REDEMPTIONS.c[name].type) for name in REDEMPTION_COLUMNS})
+    .cte("new_redemption"),
+    *DEBIT_CTES,
 )
 
 
@@ -160,7 +235,7 @@ async def create_reward(session: AsyncSession, body: RewardCreate, now: datetime
 
 
 async def get_reward(session: AsyncSession, reward_id: uuid.UUID, now: datetime) -> RewardRead:
-    row = (await session.execute(sa.select(REWARDS, STOCK_LEFT).where(REWARDS.c.id == reward_id))).one_or_none()
+    row = (await session.execute(REWARD_BY_ID, {"reward_id": reward_id})).one_or_none()
     if row is None:
         raise RewardNotFound("No reward has this id.")
     return _reward(row, now)
@@ -211,14 +286,19 @@ async def list_rewards(session: AsyncSession, page: PageParams, *, active_only: 
 
 async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UUID, now: datetime) -> RedemptionRead:
     """Take the reward's cost from the member's points and one unit of its stock."""
-    reward = (await session.execute(sa.select(REWARDS, STOCK_LEFT).where(REWARDS.c.id == reward_id))).one_or_none()
+    postgres = is_postgres(session)
+    query = REWARD_AND_LOCKED_ACCOUNT if postgres else REWARD_BY_ID
+    reward = (await session.execute(query, {"reward_id": reward_id, "member_id": member_id})).one_or_none()
     if reward is None:
         raise RewardNotFound("No reward has this id.")
     if not _is_active(reward, now):
         raise RewardUnavailable("This reward cannot be redeemed at this time.")
     if reward.stock == 0:
         raise OutOfStock("This reward is out of stock.")
-    account = (await lock_accounts(session, [member_id], now))[member_id]
+    if postgres and reward.member_id is not None:
+        account = AccountState(*(reward._mapping[name] for name in _ACCOUNT_FIELDS))
+    else:
+        account = (await lock_accounts(session, [member_id], now))[member_id]
     if account.erased_at is not None:
         raise MemberErased("This member was erased.")
     # Read after the account lock: the member's other redemptions have committed or not started.
@@ -238,9 +318,16 @@ async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UU
         "entry_id": entry["id"],
         "created_at": now,
     }
-    await session.execute(REDEMPTIONS.insert().values(**row))
     read = RedemptionRead(**row, fulfilled_at=None, cancelled_at=None)
     postings.emit("rewards.redemption_created", _event_data(read, balance=account.balance))
+    if postgres and reward.stock is not None:
+        # Stock last (its bucket lock is held the shortest), everything else with it.
+        params = {"k_reward_id": reward_id} | {f"r_{name}": value for name, value in row.items()}
+        if await postings.write_with(session, INSERT_REDEMPTION_AND_TAKE_UNIT, params) is None:
+            if not await take_unit(session, reward_id, skip_locked_first=False):
+                raise OutOfStock("This reward is out of stock.")
+        return read
+    await session.execute(INSERT_REDEMPTION, row)
     await postings.flush(session)
     if reward.stock is not None and not await take_unit(session, reward_id):
         raise OutOfStock("This reward is out of stock.")
@@ -254,51 +341,18 @@ async def _redeemed_and_lots(
     member's open lots in spending order (if `spend`): one round trip."""
     if not count:
         return 0, await open_lots(session, member_id) if spend else []
-    redeemed = (
-        sa.select(sa.func.count().label("redeemed"))
-        .where(
-            REDEMPTIONS.c.member_id == member_id,
-            REDEMPTIONS.c.reward_id == reward_id,
-            REDEMPTIONS.c.status != "cancelled",
-        )
-        .subquery()
-    )
-    lots = (
-        sa.select(LOTS.c.id, LOTS.c.expires_at, LOTS.c.remaining, LOTS.c.created_at)
-        .where(LOTS.c.member_id == member_id, LOTS.c.remaining > 0)
-        .subquery()
-    )
-    rows = (
-        await session.execute(
-            sa.select(redeemed.c.redeemed, lots.c.id, lots.c.expires_at, lots.c.remaining)
-            .select_from(redeemed.outerjoin(lots, sa.true()))
-            .order_by(lots.c.expires_at, lots.c.created_at)
-        )
-    ).all()
+    rows = (await session.execute(REDEEMED_AND_LOTS, {"member_id": member_id, "reward_id": reward_id})).all()
     return int(rows[0].redeemed), [OpenLot(r.id, r.expires_at, r.remaining) for r in rows if r.id is not None]
 
 
-async def take_unit(session: AsyncSession, reward_id: uuid.UUID) -> bool:
+async def take_unit(session: AsyncSession, reward_id: uuid.UUID, *, skip_locked_first: bool = True) -> bool:
     """Take one unit from a bucket of the reward; False when none has one left.
 
     First a random bucket with a unit that nobody holds (`SKIP LOCKED`: no waiting); if all
     are held, wait for one (`FOR UPDATE` re-reads a bucket after its holder commits or
     rolls back, and moves on if it is empty by then)."""
-    for skip_locked in (True, False):
-        bucket = (
-            sa.select(STOCK.c.bucket)
-            .where(STOCK.c.reward_id == reward_id, STOCK.c.remaining > 0)
-            .order_by(sa.func.random())
-            .limit(1)
-            .with_for_update(skip_locked=skip_locked)
-            .scalar_subquery()
-        )
-        taken = await session.scalar(
-            STOCK.update()
-            .where(STOCK.c.reward_id == reward_id, STOCK.c.bucket == bucket, STOCK.c.remaining > 0)
-            .values(remaining=STOCK.c.remaining - 1)
-            .returning(STOCK.c.bucket)
-        )
+    for skip_locked in (True, False) if skip_locked_first else (False,):
+        taken = await session.scalar(TAKE_UNIT[skip_locked], {"k_reward_id": reward_id})
         if taken is not None:
             return True
         if not is_postgres(session):

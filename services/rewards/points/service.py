@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import new_id
+from services.common.db import UTCDateTime, new_id
 from services.common.events import EventDraft, emit_many
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict
@@ -80,7 +80,7 @@ class AccountState:
     changed: bool = False
 
 
-_ACCOUNT_COLUMNS = (
+ACCOUNT_COLUMNS = (
     ACCOUNTS.c.member_id,
     ACCOUNTS.c.balance,
     ACCOUNTS.c.lifetime,
@@ -93,18 +93,25 @@ _ACCOUNT_COLUMNS = (
 )
 
 
+def _lock_statement(postgres: bool, skip_locked: bool) -> Any:
+    query = sa.select(*ACCOUNT_COLUMNS).order_by(ACCOUNTS.c.member_id).with_for_update(skip_locked=skip_locked)
+    if postgres:
+        # One array parameter: the same SQL text (one prepared statement) for any number of ids.
+        return query.where(ACCOUNTS.c.member_id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid()))))
+    return query.where(ACCOUNTS.c.member_id.in_(sa.bindparam("ids", expanding=True)))
+
+
+# Hot-path statements are built once, at import: SQLAlchemy memoizes a statement object's
+# cache key, so executing one costs no expression building and no cache-key walk.
+_LOCK_ACCOUNTS = {(pg, skip): _lock_statement(pg, skip) for pg in (True, False) for skip in (True, False)}
+
+
 async def select_for_update(
     session: AsyncSession, member_ids: Iterable[uuid.UUID], *, skip_locked: bool = False
 ) -> dict[uuid.UUID, AccountState]:
     ids = list(set(member_ids))
-    query = sa.select(*_ACCOUNT_COLUMNS).order_by(ACCOUNTS.c.member_id).with_for_update(skip_locked=skip_locked)
-    if is_postgres(session):
-        # One array parameter: the same SQL text (one prepared statement) for any number of ids.
-        ids_param = sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.Uuid()))
-        rows = await session.execute(query.where(ACCOUNTS.c.member_id == sa.func.any(ids_param)))
-    else:
-        rows = await session.execute(query.where(ACCOUNTS.c.member_id.in_(ids)))
-    return {row.member_id: AccountState(**row._mapping) for row in rows}
+    rows = await session.execute(_LOCK_ACCOUNTS[is_postgres(session), skip_locked], {"ids": ids})
+    return {row.member_id: AccountState(*row) for row in rows}
 
 
 async def lock_accounts(
@@ -148,14 +155,17 @@ class OpenLot:
     remaining: int
 
 
+OPEN_LOTS = (
+    sa.select(LOTS.c.id, LOTS.c.expires_at, LOTS.c.remaining)
+    .where(LOTS.c.member_id == sa.bindparam("member_id"), LOTS.c.remaining > 0)
+    .order_by(LOTS.c.expires_at, LOTS.c.created_at)
+)
+
+
 async def open_lots(session: AsyncSession, member_id: uuid.UUID) -> list[OpenLot]:
     """The member's lots that still hold points, in the order they are spent (soonest expiry first)."""
-    rows = await session.execute(
-        sa.select(LOTS.c.id, LOTS.c.expires_at, LOTS.c.remaining)
-        .where(LOTS.c.member_id == member_id, LOTS.c.remaining > 0)
-        .order_by(LOTS.c.expires_at, LOTS.c.created_at)
-    )
-    return [OpenLot(row.id, row.expires_at, row.remaining) for row in rows]
+    rows = await session.execute(OPEN_LOTS, {"member_id": member_id})
+    return [OpenLot(*row) for row in rows]
 
 
 def lot_expiry(local_date: date, timezone: str, expires_in_days: int | None) -> datetime | None:
@@ -284,21 +294,18 @@ class Postings:
         return ranks
 
     async def flush(self, session: AsyncSession) -> None:
-        """Write it all: one statement per table (column arrays on Postgres)."""
+        """Write it all: one statement per table (column arrays on Postgres); on Postgres a
+        batch without new lots (debits, refunds) is one statement for all four tables."""
+        if self.entries and not self.lot_credits and is_postgres(session):
+            await self._write_in_one(session)
+            return
         if self.entries:
             await session.execute(
-                insert_rows(session, ENTRIES, ENTRY_COLUMNS), row_params(session, ENTRY_COLUMNS, self.entries)
+                _INSERT_ENTRIES[is_postgres(session)], row_params(session, ENTRY_COLUMNS, self.entries)
             )
         if self.lot_credits:
-            insert = insert_rows(session, LOTS, LOT_COLUMNS)
             await session.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[LOTS.c.member_id, LOTS.c.expires_at],
-                    set_={
-                        "points": LOTS.c.points + insert.excluded.points,
-                        "remaining": LOTS.c.remaining + insert.excluded.remaining,
-                    },
-                ),
+                _UPSERT_LOTS[is_postgres(session)],
                 row_params(
                     session,
                     LOT_COLUMNS,
@@ -319,15 +326,42 @@ class Postings:
         if changes:
             await change_lots(session, changes)
         if self.consumptions:
-            columns = ("entry_id", "lot_id", "points")
             await session.execute(
-                insert_rows(session, CONSUMPTIONS, columns), row_params(session, columns, self.consumptions)
+                _INSERT_CONSUMPTIONS[is_postgres(session)],
+                row_params(session, CONSUMPTION_COLUMNS, self.consumptions),
             )
         await write_accounts(session, self.accounts.values(), self.now)
         if self.events:
             await emit_many(session, self.events)
         self.entries, self.events, self.consumptions = [], [], []
         self.lot_credits, self.lot_changes = {}, defaultdict(int)
+
+    async def _write_in_one(self, session: AsyncSession) -> None:
+        await self.write_with(session, _DEBIT_WRITE, {})
+
+    async def write_with(self, session: AsyncSession, statement: Any, params: dict[str, Any]) -> Any:
+        """Postgres, no new lots: write the batch as the CTEs of `statement` (built with
+        `add_cte(*DEBIT_CTES)`) run with its own `params`; returns the statement's scalar."""
+        if self.lot_credits:
+            raise RuntimeError("write_with takes no credits to new lots")
+        if self.events:
+            await emit_many(session, self.events)
+        changes = [(lot_id, delta) for lot_id, delta in self.lot_changes.items() if delta]
+        accounts = [a for a in self.accounts.values() if a.changed]
+        params = (
+            _prefixed("e", ENTRY_COLUMNS, self.entries)
+            | {"l_id": [lot_id for lot_id, _ in changes], "l_remaining": [delta for _, delta in changes]}
+            | _prefixed("c", CONSUMPTION_COLUMNS, self.consumptions)
+            | _prefixed("u", ACCOUNT_UPDATE_COLUMNS, [vars(a) for a in accounts])
+            | {"p_updated_at": self.now}
+            | params
+        )
+        result = await session.scalar(statement, params)
+        for account in accounts:
+            account.changed = False
+        self.entries, self.events, self.consumptions = [], [], []
+        self.lot_changes = defaultdict(int)
+        return result
 
 
 ENTRY_COLUMNS = (
@@ -358,21 +392,122 @@ ACCOUNT_UPDATE_COLUMNS = (
 )
 
 
+def _insert_statement(postgres: bool, table: sa.Table, columns: Sequence[str]) -> Any:
+    """`insert_rows` built once per backend (same SQL, no session needed)."""
+    if postgres:
+        source = array_rows(table, columns)
+        return postgresql.insert(table).from_select(list(columns), sa.select(*(source.c[c] for c in columns)))
+    return sqlite.insert(table)
+
+
+def _upsert_lots(postgres: bool) -> Any:
+    insert = _insert_statement(postgres, LOTS, LOT_COLUMNS)
+    return insert.on_conflict_do_update(
+        index_elements=[LOTS.c.member_id, LOTS.c.expires_at],
+        set_={
+            "points": LOTS.c.points + insert.excluded.points,
+            "remaining": LOTS.c.remaining + insert.excluded.remaining,
+        },
+    )
+
+
+def _change_lots(postgres: bool) -> Any:
+    if postgres:
+        values = array_rows(LOTS, ("id", "remaining"))
+        return LOTS.update().where(LOTS.c.id == values.c.id).values(remaining=LOTS.c.remaining + values.c.remaining)
+    return (
+        LOTS.update()
+        .where(LOTS.c.id == sa.bindparam("k_id"))
+        .values(remaining=LOTS.c.remaining + sa.bindparam("k_delta"))
+    )
+
+
+def _write_accounts(postgres: bool) -> Any:
+    updated_at = sa.bindparam("p_updated_at", type_=ACCOUNTS.c.updated_at.type)
+    if postgres:
+        values = array_rows(ACCOUNTS, ACCOUNT_UPDATE_COLUMNS)
+        return (
+            ACCOUNTS.update()
+            .where(ACCOUNTS.c.member_id == values.c.member_id)
+            .values({name: values.c[name] for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": updated_at})
+        )
+    return (
+        ACCOUNTS.update()
+        .where(ACCOUNTS.c.member_id == sa.bindparam("k_member_id"))
+        .values({name: sa.bindparam(f"k_{name}") for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": updated_at})
+    )
+
+
+CONSUMPTION_COLUMNS = ("entry_id", "lot_id", "points")
+# Keyed by "is Postgres": every ledger write runs these, so they are built once.
+_INSERT_ENTRIES = {pg: _insert_statement(pg, ENTRIES, ENTRY_COLUMNS) for pg in (True, False)}
+_UPSERT_LOTS = {pg: _upsert_lots(pg) for pg in (True, False)}
+_INSERT_CONSUMPTIONS = {pg: _insert_statement(pg, CONSUMPTIONS, CONSUMPTION_COLUMNS) for pg in (True, False)}
+_CHANGE_LOTS = {pg: _change_lots(pg) for pg in (True, False)}
+_WRITE_ACCOUNTS = {pg: _write_accounts(pg) for pg in (True, False)}
+
+
+def _unnest(table: sa.Table, columns: Sequence[str], prefix: str) -> Any:
+    """`unnest(:<prefix>_<col>, ...) AS <prefix>(<col>, ...)`: like `array_rows`, with its own
+    parameter names so several can share one statement."""
+    return (
+        sa.func.unnest(
+            *(sa.bindparam(f"{prefix}_{c}", type_=postgresql.ARRAY(_array_type(table.c[c]))) for c in columns)
+        )
+        .table_valued(*columns, name=f"{prefix}_rows")
+        .render_derived()
+    )
+
+
+def _array_type(column: sa.Column[Any]) -> Any:
+    # As `array_rows`: aware datetimes go as they are (no per-element Python check).
+    return sa.DateTime(timezone=True) if isinstance(column.type, UTCDateTime) else column.type
+
+
+def _prefixed(prefix: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    return {f"{prefix}_{c}": [row[c] for row in rows] for c in columns}
+
+
+def _debit_ctes() -> tuple[Any, ...]:
+    """Entries, lot changes, consumptions and account updates as data-modifying CTEs, for one
+    Postgres statement (no table is written twice, so none can see or miss another's rows)."""
+    entries = _unnest(ENTRIES, ENTRY_COLUMNS, "e")
+    lots = _unnest(LOTS, ("id", "remaining"), "l")
+    consumptions = _unnest(CONSUMPTIONS, CONSUMPTION_COLUMNS, "c")
+    accounts = _unnest(ACCOUNTS, ACCOUNT_UPDATE_COLUMNS, "u")
+    updated_at = sa.bindparam("p_updated_at", type_=ACCOUNTS.c.updated_at.type)
+    return (
+        postgresql.insert(ENTRIES)
+        .from_select(list(ENTRY_COLUMNS), sa.select(*(entries.c[c] for c in ENTRY_COLUMNS)))
+        .cte("new_entries"),
+        LOTS.update()
+        .where(LOTS.c.id == lots.c.id)
+        .values(remaining=LOTS.c.remaining + lots.c.remaining)
+        .cte("lot_changes"),
+        postgresql.insert(CONSUMPTIONS)
+        .from_select(list(CONSUMPTION_COLUMNS), sa.select(*(consumptions.c[c] for c in CONSUMPTION_COLUMNS)))
+        .cte("new_consumptions"),
+        ACCOUNTS.update()
+        .where(ACCOUNTS.c.member_id == accounts.c.member_id)
+        .values({name: accounts.c[name] for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": updated_at})
+        .cte("account_changes"),
+    )
+
+
+DEBIT_CTES = _debit_ctes()
+# The CTEs alone: a statement needs a main part, here an empty SELECT.
+_DEBIT_WRITE = sa.select(sa.null()).add_cte(*DEBIT_CTES)
+
+
 async def change_lots(session: AsyncSession, changes: Sequence[tuple[uuid.UUID, int]]) -> None:
     """Add each delta to its lot's `remaining` (the CHECK keeps it within 0..points)."""
     if is_postgres(session):
-        values = array_rows(LOTS, ("id", "remaining"))
         await session.execute(
-            LOTS.update().where(LOTS.c.id == values.c.id).values(remaining=LOTS.c.remaining + values.c.remaining),
+            _CHANGE_LOTS[True],
             {"a_id": [lot_id for lot_id, _ in changes], "a_remaining": [delta for _, delta in changes]},
         )
         return
-    await session.execute(
-        LOTS.update()
-        .where(LOTS.c.id == sa.bindparam("k_id"))
-        .values(remaining=LOTS.c.remaining + sa.bindparam("k_delta")),
-        [{"k_id": lot_id, "k_delta": delta} for lot_id, delta in changes],
-    )
+    await session.execute(_CHANGE_LOTS[False], [{"k_id": lot_id, "k_delta": delta} for lot_id, delta in changes])
 
 
 async def write_accounts(session: AsyncSession, accounts: Iterable[AccountState], now: datetime) -> None:
@@ -393,19 +528,12 @@ async def write_accounts(session: AsyncSession, accounts: Iterable[AccountState]
         for a in changed
     ]
     if is_postgres(session):
-        values = array_rows(ACCOUNTS, ACCOUNT_UPDATE_COLUMNS)
-        statement = (
-            ACCOUNTS.update()
-            .where(ACCOUNTS.c.member_id == values.c.member_id)
-            .values({name: values.c[name] for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": now})
-        )
-        await session.execute(statement, row_params(session, ACCOUNT_UPDATE_COLUMNS, rows))
+        params = row_params(session, ACCOUNT_UPDATE_COLUMNS, rows) | {"p_updated_at": now}
+        await session.execute(_WRITE_ACCOUNTS[True], params)
     else:
         await session.execute(
-            ACCOUNTS.update()
-            .where(ACCOUNTS.c.member_id == sa.bindparam("k_member_id"))
-            .values({name: sa.bindparam(f"k_{name}") for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": now}),
-            [{f"k_{name}": value for name, value in row.items()} for row in rows],
+            _WRITE_ACCOUNTS[False],
+            [{f"k_{name}": value for name, value in row.items()} | {"p_updated_at": now} for row in rows],
         )
     for account in changed:
         account.changed = False
@@ -490,7 +618,7 @@ async def read_points(
     session: AsyncSession, member_id: uuid.UUID, levels: Sequence[LevelInfo], now: datetime
 ) -> PointsRead:
     account = (
-        await session.execute(sa.select(*_ACCOUNT_COLUMNS).where(ACCOUNTS.c.member_id == member_id))
+        await session.execute(sa.select(*ACCOUNT_COLUMNS).where(ACCOUNTS.c.member_id == member_id))
     ).one_or_none()
     balance = account.balance if account else 0
     lifetime = account.lifetime if account else 0
