@@ -18,11 +18,11 @@ import sqlalchemy as sa
 import structlog
 from fastapi import Depends, Request
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session, registry
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
-from sqlmodel import SQLModel
 
 from services.common.settings import Settings
 
@@ -39,15 +39,6 @@ NAMING_CONVENTION = {
 
 def new_metadata() -> sa.MetaData:
     return sa.MetaData(naming_convention=NAMING_CONVENTION)
-
-
-def model_base(metadata: sa.MetaData) -> type[SQLModel]:
-    """A SQLModel base bound to one service's metadata, so tables never leak across services."""
-
-    class ServiceModel(SQLModel, registry=registry(metadata=metadata)):
-        pass
-
-    return ServiceModel
 
 
 def utcnow() -> datetime:
@@ -80,6 +71,22 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def table_of(model: Any) -> sa.Table:
+    """The Core table behind a SQLModel table class (hot paths use Core statements)."""
+    table = model.__table__
+    assert isinstance(table, sa.Table)
+    return table
+
+
+def dialect_of(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def insert_for(session: AsyncSession, table: sa.Table) -> Any:
+    """An INSERT that accepts `.on_conflict_do_update` / `.on_conflict_do_nothing` on either backend."""
+    return (postgresql.insert if dialect_of(session) == "postgresql" else sqlite.insert)(table)
 
 
 def is_sqlite(url: str) -> bool:

@@ -9,7 +9,6 @@ from services.common.events import define_kit_tables
 metadata = new_metadata()
 
 
-# A class statement (not `model_base(metadata)`), so mypy knows table models derive from SQLModel.
 class GatewayModel(SQLModel, registry=registry(metadata=metadata)):
     pass
 

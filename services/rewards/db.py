@@ -11,4 +11,4 @@ kit_tables = define_kit_tables(metadata)
 
 
 class RewardsModel(SQLModel, registry=registry(metadata=metadata)):
-    """Base of every rewards table (a class, not `model_base(...)`, so mypy can check models)."""
+    """Base of every rewards table : its own metadata, so tables never leak across services."""

@@ -10,8 +10,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from services.common.db import table_of
 from services.members.activity.models import Activity, ActivityDaily, ActivityHourly
-from services.members.db import table_of
 from tests.members.conftest import ApiFactory
 from tests.members.factories import OPERATOR, create_community, create_member, outbox_events, record
 from tests.system import System, member, partner

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from services.common.db import table_of
 from services.members.activity.models import Activity, ActivityDaily, ActivityHourly
-from services.members.db import table_of
 from services.members.profiles.models import Member
 from tests.members.conftest import ApiFactory
 from tests.members.factories import OPERATOR, create_community, create_member, outbox_events

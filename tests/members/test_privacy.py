@@ -6,8 +6,9 @@ import uuid
 
 import sqlalchemy as sa
 
+from services.common.db import table_of
 from services.members.activity.models import Activity, ActivityDaily
-from services.members.db import kit_tables, table_of
+from services.members.db import kit_tables
 from services.members.profiles.models import Member, MemberTag
 from tests.members.conftest import ApiFactory
 from tests.members.factories import ADMIN, OPERATOR, create_community, create_member, join, outbox_events, record

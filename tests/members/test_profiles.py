@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from services.members.db import table_of
+from services.common.db import table_of
 from services.members.profiles.models import Member
 from tests.members.conftest import ApiFactory
 from tests.members.factories import ANALYST, OPERATOR, create_community, create_member, join, outbox_events, record

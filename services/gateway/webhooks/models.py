@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from services.common.db import UTCDateTime, new_id, utcnow
+from services.common.db import UTCDateTime, new_id, table_of, utcnow
 from services.gateway.db import GatewayModel
 
 if TYPE_CHECKING:  # mypy cannot use the base built at run time as a class; it is a SQLModel
@@ -114,13 +114,7 @@ class WebhookAttempt(Base, table=True):
     response_body: str | None = Field(default=None, max_length=1000)
 
 
-def table(model: type[Base]) -> sa.Table:
-    """The Core table of a model (hot paths use Core statements)."""
-    t: Any = model.__table__  # type: ignore[attr-defined]
-    return t  # type: ignore[no-any-return]
-
-
-endpoints = table(WebhookEndpoint)
-messages = table(WebhookMessage)
-deliveries = table(WebhookDelivery)
-attempts = table(WebhookAttempt)
+endpoints = table_of(WebhookEndpoint)
+messages = table_of(WebhookMessage)
+deliveries = table_of(WebhookDelivery)
+attempts = table_of(WebhookAttempt)

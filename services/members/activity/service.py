@@ -26,18 +26,16 @@ import sqlalchemy as sa
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import UTCDateTime, utcnow
+from services.common.db import UTCDateTime, dialect_of, insert_for, table_of, utcnow
 from services.common.events import EventDraft, emit_many
 from services.common.problems import ProblemError, Unprocessable
 from services.members.activity import bulk
 from services.members.activity.models import Activity, ActivityDaily, ActivityHourly
 from services.members.activity.schemas import ActivityCreate
 from services.members.communities.service import CommunityNotFound, community_zones
-from services.members.db import table_of
 from services.members.events import ACTIVITY_RECORDED, rfc3339
 from services.members.profiles.models import Member
 from services.members.profiles.service import MemberNotFound, resolve_member_ids
-from services.members.sql import dialect_of, insert_for
 
 activities = table_of(Activity)
 activity_daily = table_of(ActivityDaily)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import utcnow
+from services.common.db import dialect_of, table_of, utcnow
 from services.common.problems import Unprocessable
 from services.members.activity.models import ActivityDaily, ActivityHourly
 from services.members.analytics.schemas import (
@@ -26,10 +26,9 @@ from services.members.analytics.schemas import (
 )
 from services.members.communities.models import Community
 from services.members.communities.service import get_community
-from services.members.db import table_of
 from services.members.memberships.models import Membership
 from services.members.profiles.models import Member
-from services.members.sql import dialect_of, weeks_since
+from services.members.sql import weeks_since
 
 daily = table_of(ActivityDaily)
 hourly = table_of(ActivityHourly)

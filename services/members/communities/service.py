@@ -7,13 +7,11 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import utcnow
+from services.common.db import table_of, utcnow
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import NotFound
 from services.members.communities.models import Community
 from services.members.communities.schemas import CommunityCreate, CommunityUpdate
-from services.members.db import table_of
-from services.members.sql import keyset_order
 
 communities = table_of(Community)
 
@@ -41,7 +39,7 @@ async def get_community(session: AsyncSession, community_id: uuid.UUID, *, for_u
 
 async def list_communities(session: AsyncSession, page: PageParams) -> tuple[list[Community], str | None]:
     """Newest first, keyset on (created_at, id)."""
-    order = keyset_order(communities.c.created_at, communities.c.id)
+    order = (communities.c.created_at, communities.c.id)
     query = sa.select(Community).order_by(*(c.desc() for c in order)).limit(page.limit + 1)
     after = keyset_after(order, page.cursor, descending=True)
     if after is not None:

@@ -7,11 +7,10 @@ import uuid
 import sqlalchemy as sa
 from fastapi import APIRouter, Response, status
 
-from services.common.db import SessionDep
+from services.common.db import SessionDep, table_of
 from services.common.identity import ensure_self_or
 from services.common.problems import Forbidden, problem_responses
 from services.members.access import READ_SCOPES, WRITE_SCOPES, SelfOrReader, SelfOrWriter
-from services.members.db import table_of
 from services.members.memberships import service
 from services.members.memberships.models import Membership
 from services.members.memberships.schemas import MembershipCreate, MembershipRead

@@ -9,15 +9,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import utcnow
+from services.common.db import insert_for, table_of, utcnow
 from services.common.events import emit
 from services.common.problems import NotFound
 from services.members.communities.service import get_community
-from services.members.db import table_of
 from services.members.events import MEMBER_JOINED_COMMUNITY, MEMBER_LEFT_COMMUNITY, rfc3339
 from services.members.memberships.models import Membership
 from services.members.profiles.service import get_member
-from services.members.sql import insert_for
 
 memberships = table_of(Membership)
 

@@ -15,12 +15,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import utcnow
+from services.common.db import table_of, utcnow
 from services.common.events import emit
 from services.common.events.outbox import outbox_of
 from services.members.activity.models import Activity
 from services.members.crypto import PersonalDataVault
-from services.members.db import table_of
 from services.members.events import ACTIVITY_RECORDED, MEMBER_CREATED, MEMBER_ERASED, MEMBER_UPDATED, rfc3339
 from services.members.memberships.models import Membership
 from services.members.privacy.schemas import ActivityExport, MemberExport, MemberReference, MembershipExport

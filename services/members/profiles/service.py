@@ -11,12 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import utcnow
+from services.common.db import dialect_of, insert_for, table_of, utcnow
 from services.common.events import emit
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.members.crypto import PersonalDataVault
-from services.members.db import table_of
 from services.members.events import MEMBER_CREATED, MEMBER_UPDATED, rfc3339
 from services.members.memberships.models import Membership
 from services.members.profiles.models import Member, MemberTag
@@ -27,7 +26,7 @@ from services.members.profiles.schemas import (
     MemberUpdate,
     MemberUpsert,
 )
-from services.members.sql import dialect_of, insert_for, keyset_order, like_escape
+from services.members.sql import like_escape
 from services.members.validation import looks_like_phone, normalize_email, normalize_phone
 
 members = table_of(Member)
@@ -296,7 +295,7 @@ async def page_of_members(
     session: AsyncSession, conditions: list[sa.ColumnElement[bool]], page: PageParams
 ) -> tuple[list[Member], str | None]:
     """Live members matching all conditions, newest first, keyset on (created_at, id): one query."""
-    order = keyset_order(members.c.created_at, members.c.id)
+    order = (members.c.created_at, members.c.id)
     query = (
         sa.select(Member)
         .where(members.c.erased_at.is_(None), *conditions)

@@ -9,15 +9,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import utcnow
+from services.common.db import dialect_of, table_of, utcnow
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import NotFound
-from services.members.db import table_of
 from services.members.profiles.models import Member, MemberTag
 from services.members.profiles.service import in_community, inactive_since, page_of_members
 from services.members.segments.models import Segment
 from services.members.segments.schemas import SegmentCreate, SegmentRule, SegmentUpdate
-from services.members.sql import dialect_of, keyset_order
 
 segments = table_of(Segment)
 members = table_of(Member)
@@ -47,7 +45,7 @@ async def get_segment(session: AsyncSession, segment_id: uuid.UUID) -> Segment:
 
 
 async def list_segments(session: AsyncSession, page: PageParams) -> tuple[list[Segment], str | None]:
-    order = keyset_order(segments.c.created_at, segments.c.id)
+    order = (segments.c.created_at, segments.c.id)
     query = sa.select(Segment).order_by(*(c.desc() for c in order)).limit(page.limit + 1)
     after = keyset_after(order, page.cursor, descending=True)
     if after is not None:

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.db import insert_for, table_of
 from services.common.events import EventDraft, emit, emit_many
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
@@ -25,7 +26,6 @@ from services.rewards.badges.schemas import (
     StreakCriteria,
 )
 from services.rewards.program.service import LevelInfo
-from services.rewards.sql import table_of, upsert
 
 BADGES = table_of(Badge)
 HOLDERS = table_of(MemberBadge)
@@ -66,7 +66,7 @@ async def create_badge(
         "created_at": now,
     }
     created = await session.scalar(
-        upsert(session, BADGES).values(**values).on_conflict_do_nothing().returning(BADGES.c.code)
+        insert_for(session, BADGES).values(**values).on_conflict_do_nothing().returning(BADGES.c.code)
     )
     if created is None:
         raise BadgeExists(f"A badge with code {body.code!r} exists.")
@@ -128,7 +128,7 @@ async def award_by_hand(
     if badge is None:
         raise BadgeNotFound(f"No badge has code {code!r}.")
     inserted = await session.scalar(
-        upsert(session, HOLDERS)
+        insert_for(session, HOLDERS)
         .values(member_id=member_id, badge_code=code, awarded_at=now, awarded_by=by)
         .on_conflict_do_nothing()
         .returning(HOLDERS.c.badge_code)
@@ -193,7 +193,7 @@ async def award_earned(
     if not new:
         return 0
     inserted = await session.execute(
-        upsert(session, HOLDERS).on_conflict_do_nothing().returning(HOLDERS.c.member_id, HOLDERS.c.badge_code),
+        insert_for(session, HOLDERS).on_conflict_do_nothing().returning(HOLDERS.c.member_id, HOLDERS.c.badge_code),
         [
             {"member_id": member_id, "badge_code": code, "awarded_at": now, "awarded_by": None}
             for member_id, code in new

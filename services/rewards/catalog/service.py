@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import new_id
+from services.common.db import new_id, table_of
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.rewards.catalog.models import Redemption, Reward, RewardStock
@@ -46,7 +46,7 @@ from services.rewards.points.service import (
     lock_accounts,
     open_lots,
 )
-from services.rewards.sql import is_postgres, table_of
+from services.rewards.sql import is_postgres
 
 REWARDS = table_of(Reward)
 REDEMPTIONS = table_of(Redemption)

@@ -23,14 +23,14 @@ import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import utcnow
+from services.common.db import insert_for, table_of, utcnow
 from services.common.events import Event
 from services.rewards.badges import service as badges
 from services.rewards.earning.models import ActivityCount, CheckInDay, Community, DailyEarning
 from services.rewards.leaderboards import service as leaderboards
 from services.rewards.points.service import AccountState, Postings, lock_accounts, lot_expiry, points_awarded
 from services.rewards.program.service import Rule, load_program
-from services.rewards.sql import array_rows, insert_rows, is_postgres, row_params, table_of, upsert
+from services.rewards.sql import array_rows, insert_rows, is_postgres, row_params
 
 log = structlog.get_logger("qunyun.rewards.earning")
 
@@ -111,7 +111,7 @@ async def apply_activity_batch(session: AsyncSession, events: Sequence[Event]) -
 
 async def _remember_zones(session: AsyncSession, activities: Sequence[Activity], now: datetime) -> None:
     zones = {a.community_id: a.timezone for a in activities}
-    insert = upsert(session, COMMUNITIES)
+    insert = insert_for(session, COMMUNITIES)
     await session.execute(
         insert.on_conflict_do_update(
             index_elements=[COMMUNITIES.c.id],

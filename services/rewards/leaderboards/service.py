@@ -20,9 +20,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.db import table_of
 from services.rewards.earning.models import Community
 from services.rewards.leaderboards.models import PeriodPoints, PeriodPointsCount
-from services.rewards.sql import array_rows, greatest, insert_rows, is_postgres, row_params, table_of
+from services.rewards.sql import array_rows, greatest, insert_rows, is_postgres, row_params
 
 POINTS = table_of(PeriodPoints)
 COUNTS = table_of(PeriodPointsCount)

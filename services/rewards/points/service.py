@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import UTCDateTime, new_id
+from services.common.db import UTCDateTime, new_id, table_of
 from services.common.events import EventDraft, emit_many
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict
@@ -35,7 +35,7 @@ from services.rewards.points.schemas import (
     PointsRead,
 )
 from services.rewards.program.service import LevelInfo, standing
-from services.rewards.sql import array_rows, insert_rows, is_postgres, row_params, table_of
+from services.rewards.sql import array_rows, insert_rows, is_postgres, row_params
 
 ACCOUNTS = table_of(Account)
 ENTRIES = table_of(LedgerEntry)

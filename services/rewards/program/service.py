@@ -16,11 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import new_id, utcnow
+from services.common.db import insert_for, new_id, table_of, utcnow
 from services.common.problems import Unprocessable
 from services.rewards.program.models import EarningRule, Level, Program
 from services.rewards.program.schemas import LevelCreate, RuleCreate
-from services.rewards.sql import table_of, upsert
 
 PROGRAM = table_of(Program)
 RULES = table_of(EarningRule)
@@ -93,7 +92,7 @@ async def ensure_program(session: AsyncSession) -> None:
         return
     now = utcnow()
     created = await session.scalar(
-        upsert(session, PROGRAM)
+        insert_for(session, PROGRAM)
         .values(id=1, created_at=now, updated_at=now)
         .on_conflict_do_nothing()
         .returning(PROGRAM.c.id)
