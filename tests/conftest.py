@@ -15,14 +15,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from tests.system import PG_SERVER, System, running_system
+from tests.pg import pg_server, pg_url
+from tests.system import System, running_system
 
 BACKENDS = ["sqlite", "postgres"]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     async def probe() -> None:
-        engine = create_async_engine(f"{PG_SERVER}/postgres", poolclass=NullPool)
+        engine = create_async_engine(pg_url("postgres"), poolclass=NullPool)
         try:
             async with engine.connect() as conn:
                 await conn.execute(sa.text("SELECT 1"))
@@ -33,7 +34,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         asyncio.run(asyncio.wait_for(probe(), timeout=10))
     except Exception as exc:
         raise pytest.UsageError(
-            f"Postgres is not reachable at {PG_SERVER} ({exc!r}); the suite needs it "
+            f"Postgres is not reachable at {pg_server()} ({exc!r}); the suite needs it "
             "(set QUNYUN_TEST_PG to another server)."
         ) from exc
 

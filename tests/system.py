@@ -14,7 +14,6 @@ to the right in-process app, and offers clients for tests:
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import tempfile
 import uuid
@@ -31,8 +30,7 @@ from fastapi import FastAPI
 from services.common.identity import INTERNAL_TOKEN_HEADER, Identity, sign_internal_token
 from services.common.migrations import drop_database, ensure_database, upgrade
 from services.common.settings import SERVICES, Settings
-
-PG_SERVER = os.environ.get("QUNYUN_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+from tests.pg import pg_url
 
 
 class RoutingTransport(httpx.AsyncBaseTransport):
@@ -53,7 +51,7 @@ class RoutingTransport(httpx.AsyncBaseTransport):
 
 def test_settings(backend: str, run_id: str, data_dir: Path, **overrides: Any) -> Settings:
     if backend == "postgres":
-        database_url = f"{PG_SERVER}/qunyun_test_{run_id}_{{service}}"
+        database_url = pg_url(f"qunyun_test_{run_id}_{{service}}")
     else:
         database_url = f"sqlite+aiosqlite:///{data_dir.as_posix()}/{{service}}.db"
     values: dict[str, Any] = {

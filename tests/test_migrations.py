@@ -32,7 +32,8 @@ from services.common.migrations import (
     version_table,
 )
 from services.common.settings import SERVICES
-from tests.system import PG_SERVER, db_metadata
+from tests.pg import pg_url
+from tests.system import db_metadata
 
 REVISION_FILE = re.compile(r"^\d{8}_\d{4}_[a-z0-9_]+\.py$")
 
@@ -43,7 +44,7 @@ async def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     if request.param == "sqlite":
         template = f"sqlite+aiosqlite:///{tmp_path.as_posix()}/{{service}}.db"
     else:
-        template = f"{PG_SERVER}/qunyun_migr_{secrets.token_hex(4)}_{{service}}"
+        template = pg_url(f"qunyun_migr_{secrets.token_hex(4)}_{{service}}")
     yield template
     for service in SERVICES:
         await drop_database(template.format(service=service))
@@ -108,7 +109,7 @@ async def test_upgrade_downgrade_upgrade_without_drift(fresh_url: str, service: 
 
 
 async def test_concurrent_ensure_database_creates_it_once() -> None:
-    url = f"{PG_SERVER}/qunyun_migr_{secrets.token_hex(4)}_race"
+    url = pg_url(f"qunyun_migr_{secrets.token_hex(4)}_race")
     try:
         created = await asyncio.gather(*(ensure_database(url) for _ in range(4)))
         assert sorted(created) == [False, False, False, True]

@@ -23,8 +23,7 @@ from sqlalchemy.engine import make_url
 
 from services.common.migrations import drop_database, ensure_database, upgrade
 from services.common.settings import Settings
-
-PG_SERVER = os.environ.get("QUNYUN_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+from tests.pg import pg_url
 
 
 def free_port() -> int:
@@ -56,7 +55,7 @@ class Server:
 @contextlib.contextmanager
 def temporary_databases(services: Sequence[str]) -> Iterator[str]:
     """A `QUNYUN_DATABASE_URL` template on fresh, migrated Postgres databases, dropped afterwards."""
-    template = f"{PG_SERVER}/qunyun_bench_{secrets.token_hex(4)}_{{service}}"
+    template = pg_url(f"qunyun_bench_{secrets.token_hex(4)}_{{service}}")
     settings = Settings(database_url=template)
     urls = [settings.database_url_for(s) for s in services]  # type: ignore[arg-type]
 

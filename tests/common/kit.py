@@ -46,7 +46,8 @@ from services.common.problems import Conflict, problem_responses
 from services.common.settings import ServiceName, Settings
 from services.feedback.db import kit_tables
 from services.feedback.models_registry import metadata
-from tests.system import PG_SERVER, test_settings
+from tests.pg import pg_url
+from tests.system import test_settings
 
 ROLES: tuple[ServiceName, ...] = ("feedback", "members", "content")  # producer first
 CONSUMERS: tuple[ServiceName, ...] = ("members", "content")
@@ -255,7 +256,7 @@ class KitDatabases:
     async def create(cls, backend: str, data_dir: Path) -> KitDatabases:
         run_id = secrets.token_hex(4)
         if backend == "postgres":
-            urls = {role: f"{PG_SERVER}/qunyun_kit_{run_id}_{role}" for role in ROLES}
+            urls = {role: pg_url(f"qunyun_kit_{run_id}_{role}") for role in ROLES}
         else:
             urls = {role: f"sqlite+aiosqlite:///{data_dir.as_posix()}/kit_{role}.db" for role in ROLES}
         for url in urls.values():

@@ -31,7 +31,7 @@ import httpx
 
 from services.common.migrations import drop_database
 from services.common.settings import SERVICES
-from tests.system import PG_SERVER
+from tests.pg import pg_url
 
 READY_LINE = "Qunyun is running"
 STOPPED_LINE = "qunyun: all services stopped"
@@ -145,7 +145,7 @@ def qunyun_env(data_dir: Path, port_base: int, **settings: str) -> dict[str, str
 
 
 def postgres_template() -> str:
-    return f"{PG_SERVER}/qunyun_e2e_{secrets.token_hex(4)}_{{service}}"
+    return pg_url(f"qunyun_e2e_{secrets.token_hex(4)}_{{service}}")
 
 
 def drop_databases(template: str) -> None:

@@ -30,7 +30,7 @@ from services.gateway.webhooks.schemas import WebhookEndpointCreate
 from services.gateway.webhooks.service import create_endpoint
 from services.members.db import kit_tables as members_kit
 from tests.gateway.webhook_support import Receiver, free_port
-from tests.system import PG_SERVER
+from tests.pg import pg_url
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ class Cluster:
         self.env = {
             **os.environ,
             "QUNYUN_ENV": "test",
-            "QUNYUN_DATABASE_URL": f"{PG_SERVER}/qunyun_e2e_{run_id}_{{service}}",
+            "QUNYUN_DATABASE_URL": pg_url(f"qunyun_e2e_{run_id}_{{service}}"),
             "QUNYUN_GATEWAY_URL": f"http://127.0.0.1:{self.ports['gateway']}",
             "QUNYUN_MEMBERS_URL": f"http://127.0.0.1:{self.ports['members']}",
             "QUNYUN_EVENT_ROUTES": "gateway=*",

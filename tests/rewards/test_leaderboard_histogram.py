@@ -20,8 +20,9 @@ from services.common.db import UTCDateTime, create_engine
 from services.common.migrations import downgrade, drop_database, ensure_database, upgrade
 from services.rewards.leaderboards import service
 from services.rewards.leaderboards.service import COUNTS, POINTS, Earned
+from tests.pg import pg_url
 from tests.rewards.conftest import Api
-from tests.system import PG_SERVER, System, member
+from tests.system import System, member
 
 Board = tuple[uuid.UUID, str, date]
 
@@ -155,7 +156,7 @@ async def test_concurrent_awards_and_erasures_keep_the_histogram_exact(pg_system
 async def test_migration_backfills_the_histogram(backend: str, tmp_path: Path) -> None:
     """0004 counts the existing period_points rows (points > 0) per board and value."""
     if backend == "postgres":
-        url = f"{PG_SERVER}/qunyun_test_histogram_{secrets.token_hex(4)}"
+        url = pg_url(f"qunyun_test_histogram_{secrets.token_hex(4)}")
         await ensure_database(url)
     else:
         url = f"sqlite+aiosqlite:///{tmp_path.as_posix()}/rewards.db"

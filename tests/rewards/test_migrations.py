@@ -16,7 +16,8 @@ from alembic.runtime.migration import MigrationContext
 from services.common.db import UTCDateTime, create_engine
 from services.common.migrations import downgrade, drop_database, ensure_database, upgrade, version_table
 from services.rewards.models_registry import metadata
-from tests.system import PG_SERVER, System
+from tests.pg import pg_url
+from tests.system import System
 
 
 async def test_models_and_migrations_do_not_drift(system: System) -> None:
@@ -34,7 +35,7 @@ async def test_models_and_migrations_do_not_drift(system: System) -> None:
 async def test_stock_moves_into_buckets_and_back(backend: str, tmp_path: Path) -> None:
     """0003 spreads each limited reward's `stock` over its buckets; the downgrade sums them back."""
     if backend == "postgres":
-        url = f"{PG_SERVER}/qunyun_test_stock_{secrets.token_hex(4)}"
+        url = pg_url(f"qunyun_test_stock_{secrets.token_hex(4)}")
         await ensure_database(url)
     else:
         url = f"sqlite+aiosqlite:///{tmp_path.as_posix()}/rewards.db"
