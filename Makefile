@@ -9,6 +9,8 @@ STAMP       := $(VENV)/.installed-stamp
 # The whole suite must end well inside CI's 90 minutes: pytest stops starting tests after
 # SUITE_SECONDS, and no single test may run past 300 s (pyproject).
 SUITE_SECONDS ?= 3600
+# Parallel test workers (pytest-xdist): each clones its own databases from the run's templates.
+TEST_WORKERS ?= auto
 PYTEST_ARGS ?=
 
 .PHONY: install run test test-fast e2e lint format lock bench clean
@@ -26,14 +28,14 @@ run: install
 	$(BIN)/qunyun up
 
 test: install lint
-	$(BIN)/pytest --session-timeout=$(SUITE_SECONDS) --durations=10 $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --session-timeout=$(SUITE_SECONDS) --durations=10 $(PYTEST_ARGS)
 
 # Everything but the real-process tests: the quick loop while coding.
 test-fast: install
-	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not e2e" $(PYTEST_ARGS)
 
 e2e: install
-	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) -m e2e $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check services tests

@@ -1,83 +1,100 @@
-"""Fixtures shared by the whole suite.
+"""Fixtures shared by the whole suite, and the run's Postgres.
 
-The HTTP suite runs twice: on SQLite (the embedded default) and on real Postgres (the
-production database). Postgres must be reachable: if it is not, the run fails loudly.
+The suite runs on Postgres only, in parallel (pytest-xdist). The controller process picks
+the server once (`QUNYUN_TEST_PG`, else the machine's 127.0.0.1:5432, else an embedded
+server started for the run), migrates one template database per service, and drops every
+database of the run at the end. Each worker clones its own databases from the templates
+and runs one in-process system on them; between tests only the tables a test wrote to are
+emptied. If the server named by `QUNYUN_TEST_PG` does not answer, the run fails loudly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
-from tests.pg import pg_server, pg_url
+from tests.pg import LOCAL_SERVER, SERVER_ENV, answers, drop_run_databases, migrate_templates, pg_server, run_id
 from tests.system import System, running_system
 
-BACKENDS = ["sqlite", "postgres"]
+_embedded: Any = None  # the embedded server this run started, if any
+_embedded_dir: Path | None = None
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    async def probe() -> None:
-        engine = create_async_engine(pg_url("postgres"), poolclass=NullPool)
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
-        finally:
-            await engine.dispose()
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
 
+
+def _start_embedded_server() -> str:
+    global _embedded, _embedded_dir
+    from services.common.embedded_postgres import EmbeddedPostgres
+
+    _embedded_dir = Path(tempfile.mkdtemp(prefix="qunyun-test-pg-"))
+    _embedded = EmbeddedPostgres(_embedded_dir / "postgres")
+    _embedded.start()
+    return str(_embedded.server_url)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _is_xdist_worker(config):
+        return  # the controller chose the server and migrated the templates
+    run_id()  # fixed now, so every worker inherits it
+    started = time.perf_counter()
+    if SERVER_ENV in os.environ:
+        if not asyncio.run(answers(pg_server(), timeout=10)):
+            raise pytest.UsageError(f"{SERVER_ENV} names a Postgres server that does not answer: {pg_server()}")
+        where = f"{SERVER_ENV}"
+    elif asyncio.run(answers(LOCAL_SERVER)):
+        os.environ[SERVER_ENV] = LOCAL_SERVER
+        where = "the local server"
+    else:
+        os.environ[SERVER_ENV] = _start_embedded_server()
+        where = f"an embedded server in {_embedded_dir}"
+    asyncio.run(migrate_templates())
+    config.stash[_SETUP_REPORT] = f"postgres: {where}, templates migrated in {time.perf_counter() - started:.1f} s"
+
+
+_SETUP_REPORT = pytest.StashKey[str]()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return config.stash.get(_SETUP_REPORT, None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _is_xdist_worker(config) or _SETUP_REPORT not in config.stash:
+        return
     try:
-        asyncio.run(asyncio.wait_for(probe(), timeout=10))
-    except Exception as exc:
-        raise pytest.UsageError(
-            f"Postgres is not reachable at {pg_server()} ({exc!r}); the suite needs it "
-            "(set QUNYUN_TEST_PG to another server)."
-        ) from exc
-
-
-class _Systems:
-    """Starts one in-process system per backend, on first use, for the whole run."""
-
-    def __init__(self) -> None:
-        self.running: dict[str, System] = {}
-        self._contexts: list[object] = []
-
-    async def get(self, backend: str) -> System:
-        if backend not in self.running:
-            context = running_system(backend)
-            self.running[backend] = await context.__aenter__()
-            self._contexts.append(context)
-        return self.running[backend]
-
-    async def close(self) -> None:
-        for context in reversed(self._contexts):
-            await context.__aexit__(None, None, None)  # type: ignore[attr-defined]
+        asyncio.run(drop_run_databases())
+    finally:
+        if _embedded is not None:
+            _embedded.stop()
+        if _embedded_dir is not None:
+            shutil.rmtree(_embedded_dir, ignore_errors=True)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def systems() -> AsyncIterator[_Systems]:
-    holder = _Systems()
-    try:
-        yield holder
-    finally:
-        await holder.close()
+async def running() -> AsyncIterator[System]:
+    """This worker's in-process system, started on first use."""
+    async with running_system() as system:
+        yield system
 
 
-@pytest_asyncio.fixture(params=BACKENDS)
-async def system(request: pytest.FixtureRequest, systems: _Systems) -> System:
-    """The whole system in-process, on each backend, with empty tables."""
-    running = await systems.get(request.param)
+@pytest_asyncio.fixture
+async def system(running: System) -> System:
+    """The whole system in-process, with empty tables."""
     await running.reset()
     return running
 
 
 @pytest_asyncio.fixture
-async def pg_system(systems: _Systems) -> System:
-    """The whole system on real Postgres (concurrency and locking tests)."""
-    running = await systems.get("postgres")
-    await running.reset()
-    return running
+async def pg_system(system: System) -> System:
+    return system

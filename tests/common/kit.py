@@ -18,19 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Form, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -40,13 +39,12 @@ from services.common.events import Event, EventDraft, emit, emit_many
 from services.common.events.relay import PARKED_AT
 from services.common.idempotency import IdempotencyKey, run_idempotent
 from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, Caller, Identity, sign_internal_token
-from services.common.migrations import drop_database, ensure_database, upgrade
 from services.common.pagination import Page, PageDep, keyset_after, paginate_rows
 from services.common.problems import Conflict, problem_responses
 from services.common.settings import ServiceName, Settings
 from services.feedback.db import kit_tables
 from services.feedback.models_registry import metadata
-from tests.pg import pg_url
+from tests.pg import clone_template, database_name, drop_databases, worker_id
 from tests.system import test_settings
 
 ROLES: tuple[ServiceName, ...] = ("feedback", "members", "content")  # producer first
@@ -248,32 +246,21 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
 @dataclass
 class KitDatabases:
-    backend: str
     urls: dict[ServiceName, str]
-    data_dir: Path
 
     @classmethod
-    async def create(cls, backend: str, data_dir: Path) -> KitDatabases:
-        run_id = secrets.token_hex(4)
-        if backend == "postgres":
-            urls = {role: pg_url(f"qunyun_kit_{run_id}_{role}") for role in ROLES}
-        else:
-            urls = {role: f"sqlite+aiosqlite:///{data_dir.as_posix()}/kit_{role}.db" for role in ROLES}
-        for url in urls.values():
-            await ensure_database(url)
-            await upgrade("feedback", url)  # the kit tables, as every service migrates them
-        return cls(backend, urls, data_dir)
+    async def create(cls) -> KitDatabases:
+        urls: dict[ServiceName, str] = {}
+        for role in ROLES:
+            # The kit tables, as every service migrates them: a clone of the feedback template.
+            urls[role] = await clone_template("feedback", database_name(f"kit_{worker_id()}_{role}"))
+        return cls(urls)
 
     async def drop(self) -> None:
-        for url in self.urls.values():
-            with contextlib.suppress(Exception):
-                await drop_database(url)
+        await drop_databases([make_url(url).database or "" for url in self.urls.values()])
 
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "feedback_database_url": self.urls["feedback"],
-            "members_database_url": self.urls["members"],
-            "content_database_url": self.urls["content"],
             "event_routes": "members=*;content=thing.created",
             "relay_retry_base_seconds": 10.0,  # tests make retries due with retry_now()
             "relay_retry_max_seconds": 60.0,
@@ -281,7 +268,7 @@ class KitDatabases:
             "relay_batch_size": 100,
         }
         values.update(overrides)
-        return test_settings(self.backend, "kit", self.data_dir, **values)
+        return test_settings(dict(self.urls), **values)
 
 
 async def empty_tables(db: Database) -> None:
