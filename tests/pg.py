@@ -18,9 +18,10 @@ Build database URLs with `pg_url`, never by string concatenation: a socket URL k
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -140,3 +141,14 @@ async def drop_run_databases() -> None:
 
     await _admin(find)
     await drop_databases(names)
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(service: str, purpose: str) -> AsyncIterator[str]:
+    """A migrated database of `service`'s for one test (a clone of the template); its URL."""
+    name = database_name(f"{purpose}_{worker_id()}")
+    url = await clone_template(service, name)
+    try:
+        yield url
+    finally:
+        await drop_databases([name])

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import functools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from importlib import import_module
 from typing import Any
@@ -50,7 +50,7 @@ class RoutingTransport(httpx.AsyncBaseTransport):
         return await transport.handle_async_request(request)
 
 
-def test_settings(database_urls: dict[str, str], **overrides: Any) -> Settings:
+def test_settings(database_urls: Mapping[ServiceName, str], **overrides: Any) -> Settings:
     """Settings for an in-process system whose services use these databases."""
     values: dict[str, Any] = {
         "env": "test",
@@ -157,9 +157,9 @@ def _written_tables_query(service: str) -> sa.TextClause:
     return sa.text(" UNION ALL ".join(probes))
 
 
-async def clone_databases(purpose: str) -> dict[str, str]:
+async def clone_databases(purpose: str) -> dict[ServiceName, str]:
     """Fresh databases for the five services, cloned from the run's migrated templates."""
-    urls = {}
+    urls: dict[ServiceName, str] = {}
     for name in SERVICES:
         urls[name] = await clone_template(name, database_name(f"{purpose}_{worker_id()}_{name}"))
     return urls

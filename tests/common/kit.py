@@ -268,7 +268,7 @@ class KitDatabases:
             "relay_batch_size": 100,
         }
         values.update(overrides)
-        return test_settings(dict(self.urls), **values)
+        return test_settings(self.urls, **values)
 
 
 async def empty_tables(db: Database) -> None:

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from importlib import import_module
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,10 +28,10 @@ from starlette.requests import Request as StarletteRequest
 
 from services.common.app import create_service_app
 from services.common.identity import Caller, Identity
-from services.common.migrations import upgrade
 from services.common.problems import Unauthorized
 from services.common.settings import DOMAIN_SERVICES, Settings
 from services.gateway.app import create_app
+from tests.pg import fresh_database
 from tests.system import RoutingTransport, test_settings
 
 TEST_CALLER_HEADER = "X-Test-Caller"
@@ -179,9 +176,8 @@ async def edge_gateway(
 ) -> AsyncIterator[EdgeGateway]:
     """The gateway in front of echo services (those in `mount`; the others are unreachable),
     with `gateway_routes` added to the gateway's own routes."""
-    with tempfile.TemporaryDirectory(prefix="qunyun-edge-") as tmp:
-        settings = test_settings("sqlite", secrets.token_hex(4), Path(tmp), **overrides)
-        await upgrade("gateway", settings.database_url_for("gateway"))
+    async with fresh_database("gateway", "edge") as gateway_url:
+        settings = test_settings({"gateway": gateway_url}, **overrides)
         transport = RoutingTransport()
         async with contextlib.AsyncExitStack() as stack:
             for service in mount:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +15,6 @@ import pytest_asyncio
 from fastapi import APIRouter
 
 from services.common.identity import verify_internal_token
-from services.common.migrations import upgrade
 from services.gateway.app import create_app
 from services.gateway.routing import Route, RouteTable
 from tests.gateway.edge_support import (
@@ -26,6 +25,7 @@ from tests.gateway.edge_support import (
     edge_gateway,
     install_header_resolver,
 )
+from tests.pg import fresh_database
 from tests.system import member, partner, staff
 from tests.system import test_settings as settings_for_tests
 
@@ -298,12 +298,13 @@ async def test_service_never_reached_is_503_not_404() -> None:
     assert known.status_code == 200
 
 
-async def test_service_on_an_unused_port_is_503_over_real_sockets(tmp_path: Path) -> None:
+async def test_service_on_an_unused_port_is_503_over_real_sockets() -> None:
     port = unused_port()
-    settings = settings_for_tests("sqlite", "unused", tmp_path, members_url=f"http://127.0.0.1:{port}")
-    await upgrade("gateway", settings.database_url_for("gateway"))
-    gateway = create_app(settings)  # the production HTTP client, real sockets
-    async with gateway.router.lifespan_context(gateway):
+    async with contextlib.AsyncExitStack() as stack:
+        gateway_url = await stack.enter_async_context(fresh_database("gateway", "routing"))
+        settings = settings_for_tests({"gateway": gateway_url}, members_url=f"http://127.0.0.1:{port}")
+        gateway = create_app(settings)  # the production HTTP client, real sockets
+        await stack.enter_async_context(gateway.router.lifespan_context(gateway))
         install = install_header_resolver(gateway)
         loader = gateway.state.routes
         # a route learned while members was up; now nothing listens on its port
