@@ -18,7 +18,7 @@ from sqlalchemy.pool import NullPool
 from tests.pg import pg_server, pg_url
 from tests.system import System, running_system
 
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["postgres"]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

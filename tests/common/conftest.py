@@ -38,7 +38,7 @@ async def kit_databases() -> AsyncIterator[_KitDatabases]:
                 await dbs.drop()
 
 
-@pytest_asyncio.fixture(params=["sqlite", "postgres"])
+@pytest_asyncio.fixture(params=["postgres"])
 async def kit_dbs(request: pytest.FixtureRequest, kit_databases: _KitDatabases) -> KitDatabases:
     """The kit databases of one backend (build a system with custom settings from them)."""
     return await kit_databases.get(request.param)
