@@ -110,12 +110,8 @@ class System:
             db = self.state(name).db
             tables = list(reversed(db_metadata(name).sorted_tables))
             async with db.engine.begin() as conn:
-                if db.is_sqlite:
-                    for table in tables:
-                        await conn.execute(table.delete())
-                else:
-                    names = ", ".join(f'"{t.name}"' for t in tables)
-                    await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+                names = ", ".join(f'"{t.name}"' for t in tables)
+                await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         self._api_keys.clear()
         for name in SERVICES:
             hook = getattr(self.state(name), "on_test_reset", None)
