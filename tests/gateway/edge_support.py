@@ -31,7 +31,7 @@ from starlette.requests import Request as StarletteRequest
 
 from services.common.app import create_service_app
 from services.common.identity import Caller, Identity
-from services.common.migrations import upgrade
+from services.common.migrations import drop_database, ensure_database, upgrade
 from services.common.problems import Unauthorized
 from services.common.settings import DOMAIN_SERVICES, Settings
 from services.gateway.app import create_app
@@ -174,16 +174,28 @@ class EdgeGateway:
 
 
 @contextlib.asynccontextmanager
+async def gateway_database(settings: Settings) -> AsyncIterator[str]:
+    """A fresh, migrated gateway database for `settings`, dropped afterwards."""
+    url = settings.database_url_for("gateway")
+    await ensure_database(url)
+    try:
+        await upgrade("gateway", url)
+        yield url
+    finally:
+        await drop_database(url)
+
+
+@contextlib.asynccontextmanager
 async def edge_gateway(
     *, mount: tuple[str, ...] = DOMAIN_SERVICES, gateway_routes: APIRouter | None = None, **overrides: Any
 ) -> AsyncIterator[EdgeGateway]:
     """The gateway in front of echo services (those in `mount`; the others are unreachable),
     with `gateway_routes` added to the gateway's own routes."""
     with tempfile.TemporaryDirectory(prefix="qunyun-edge-") as tmp:
-        settings = test_settings("sqlite", secrets.token_hex(4), Path(tmp), **overrides)
-        await upgrade("gateway", settings.database_url_for("gateway"))
+        settings = test_settings("postgres", secrets.token_hex(4), Path(tmp), **overrides)
         transport = RoutingTransport()
         async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(gateway_database(settings))
             for service in mount:
                 app = echo_service_app(service, settings)
                 transport.mount(service, app)

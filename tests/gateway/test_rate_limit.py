@@ -24,7 +24,7 @@ class Clock:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def limited_system() -> AsyncIterator[System]:
-    async with running_system("sqlite", rate_limit="3/minute") as system:
+    async with running_system("postgres", rate_limit="3/minute") as system:
         yield system
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +16,6 @@ import pytest_asyncio
 from fastapi import APIRouter
 
 from services.common.identity import verify_internal_token
-from services.common.migrations import upgrade
 from services.gateway.app import create_app
 from services.gateway.routing import Route, RouteTable
 from tests.gateway.edge_support import (
@@ -24,6 +24,7 @@ from tests.gateway.edge_support import (
     caller_headers,
     echo_service_app,
     edge_gateway,
+    gateway_database,
     install_header_resolver,
 )
 from tests.system import member, partner, staff
@@ -300,10 +301,10 @@ async def test_service_never_reached_is_503_not_404() -> None:
 
 async def test_service_on_an_unused_port_is_503_over_real_sockets(tmp_path: Path) -> None:
     port = unused_port()
-    settings = settings_for_tests("sqlite", "unused", tmp_path, members_url=f"http://127.0.0.1:{port}")
-    await upgrade("gateway", settings.database_url_for("gateway"))
+    run_id = secrets.token_hex(4)
+    settings = settings_for_tests("postgres", run_id, tmp_path, members_url=f"http://127.0.0.1:{port}")
     gateway = create_app(settings)  # the production HTTP client, real sockets
-    async with gateway.router.lifespan_context(gateway):
+    async with gateway_database(settings), gateway.router.lifespan_context(gateway):
         install = install_header_resolver(gateway)
         loader = gateway.state.routes
         # a route learned while members was up; now nothing listens on its port
