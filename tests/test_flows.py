@@ -4,7 +4,7 @@ Every caller gets its credentials the way a real one does: the bootstrap admin (
 `ensure_admin`, as `qunyun up` does) logs in with `POST /v1/auth/token`, creates partner
 keys with `POST /v1/api-keys`, and partners mint member tokens with
 `POST /v1/auth/member-token`. Events travel members -> relay -> rewards when the test
-calls `system.drain()`, exactly as the relays do in production. Both backends.
+calls `system.drain()`, exactly as the relays do in production.
 """
 
 from __future__ import annotations

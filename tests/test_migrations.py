@@ -1,4 +1,4 @@
-"""Every service's migrations, on a fresh Postgres database and on SQLite.
+"""Every service's migrations, on a fresh Postgres database.
 
 Upgrade from empty to head, downgrade to base (nothing left but the version table),
 upgrade again; after each upgrade the models and the migrated schema must not differ
@@ -38,13 +38,10 @@ from tests.system import db_metadata
 REVISION_FILE = re.compile(r"^\d{8}_\d{4}_[a-z0-9_]+\.py$")
 
 
-@pytest_asyncio.fixture(params=["sqlite", "postgres"])
-async def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+@pytest_asyncio.fixture
+async def fresh_url() -> AsyncIterator[str]:
     """A URL template ({service}) for empty databases, dropped afterwards."""
-    if request.param == "sqlite":
-        template = f"sqlite+aiosqlite:///{tmp_path.as_posix()}/{{service}}.db"
-    else:
-        template = pg_url(f"qunyun_migr_{secrets.token_hex(4)}_{{service}}")
+    template = pg_url(f"qunyun_migr_{secrets.token_hex(4)}_{{service}}")
     yield template
     for service in SERVICES:
         await drop_database(template.format(service=service))
@@ -84,7 +81,7 @@ async def _current_revision(service: str, url: str) -> str | None:
 
 
 def _head(service: str) -> str:
-    heads = ScriptDirectory.from_config(alembic_config(service, "sqlite://")).get_heads()
+    heads = ScriptDirectory.from_config(alembic_config(service, pg_url("unused"))).get_heads()
     assert len(heads) == 1, f"{service} has {len(heads)} migration heads ({heads}); merge them"
     return heads[0]
 
@@ -93,7 +90,7 @@ def _head(service: str) -> str:
 async def test_upgrade_downgrade_upgrade_without_drift(fresh_url: str, service: str) -> None:
     url = fresh_url.format(service=service)
     model_tables = {table.name for table in db_metadata(service).sorted_tables}
-    assert await ensure_database(url) is (not url.startswith("sqlite"))
+    assert await ensure_database(url) is True
 
     await upgrade(service, url)
     assert await _table_names(url) == model_tables | {version_table(service)}
@@ -120,7 +117,7 @@ async def test_concurrent_ensure_database_creates_it_once() -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_revision_files_are_named_by_date_and_number(service: str) -> None:
-    versions = Path(alembic_config(service, "sqlite://").get_main_option("script_location") or "") / "versions"
+    versions = Path(alembic_config(service, pg_url("unused")).get_main_option("script_location") or "") / "versions"
     names = sorted(path.name for path in versions.glob("*.py"))
     assert names, f"{service} has no migrations"
     assert [name for name in names if not REVISION_FILE.match(name)] == []

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 import structlog
 from fastapi import Depends, Request
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
@@ -50,7 +49,7 @@ def new_id() -> uuid.UUID:
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """A timezone-aware timestamp on every backend (SQLite stores naive text; we store UTC)."""
+    """A `timestamptz` that refuses naive datetimes and reads back in UTC."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
@@ -64,8 +63,7 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
@@ -80,35 +78,12 @@ def table_of(model: Any) -> sa.Table:
     return table
 
 
-def dialect_of(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
-
-
-def insert_for(session: AsyncSession, table: sa.Table) -> Any:
-    """An INSERT that accepts `.on_conflict_do_update` / `.on_conflict_do_nothing` on either backend."""
-    return (postgresql.insert if dialect_of(session) == "postgresql" else sqlite.insert)(table)
-
-
-def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
-
-
 def create_engine(url: str, settings: Settings | None = None, *, pool: bool = True) -> AsyncEngine:
-    """An async engine: SQLite in WAL mode with a busy timeout, or a pooled asyncpg engine."""
+    """An asyncpg engine, pooled (or without a pool, for one-off jobs)."""
+    driver = make_url(url).drivername
+    if driver != "postgresql+asyncpg":
+        raise ValueError(f"Qunyun runs on PostgreSQL through asyncpg (postgresql+asyncpg://...), not {driver!r}")
     # hide_parameters: SQL errors would otherwise carry bound values (emails, names) into logs.
-    if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        return engine
     if not pool:
         return create_async_engine(url, poolclass=NullPool, hide_parameters=True)
     return create_async_engine(
@@ -152,10 +127,6 @@ class Database:
     @staticmethod
     def _after_rollback(session: Session) -> None:
         session.info.pop("outbox_written", None)
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

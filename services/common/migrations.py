@@ -2,8 +2,7 @@
 
 `services/<service>/migrations/env.py` is three lines that call `run_migrations` with the
 service's metadata. `upgrade`/`downgrade` drive alembic programmatically (the CLI and the
-tests use them), and `ensure_database` creates a missing Postgres database or SQLite
-directory first.
+tests use them), and `ensure_database` creates a missing Postgres database first.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel.sql.sqltypes import AutoString
 
-from services.common.db import UTCDateTime, is_sqlite
+from services.common.db import UTCDateTime
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent
 
@@ -52,7 +51,6 @@ def _configure(connection: sa.Connection | None, metadata: sa.MetaData, service:
     options: dict[str, Any] = {
         "target_metadata": metadata,
         "version_table": version_table(service),
-        "render_as_batch": is_sqlite(url),  # SQLite alters tables by copying them
         "render_item": _render_item,
         "compare_type": True,
         "compare_server_default": False,
@@ -93,10 +91,6 @@ def run_migrations(metadata: sa.MetaData) -> None:
 async def ensure_database(url: str) -> bool:
     """Create the database named by `url` if it is missing; True if it was created."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        return False
     name = parsed.database or ""
     admin = create_async_engine(parsed.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
@@ -122,11 +116,6 @@ def _quoted(identifier: str) -> str:
 
 async def drop_database(url: str) -> None:
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database:
-            for suffix in ("", "-wal", "-shm"):
-                Path(parsed.database + suffix).unlink(missing_ok=True)
-        return
     admin = create_async_engine(parsed.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as conn:

@@ -1,4 +1,6 @@
-"""Dialect helpers, so one Core statement works on Postgres and on SQLite."""
+"""Array statements: many rows sent as one array parameter per column and `unnest`ed, so a
+statement over any number of rows is one round trip with a constant SQL text (compiled and
+prepared once)."""
 
 from __future__ import annotations
 
@@ -6,21 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.dialects import postgresql
 
-from services.common.db import UTCDateTime, dialect_of
-
-
-def greatest(session: AsyncSession, left: Any, right: Any) -> sa.ColumnElement[Any]:
-    """The larger of two values (SQLite spells GREATEST as the two-argument MAX)."""
-    if dialect_of(session) == "postgresql":
-        return sa.func.greatest(left, right)
-    return sa.func.max(left, right)
-
-
-def is_postgres(session: AsyncSession) -> bool:
-    return dialect_of(session) == "postgresql"
+from services.common.db import UTCDateTime
 
 
 def _array_item(column: sa.Column[Any]) -> sa.types.TypeEngine[Any]:
@@ -31,31 +21,26 @@ def _array_item(column: sa.Column[Any]) -> sa.types.TypeEngine[Any]:
     return column.type
 
 
-def array_rows(table: sa.Table, columns: Sequence[str], name: str = "v") -> Any:
-    """`unnest(:a_<col>, ...) AS v(<col>, ...)`: rows from one array parameter per column,
-    so a statement over any number of rows is one round trip with a constant SQL text
-    (compiled and prepared once). Postgres only."""
+def array_rows(table: sa.Table, columns: Sequence[str], name: str = "v", prefix: str = "a") -> Any:
+    """`unnest(:<prefix>_<col>, ...) AS <name>(<col>, ...)`: rows from one array parameter
+    per column (give each a prefix of its own when several share one statement)."""
     return (
-        sa.func.unnest(*(sa.bindparam(f"a_{c}", type_=postgresql.ARRAY(_array_item(table.c[c]))) for c in columns))
+        sa.func.unnest(
+            *(sa.bindparam(f"{prefix}_{c}", type_=postgresql.ARRAY(_array_item(table.c[c]))) for c in columns)
+        )
         .table_valued(*columns, name=name)
         .render_derived()
     )
 
 
-def insert_rows(session: AsyncSession, table: sa.Table, columns: Sequence[str]) -> Any:
-    """`INSERT INTO table (columns)` of many rows, accepting `.on_conflict_*` and `.returning`:
-    from column arrays on Postgres (`array_rows`), an executemany on SQLite. Pass the rows
-    with `row_params`."""
-    if is_postgres(session):
-        source = array_rows(table, columns)
-        return postgresql.insert(table).from_select(list(columns), sa.select(*(source.c[c] for c in columns)))
-    return sqlite.insert(table)
+def insert_rows(table: sa.Table, columns: Sequence[str]) -> Any:
+    """`INSERT INTO table (columns) SELECT ... FROM unnest(...)` of many rows, accepting
+    `.on_conflict_*` and `.returning`. Pass the rows with `row_params`."""
+    source = array_rows(table, columns)
+    return postgresql.insert(table).from_select(list(columns), sa.select(*(source.c[c] for c in columns)))
 
 
-def row_params(session: AsyncSession, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Any:
-    """The parameters of a statement built on `array_rows`/`insert_rows`: one list per column
-    on Postgres, one dict per row on SQLite."""
-    if is_postgres(session):
-        materialized = rows if isinstance(rows, list) else list(rows)
-        return {f"a_{c}": [row[c] for row in materialized] for c in columns}
-    return [{c: row[c] for c in columns} for row in rows]
+def row_params(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], prefix: str = "a") -> dict[str, list[Any]]:
+    """The parameters of a statement built on `array_rows`/`insert_rows`: one list per column."""
+    materialized = rows if isinstance(rows, list) else list(rows)
+    return {f"{prefix}_{c}": [row[c] for row in materialized] for c in columns}

@@ -1,31 +1,24 @@
-"""Engines: SQLite in WAL mode with a busy timeout, Postgres pooled; UTC timestamps; no
-bound values in SQL errors."""
+"""Engines: asyncpg only, pooled as configured; UTC timestamps; no bound values in SQL errors."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from services.common.db import Database, UTCDateTime
+from services.common.db import Database, UTCDateTime, create_engine
 from tests.common.kit import KitDatabases, KitSystem
 
 
-async def test_sqlite_connections_use_wal_and_a_busy_timeout(tmp_path: Path) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path.as_posix()}/pragmas.db")
-    try:
-        async with db.engine.connect() as conn:
-            pragmas = {
-                name: (await conn.execute(sa.text(f"PRAGMA {name}"))).scalar()
-                for name in ("journal_mode", "busy_timeout", "foreign_keys", "synchronous")
-            }
-    finally:
-        await db.dispose()
-    assert pragmas == {"journal_mode": "wal", "busy_timeout": 30000, "foreign_keys": 1, "synchronous": 1}
+@pytest.mark.parametrize(
+    "url", ["sqlite+aiosqlite:///qunyun.db", "postgresql://postgres@127.0.0.1/qunyun", "mysql+aiomysql://x@h/db"]
+)
+def test_engines_are_asyncpg_only(url: str) -> None:
+    with pytest.raises(ValueError, match="asyncpg"):
+        create_engine(url)
 
 
 async def test_postgres_engines_are_pooled_as_configured(pg_kit_dbs: KitDatabases) -> None:

@@ -1,5 +1,5 @@
-"""The outbox's batch write: the same rows on SQLite (executemany) and Postgres (unnest),
-and event data encoded exactly as `jsonable_encoder` would have it."""
+"""The outbox's batch write (one `unnest` statement for events and their pending rows), and
+event data encoded exactly as `jsonable_encoder` would have it."""
 
 from __future__ import annotations
 

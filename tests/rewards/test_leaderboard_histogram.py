@@ -10,10 +10,8 @@ import secrets
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from services.common.db import UTCDateTime, create_engine
@@ -152,14 +150,10 @@ async def test_concurrent_awards_and_erasures_keep_the_histogram_exact(pg_system
     await assert_consistent(pg_system)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-async def test_migration_backfills_the_histogram(backend: str, tmp_path: Path) -> None:
+async def test_migration_backfills_the_histogram() -> None:
     """0004 counts the existing period_points rows (points > 0) per board and value."""
-    if backend == "postgres":
-        url = pg_url(f"qunyun_test_histogram_{secrets.token_hex(4)}")
-        await ensure_database(url)
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path.as_posix()}/rewards.db"
+    url = pg_url(f"qunyun_test_histogram_{secrets.token_hex(4)}")
+    await ensure_database(url)
     engine = create_engine(url, pool=False)
     community = uuid.uuid4()
     try:
@@ -189,5 +183,4 @@ async def test_migration_backfills_the_histogram(backend: str, tmp_path: Path) -
             assert (await connection.execute(sa.text("SELECT count(*) FROM period_points"))).scalar() == 5
     finally:
         await engine.dispose()
-        if backend == "postgres":
-            await drop_database(url)
+        await drop_database(url)

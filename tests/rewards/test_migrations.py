@@ -1,14 +1,12 @@
-"""The rewards migrations build exactly the tables the models describe, on both backends."""
+"""The rewards migrations build exactly the tables the models describe, and move data as they should."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -31,14 +29,10 @@ async def test_models_and_migrations_do_not_drift(system: System) -> None:
         assert await connection.run_sync(diff) == []
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-async def test_stock_moves_into_buckets_and_back(backend: str, tmp_path: Path) -> None:
+async def test_stock_moves_into_buckets_and_back() -> None:
     """0003 spreads each limited reward's `stock` over its buckets; the downgrade sums them back."""
-    if backend == "postgres":
-        url = pg_url(f"qunyun_test_stock_{secrets.token_hex(4)}")
-        await ensure_database(url)
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path.as_posix()}/rewards.db"
+    url = pg_url(f"qunyun_test_stock_{secrets.token_hex(4)}")
+    await ensure_database(url)
     engine = create_engine(url, pool=False)
     limited, unlimited = uuid.uuid4(), uuid.uuid4()
     try:
@@ -66,5 +60,4 @@ async def test_stock_moves_into_buckets_and_back(backend: str, tmp_path: Path) -
             assert sorted(rows.scalars().all(), key=lambda v: v is None) == [37, None]
     finally:
         await engine.dispose()
-        if backend == "postgres":
-            await drop_database(url)
+        await drop_database(url)

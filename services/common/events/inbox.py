@@ -27,7 +27,7 @@ import sqlalchemy as sa
 import structlog
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -87,68 +87,56 @@ def _consumer_unavailable(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
-def _inbox_insert(tables: KitTables, dialect: str) -> Any:
-    """The inbox insert, built once per table and dialect, so SQLAlchemy's compiled cache
-    and the driver's prepared statement are reused (a multi-row VALUES is compiled anew for
-    every batch: ~100 ms for 500 events).
-
-    Postgres gets one statement over arrays (`unnest`, one parameter per column whatever
-    the batch size); SQLite an executemany of one-row inserts (same semantics)."""
-    key = (id(tables.inbox), dialect)
-    cached = _INBOX_INSERTS.get(key)
+def _inbox_insert(tables: KitTables) -> Any:
+    """The inbox insert, built once per table, so SQLAlchemy's compiled cache and the
+    driver's prepared statement are reused (a multi-row VALUES is compiled anew for every
+    batch: ~100 ms for 500 events). One statement over arrays (`unnest`, one parameter per
+    column whatever the batch size)."""
+    inbox = tables.inbox
+    cached = _INBOX_INSERTS.get(id(inbox))
     if cached is not None:
         return cached
-    inbox = tables.inbox
-    if dialect == "postgresql":
-        rows = (
-            sa.func.unnest(
-                sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid())),
-                sa.bindparam("types", type_=postgresql.ARRAY(sa.String())),
-                sa.bindparam("sources", type_=postgresql.ARRAY(sa.String())),
-            )
-            .table_valued("event_id", "type", "source")
-            .render_derived()
+    rows = (
+        sa.func.unnest(
+            sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid())),
+            sa.bindparam("types", type_=postgresql.ARRAY(sa.String())),
+            sa.bindparam("sources", type_=postgresql.ARRAY(sa.String())),
         )
-        statement: Any = (
-            postgresql.insert(inbox)
-            .from_select(
-                ["event_id", "type", "source", "received_at"],
-                sa.select(
-                    rows.c.event_id,
-                    rows.c.type,
-                    rows.c.source,
-                    sa.bindparam("received_at", type_=inbox.c.received_at.type),
-                ),
-            )
-            .on_conflict_do_nothing()
-            .returning(inbox.c.event_id)
+        .table_valued("event_id", "type", "source")
+        .render_derived()
+    )
+    statement = (
+        postgresql.insert(inbox)
+        .from_select(
+            ["event_id", "type", "source", "received_at"],
+            sa.select(
+                rows.c.event_id,
+                rows.c.type,
+                rows.c.source,
+                sa.bindparam("received_at", type_=inbox.c.received_at.type),
+            ),
         )
-    else:
-        statement = sqlite.insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
-    _INBOX_INSERTS[key] = statement
+        .on_conflict_do_nothing()
+        .returning(inbox.c.event_id)
+    )
+    _INBOX_INSERTS[id(inbox)] = statement
     return statement
 
 
-_INBOX_INSERTS: dict[tuple[int, str], Any] = {}
+_INBOX_INSERTS: dict[int, Any] = {}
 
 
 async def record_new_events(session: AsyncSession, tables: KitTables, events: list[Event]) -> set[uuid.UUID]:
     """Insert the ids into the inbox; return those that were not there before."""
     if not events:
         return set()
-    now = utcnow()
-    dialect = session.get_bind().dialect.name
-    statement = _inbox_insert(tables, dialect)
-    if dialect == "postgresql":
-        params: Any = {
-            "ids": [e.id for e in events],
-            "types": [e.type for e in events],
-            "sources": [e.source for e in events],
-            "received_at": now,
-        }
-    else:
-        params = [{"event_id": e.id, "type": e.type, "source": e.source, "received_at": now} for e in events]
-    return set((await session.execute(statement, params)).scalars())
+    params = {
+        "ids": [e.id for e in events],
+        "types": [e.type for e in events],
+        "sources": [e.source for e in events],
+        "received_at": utcnow(),
+    }
+    return set((await session.execute(_inbox_insert(tables), params)).scalars())
 
 
 async def apply_events(

@@ -4,9 +4,9 @@ Each session made by a service's `Database` carries the service's `Outbox` in
 `session.info`, so any service function can `await emit(session, "member.created", data)`
 and the event commits (or rolls back) with the change it describes.
 
-On Postgres a batch of events costs one statement whatever its size: each column goes
-as one array and `unnest` turns the arrays back into rows (batch ingest writes thousands
-of events per request). SQLite takes the portable multi-row inserts.
+A batch of events costs one statement whatever its size: each column goes as one array
+and `unnest` turns the arrays back into rows (batch ingest writes thousands of events per
+request).
 """
 
 from __future__ import annotations
@@ -82,35 +82,10 @@ class Outbox:
             if moment.tzinfo is None:
                 raise ValueError("naive datetime given to a UTC column")
         routes = {d.type: self.subscribers_for(d.type) for d in drafts}
-        if session.get_bind().dialect.name == "postgresql":
-            await self._write_unnest(session, ids, drafts, occurred, routes, now)
-        else:
-            await self._write_rows(session, ids, drafts, occurred, routes, now)
+        await self._write_unnest(session, ids, drafts, occurred, routes, now)
         if any(routes.values()):
             session.info["outbox_written"] = True
         return ids
-
-    async def _write_rows(
-        self,
-        session: AsyncSession,
-        ids: list[uuid.UUID],
-        drafts: Sequence[EventDraft],
-        occurred: list[datetime],
-        routes: dict[str, list[str]],
-        now: datetime,
-    ) -> None:
-        rows = [
-            {"id": event_id, "type": d.type, "occurred_at": at, "data": _as_json(d.data)}
-            for event_id, d, at in zip(ids, drafts, occurred, strict=True)
-        ]
-        await session.execute(self.tables.outbox.insert(), rows)
-        pending = [
-            {"subscriber": subscriber, "event_id": event_id, "attempts": 0, "next_attempt_at": now}
-            for event_id, d in zip(ids, drafts, strict=True)
-            for subscriber in routes[d.type]
-        ]
-        if pending:
-            await session.execute(self.tables.outbox_pending.insert(), pending)
 
     async def _write_unnest(
         self,
@@ -146,17 +121,6 @@ class Outbox:
         )
 
 
-def _as_json(data: dict[str, Any]) -> Any:
-    """`data` as JSON values: UUIDs, datetimes and models become JSON, not a flush error.
-    Data that is JSON already (the common case) is kept as is: the C encoder checks it in a
-    few microseconds, `jsonable_encoder` walks it in Python (~60 us per event)."""
-    try:
-        json.dumps(data)
-    except (TypeError, ValueError):
-        return jsonable_encoder(data)
-    return data
-
-
 def outbox_of(session: AsyncSession) -> Outbox:
     outbox = session.info.get("outbox")
     if not isinstance(outbox, Outbox):
@@ -178,5 +142,5 @@ async def emit(
 
 
 async def emit_many(session: AsyncSession, drafts: Sequence[EventDraft]) -> list[uuid.UUID]:
-    """Record many events with one multi-row insert (batch ingest)."""
+    """Record many events with one statement (batch ingest)."""
     return await outbox_of(session).write(session, drafts)

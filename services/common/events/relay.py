@@ -1,8 +1,8 @@
 """Delivering events: the relay posts pending outbox rows to each subscriber in batches.
 
-Per subscriber, a pass claims up to `relay_batch_size` due rows (`FOR UPDATE SKIP LOCKED`
-on Postgres, so replicas never send the same rows at once; the locks are held until the
-pass has recorded its outcome), POSTs them as one `{"events": [...]}` to the subscriber's
+Per subscriber, a pass claims up to `relay_batch_size` due rows (`FOR UPDATE SKIP LOCKED`,
+so replicas never send the same rows at once; the locks are held until the pass has
+recorded its outcome), POSTs them as one `{"events": [...]}` to the subscriber's
 `/internal/events`, and deletes the rows on a 2xx. Subscribers do not wait for each other.
 
 A failed POST is one of two kinds:
@@ -24,7 +24,7 @@ counts consecutive failures of the current kind, so hours of outage never park a
 at its first rejection afterwards.
 
 Every relay also runs housekeeping every `maintenance_interval_seconds` (safe with any
-number of replicas: plain deletes of rows nobody needs, `SKIP LOCKED` on Postgres):
+number of replicas: plain deletes of rows nobody needs, claimed with `SKIP LOCKED`):
 delivered outbox rows after `outbox_retention_days`, inbox ids after
 `inbox_retention_days`, and Idempotency-Keys after 24 h.
 """
@@ -510,23 +510,19 @@ async def unpark(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _skip_locked(query: sa.Select[Any], session: AsyncSession) -> sa.Select[Any]:
-    # Replicas purging at once split the rows instead of queueing behind each other.
-    return query.with_for_update(skip_locked=True) if session.get_bind().dialect.name == "postgresql" else query
-
-
 async def purge_delivered_outbox(session: AsyncSession, tables: KitTables, before: datetime) -> int:
     """Delete outbox rows that occurred before `before` and wait for no subscriber."""
     outbox, pending = tables.outbox, tables.outbox_pending
     waiting = sa.select(pending.c.event_id).where(pending.c.event_id == outbox.c.id).exists()
     total = 0
     while True:
-        chunk = _skip_locked(
+        # SKIP LOCKED: replicas purging at once split the rows instead of queueing behind each other.
+        chunk = (
             sa.select(outbox.c.seq)
             .where(outbox.c.occurred_at < before, ~waiting)
             .order_by(outbox.c.seq)
-            .limit(PURGE_CHUNK),
-            session,
+            .limit(PURGE_CHUNK)
+            .with_for_update(skip_locked=True)
         )
         seqs = list((await session.execute(chunk)).scalars())
         if seqs:
@@ -541,8 +537,11 @@ async def purge_inbox(session: AsyncSession, tables: KitTables, before: datetime
     inbox = tables.inbox
     total = 0
     while True:
-        chunk = _skip_locked(
-            sa.select(inbox.c.event_id).where(inbox.c.received_at < before).limit(PURGE_CHUNK), session
+        chunk = (
+            sa.select(inbox.c.event_id)
+            .where(inbox.c.received_at < before)
+            .limit(PURGE_CHUNK)
+            .with_for_update(skip_locked=True)
         )
         ids = list((await session.execute(chunk)).scalars())
         if ids:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from services.common.db import UTCDateTime
 
-BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+BigId = sa.BigInteger()
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,8 @@ async def list_staff(
 
 
 def _has_role(role: str) -> sa.ColumnElement[bool]:
-    # Roles are a JSON list of known words; its text holds `"role"` exactly when the list does,
-    # which reads the same on SQLite and Postgres (no JSON operators needed).
+    # Roles are a JSON list of known words; its text holds `"role"` exactly when the list does
+    # (the column is `json`, not `jsonb`: no containment operator without a cast).
     return sa.cast(col(StaffAccount.roles), sa.Text).like(f'%"{role}"%')
 
 

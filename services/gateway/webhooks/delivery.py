@@ -1,12 +1,12 @@
 """The delivery worker: claims due deliveries, signs and sends them, records the outcome.
 
-Every gateway replica runs one. A claim is a short transaction that picks due rows, the oldest few per
-endpoint, with `FOR UPDATE SKIP LOCKED` (Postgres) and flips them to `sending` with a lease and a claim
-token by a conditional update (so SQLite's single writer is safe too): no two workers
-ever hold the same attempt. The HTTP call happens outside any transaction; outcomes are
-recorded in batches, each guarded by the claim token. A worker that dies mid-way leaves
-`sending` rows whose lease expires; they are then claimed again (at least once, never
-lost). Sending is concurrent across endpoints and bounded per endpoint in each process.
+Every gateway replica runs one. A claim is a short transaction that picks due rows, the
+oldest few per endpoint, with `FOR UPDATE SKIP LOCKED` and flips them to `sending` with a
+lease and a claim token: no two workers ever hold the same attempt. The HTTP call happens
+outside any transaction; outcomes are recorded in batches, each guarded by the claim token.
+A worker that dies mid-way leaves `sending` rows whose lease expires; they are then claimed
+again (at least once, never lost). Sending is concurrent across endpoints and bounded per
+endpoint in each process.
 """
 
 from __future__ import annotations
@@ -160,61 +160,41 @@ class DeliveryWorker:
             endpoints.c.previous_secret_expires_at,
             messages.c.payload,
         )
-        if self.db.is_sqlite:
-            # One writer at a time: the plain oldest-first scan is enough.
-            stmt = (
-                sa.select(
-                    deliveries.c.id,
-                    deliveries.c.endpoint_id,
-                    deliveries.c.message_id,
-                    deliveries.c.trigger,
-                    deliveries.c.round_attempts,
-                    *job_columns,
-                )
-                .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
-                .join(messages, messages.c.id == deliveries.c.message_id)
-                .where(due, endpoints.c.disabled.is_(False))
-                .order_by(deliveries.c.next_attempt_at)
-                .limit(limit)
+        # Per endpoint, at most its slot count of the oldest due rows (an index range
+        # scan each), locked with SKIP LOCKED so replicas take disjoint rows.
+        per_endpoint = (
+            sa.select(
+                deliveries.c.id,
+                deliveries.c.endpoint_id,
+                deliveries.c.message_id,
+                deliveries.c.trigger,
+                deliveries.c.round_attempts,
+                deliveries.c.next_attempt_at,
             )
-            if saturated:
-                stmt = stmt.where(deliveries.c.endpoint_id.not_in(saturated))
-        else:
-            # Per endpoint, at most its slot count of the oldest due rows (an index range
-            # scan each), locked with SKIP LOCKED so replicas take disjoint rows.
-            per_endpoint = (
-                sa.select(
-                    deliveries.c.id,
-                    deliveries.c.endpoint_id,
-                    deliveries.c.message_id,
-                    deliveries.c.trigger,
-                    deliveries.c.round_attempts,
-                    deliveries.c.next_attempt_at,
-                )
-                .where(deliveries.c.endpoint_id == endpoints.c.id, due)
-                .order_by(deliveries.c.next_attempt_at)
-                .limit(self.per_endpoint)
-                .with_for_update(skip_locked=True)
-                .lateral("due")
+            .where(deliveries.c.endpoint_id == endpoints.c.id, due)
+            .order_by(deliveries.c.next_attempt_at)
+            .limit(self.per_endpoint)
+            .with_for_update(skip_locked=True)
+            .lateral("due")
+        )
+        stmt = (
+            sa.select(
+                per_endpoint.c.id,
+                per_endpoint.c.endpoint_id,
+                per_endpoint.c.message_id,
+                per_endpoint.c.trigger,
+                per_endpoint.c.round_attempts,
+                *job_columns,
             )
-            stmt = (
-                sa.select(
-                    per_endpoint.c.id,
-                    per_endpoint.c.endpoint_id,
-                    per_endpoint.c.message_id,
-                    per_endpoint.c.trigger,
-                    per_endpoint.c.round_attempts,
-                    *job_columns,
-                )
-                .select_from(endpoints)
-                .join(per_endpoint, sa.true())
-                .join(messages, messages.c.id == per_endpoint.c.message_id)
-                .where(endpoints.c.disabled.is_(False))
-                .order_by(per_endpoint.c.next_attempt_at)
-                .limit(limit)
-            )
-            if saturated:
-                stmt = stmt.where(endpoints.c.id.not_in(saturated))
+            .select_from(endpoints)
+            .join(per_endpoint, sa.true())
+            .join(messages, messages.c.id == per_endpoint.c.message_id)
+            .where(endpoints.c.disabled.is_(False))
+            .order_by(per_endpoint.c.next_attempt_at)
+            .limit(limit)
+        )
+        if saturated:
+            stmt = stmt.where(endpoints.c.id.not_in(saturated))
         async with self.db.session() as session:
             rows = (await session.execute(stmt)).all()
             free = {eid: self.per_endpoint - n for eid, n in self._in_flight.items()}
@@ -228,7 +208,8 @@ class DeliveryWorker:
                 return []
             token = uuid.uuid4()
             lease_until = now + timedelta(seconds=self.settings.webhook_lease_seconds)
-            # Conditional: only rows still due are taken (a concurrent SQLite writer may have won).
+            # The rows are locked (SKIP LOCKED above), so all are taken; the update repeats the
+            # due condition as a guard, and only the ids it returns become jobs.
             claimed = set(
                 (
                     await session.execute(

@@ -207,7 +207,7 @@ async def get_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> Webhook
 
 
 async def lock_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> WebhookEndpoint:
-    """Load an endpoint for a change, holding its row lock (Postgres) until commit."""
+    """Load an endpoint for a change, holding its row lock until commit."""
     stmt = sa.select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).with_for_update()  # type: ignore[arg-type]
     endpoint = (await session.execute(stmt)).scalar_one_or_none()
     if endpoint is None:

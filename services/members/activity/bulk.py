@@ -1,9 +1,9 @@
-"""Postgres writes of the ingest hot path: whole columns as arrays, one statement per table.
+"""Writes of the ingest hot path: whole columns as arrays, one statement per table.
 
 `INSERT ... SELECT * FROM unnest($1::uuid[], ...)` costs one round trip and one parse
 whatever the batch size, and asyncpg encodes each array in one go (no per-row bind
 processing). Rows come out of `unnest` in array order, which callers sort by key, so
-locks are taken in key order (see `service`). SQLite never comes here.
+locks are taken in key order (see `service`).
 """
 
 from __future__ import annotations

@@ -3,9 +3,8 @@
 A batch of N events costs one query to resolve members and one for communities, then one
 statement each for: the events (INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id),
 their `activity.recorded` outbox rows (and the per-subscriber pending rows),
-`last_active_at`, and each rollup table (counted per key in Python first). On Postgres
-every one of these sends whole columns as arrays and `unnest`s them (see `bulk`); SQLite
-takes portable executemany statements with the same effect.
+`last_active_at`, and each rollup table (counted per key in Python first). Every one of
+these sends whole columns as arrays and `unnest`s them (see `bulk`).
 
 Lock order: every batch writes events, outbox, members, daily and then hourly rollups,
 each in key order, so concurrent batches wait for each other instead of deadlocking. The
@@ -22,25 +21,17 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import UTCDateTime, dialect_of, insert_for, table_of, utcnow
+from services.common.db import utcnow
 from services.common.events import EventDraft, emit_many
 from services.common.problems import ProblemError, Unprocessable
 from services.members.activity import bulk
-from services.members.activity.models import Activity, ActivityDaily, ActivityHourly
 from services.members.activity.schemas import ActivityCreate
 from services.members.communities.service import CommunityNotFound, community_zones
 from services.members.events import ACTIVITY_RECORDED, rfc3339
-from services.members.profiles.models import Member
 from services.members.profiles.service import MemberNotFound, resolve_member_ids
-
-activities = table_of(Activity)
-activity_daily = table_of(ActivityDaily)
-activity_hourly = table_of(ActivityHourly)
-members = table_of(Member)
 
 _one = TypeAdapter(ActivityCreate)
 _many = TypeAdapter(list[ActivityCreate])
@@ -147,8 +138,7 @@ async def record_activities(
             position[event_id] = index
 
     ordered = [pending[k] for k in sorted(pending, key=_uuid_order)]
-    postgres = dialect_of(session) == "postgresql"
-    new_ids = await (bulk.insert_activities(session, ordered, now) if postgres else _insert_new(session, ordered, now))
+    new_ids = await bulk.insert_activities(session, ordered, now)
     for event_id, index in position.items():
         outcomes[index] = Recorded(event_id, duplicate=event_id not in new_ids)
     fresh = [event for event in ordered if event.id in new_ids]  # still in id order
@@ -156,12 +146,8 @@ async def record_activities(
         await emit_many(session, [_recorded_event(event) for event in fresh])
         latest = _latest_activity(fresh)
         daily, hourly = _rollups(fresh)
-        if postgres:
-            await bulk.touch_members(session, latest)
-            await bulk.add_to_rollups(session, daily, hourly)
-        else:
-            await _touch_members(session, latest)
-            await _roll_up(session, daily, hourly)
+        await bulk.touch_members(session, latest)
+        await bulk.add_to_rollups(session, daily, hourly)
     return [o for o in outcomes if o is not None]
 
 
@@ -194,75 +180,6 @@ def _rollups(events: list[NewActivity]) -> tuple[list[tuple[DailyKey, int]], lis
     return (
         sorted(daily.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2].int)),
         sorted(hourly.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2])),
-    )
-
-
-# ---------------------------------------------------------------- portable (SQLite) writes
-
-
-async def _insert_new(session: AsyncSession, events: list[NewActivity], now: datetime) -> set[uuid.UUID]:
-    """Multi-row INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id: the ids that were new."""
-    if not events:
-        return set()
-    statement = (
-        insert_for(session, activities)
-        .on_conflict_do_nothing(index_elements=[activities.c.id])
-        .returning(activities.c.id)
-    )
-    # Executemany with RETURNING: SQLAlchemy's "insertmanyvalues" sends multi-row INSERTs built
-    # from one cached compilation (a literal `.values([...])` would be compiled on every call).
-    values = [
-        {
-            "id": e.id,
-            "community_id": e.community_id,
-            "member_id": e.member_id,
-            "type": e.type,
-            "occurred_at": e.occurred_at,
-            "local_date": e.local_date,
-            "properties": e.properties,
-            "recorded_at": now,
-        }
-        for e in events
-    ]
-    return set((await session.execute(statement, values)).scalars())
-
-
-async def _touch_members(session: AsyncSession, latest: list[tuple[uuid.UUID, datetime]]) -> None:
-    """`last_active_at` moves forward only (a late, older event never moves it back)."""
-    ts = sa.bindparam("ts", type_=UTCDateTime())
-    statement = (
-        members.update()
-        .where(
-            members.c.id == sa.bindparam("mid"),
-            sa.or_(members.c.last_active_at.is_(None), members.c.last_active_at < ts),
-        )
-        .values(last_active_at=ts)
-    )
-    await session.execute(statement, [{"mid": member_id, "ts": at} for member_id, at in latest])
-
-
-async def _roll_up(
-    session: AsyncSession, daily: list[tuple[DailyKey, int]], hourly: list[tuple[HourlyKey, int]]
-) -> None:
-    """Add the new events to the daily and hourly rollups (one upsert per table)."""
-    daily_insert = insert_for(session, activity_daily)
-    await session.execute(
-        daily_insert.on_conflict_do_update(
-            index_elements=[activity_daily.c.community_id, activity_daily.c.local_date, activity_daily.c.member_id],
-            set_={"events": activity_daily.c.events + daily_insert.excluded.events},
-        ),
-        [{"community_id": c, "local_date": d, "member_id": m, "events": n} for (c, d, m), n in daily],
-    )
-    hourly_insert = insert_for(session, activity_hourly)
-    await session.execute(
-        hourly_insert.on_conflict_do_update(
-            index_elements=[activity_hourly.c.community_id, activity_hourly.c.local_date, activity_hourly.c.hour],
-            set_={"events": activity_hourly.c.events + hourly_insert.excluded.events},
-        ),
-        [
-            {"community_id": c, "local_date": d, "hour": h, "weekday": d.weekday(), "events": n}
-            for (c, d, h), n in hourly
-        ],
     )
 
 

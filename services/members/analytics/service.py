@@ -1,4 +1,4 @@
-"""Analytics over the rollups (never raw events): portable SQL, one query per answer.
+"""Analytics over the rollups (never raw events): one query per answer.
 
 Days are local days in the community's zone, as recorded at ingest.
 """
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import dialect_of, table_of, utcnow
+from services.common.db import table_of, utcnow
 from services.common.problems import Unprocessable
 from services.members.activity.models import ActivityDaily, ActivityHourly
 from services.members.analytics.schemas import (
@@ -28,7 +28,6 @@ from services.members.communities.models import Community
 from services.members.communities.service import get_community
 from services.members.memberships.models import Membership
 from services.members.profiles.models import Member
-from services.members.sql import weeks_since
 
 daily = table_of(ActivityDaily)
 hourly = table_of(ActivityHourly)
@@ -58,9 +57,9 @@ def date_range(community: Community, start: date | None, end: date | None, defau
     return start, end
 
 
-def _day(value: date | str) -> date:
-    # SQLite hands computed dates back as text.
-    return value if isinstance(value, date) else date.fromisoformat(value)
+def weeks_since(day: sa.ColumnElement[date], origin: date) -> sa.ColumnElement[int]:
+    """Whole weeks from `origin` to the date column `day` (for days on or after `origin`)."""
+    return sa.cast(day - sa.literal(origin, sa.Date), sa.Integer) // 7  # date - date: a number of days
 
 
 async def engagement(
@@ -69,18 +68,10 @@ async def engagement(
     """DAU, WAU (7 days), MAU (30 days) and stickiness per day, from the daily rollup."""
     community = await get_community(session, community_id)
     start, end = date_range(community, start, end, DEFAULT_ENGAGEMENT_DAYS)
-    span = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    # The days as a derived table (portable: no generate_series on SQLite), with their windows.
-    days = sa.union_all(
-        *(
-            sa.select(
-                sa.literal(d, sa.Date).label("day"),
-                sa.literal(d - timedelta(days=6), sa.Date).label("week_from"),
-                sa.literal(d - timedelta(days=29), sa.Date).label("month_from"),
-            )
-            for d in span
-        )
-    ).cte("days")
+    # The days of the range, with their windows.
+    offsets = sa.func.generate_series(0, (end - start).days).table_valued("n").render_derived()
+    day = sa.literal(start, sa.Date) + offsets.c.n
+    days = sa.select(day.label("day"), (day - 6).label("week_from"), (day - 29).label("month_from")).cte("days")
     in_window = sa.and_(
         daily.c.community_id == community_id,
         daily.c.local_date >= days.c.month_from,
@@ -107,7 +98,7 @@ async def engagement(
         to=end,
         days=[
             EngagementDay(
-                day=_day(row.day),
+                day=row.day,
                 dau=row.dau,
                 wau=row.wau,
                 mau=row.mau,
@@ -123,8 +114,7 @@ async def retention(session: AsyncSession, community_id: uuid.UUID, weeks: int, 
     community = await get_community(session, community_id)
     today = as_of or local_today(community)
     first = today - timedelta(days=today.weekday()) - timedelta(weeks=weeks - 1)
-    dialect = dialect_of(session)
-    cohort = weeks_since(memberships.c.joined_date, first, dialect).label("cohort")
+    cohort = weeks_since(memberships.c.joined_date, first).label("cohort")
     joined = sa.and_(
         memberships.c.community_id == community_id,
         memberships.c.joined_date >= first,
@@ -132,7 +122,7 @@ async def retention(session: AsyncSession, community_id: uuid.UUID, weeks: int, 
     )
     sizes = await session.execute(sa.select(cohort, sa.func.count()).where(joined).group_by(cohort))
     size_of = {row[0]: row[1] for row in sizes}
-    week = weeks_since(daily.c.local_date, first, dialect).label("week")
+    week = weeks_since(daily.c.local_date, first).label("week")
     active = await session.execute(
         sa.select(cohort, week, sa.func.count(sa.distinct(daily.c.member_id)))
         .select_from(memberships.join(daily, daily.c.member_id == memberships.c.member_id))

@@ -7,9 +7,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import insert_for, table_of, utcnow
+from services.common.db import table_of, utcnow
 from services.common.events import emit
 from services.common.problems import NotFound
 from services.members.communities.service import get_community
@@ -40,7 +41,7 @@ async def join_community(
     }
     # The primary key decides under concurrency: one INSERT wins, the others see its row.
     inserted = await session.execute(
-        insert_for(session, memberships).values(values).on_conflict_do_nothing().returning(memberships.c.member_id)
+        postgresql.insert(memberships).values(values).on_conflict_do_nothing().returning(memberships.c.member_id)
     )
     created = inserted.scalar_one_or_none() is not None
     if not created:

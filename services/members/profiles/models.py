@@ -13,8 +13,8 @@ from sqlmodel import Field
 from services.common.db import UTCDateTime, new_id, utcnow
 from services.members.db import MembersModel
 
-# JSONB on Postgres (containment and equality on attribute values), JSON text on SQLite.
-JSONDocument = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# JSONB: containment and equality on attribute values.
+JSONDocument = postgresql.JSONB()
 
 
 class Member(MembersModel, table=True):

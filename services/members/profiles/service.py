@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import dialect_of, insert_for, table_of, utcnow
+from services.common.db import table_of, utcnow
 from services.common.events import emit
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
@@ -26,7 +26,6 @@ from services.members.profiles.schemas import (
     MemberUpdate,
     MemberUpsert,
 )
-from services.members.sql import like_escape
 from services.members.validation import looks_like_phone, normalize_email, normalize_phone
 
 members = table_of(Member)
@@ -129,7 +128,7 @@ async def _insert_member(
         **_contact_values(vault, member_id, "phone", data.phone),
     }
     statement = (
-        insert_for(session, members)
+        postgresql.insert(members)
         .values(values)
         .on_conflict_do_nothing(index_elements=[members.c.external_id])
         .returning(members.c.id)
@@ -265,6 +264,10 @@ def has_tag(tag: str) -> sa.ColumnElement[bool]:
     return sa.exists().where(member_tags.c.member_id == members.c.id, member_tags.c.tag == tag)
 
 
+def like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def matches_text(vault: PersonalDataVault, q: str) -> sa.ColumnElement[bool]:
     """Exact email or phone (through the blind indexes), exact external id, or a name fragment."""
     options: list[sa.ColumnElement[bool]] = [
@@ -316,14 +319,13 @@ async def resolve_member_ids(
     if not member_ids and not external_ids:
         return set(), {}
     options = []
-    postgres = dialect_of(session) == "postgresql"
-    # On Postgres one array parameter (`= ANY`) instead of an IN list of up to 1000 parameters.
+    # One array parameter (`= ANY`) instead of an IN list of up to 1000 parameters.
     if member_ids:
         ids = sa.bindparam("member_ids", list(member_ids), type_=postgresql.ARRAY(sa.Uuid()))
-        options.append(members.c.id == sa.any_(ids) if postgres else members.c.id.in_(member_ids))
+        options.append(members.c.id == sa.any_(ids))
     if external_ids:
         refs = sa.bindparam("external_ids", list(external_ids), type_=postgresql.ARRAY(sa.String()))
-        options.append(members.c.external_id == sa.any_(refs) if postgres else members.c.external_id.in_(external_ids))
+        options.append(members.c.external_id == sa.any_(refs))
     rows = await session.execute(
         sa.select(members.c.id, members.c.external_id).where(members.c.erased_at.is_(None), sa.or_(*options))
     )

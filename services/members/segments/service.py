@@ -6,10 +6,9 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import dialect_of, table_of, utcnow
+from services.common.db import table_of, utcnow
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import NotFound
 from services.members.profiles.models import Member, MemberTag
@@ -73,7 +72,7 @@ async def delete_segment(session: AsyncSession, segment_id: uuid.UUID) -> None:
         raise SegmentNotFound("No such segment.")
 
 
-def rule_conditions(rule: SegmentRule, dialect: str) -> list[sa.ColumnElement[bool]]:
+def rule_conditions(rule: SegmentRule) -> list[sa.ColumnElement[bool]]:
     """The WHERE clauses of a rule (all must hold), correlated to `members`."""
     conditions: list[sa.ColumnElement[bool]] = []
     if rule.tags and rule.tags.any:
@@ -90,7 +89,7 @@ def rule_conditions(rule: SegmentRule, dialect: str) -> list[sa.ColumnElement[bo
         )
         conditions.append(held == len(wanted))
     if rule.attributes:
-        conditions.append(attributes_equal(rule.attributes, dialect))
+        conditions.append(attributes_equal(rule.attributes))
     if rule.community_ids:
         conditions.append(in_community(rule.community_ids))
     if rule.joined_after is not None:
@@ -102,22 +101,10 @@ def rule_conditions(rule: SegmentRule, dialect: str) -> list[sa.ColumnElement[bo
     return conditions
 
 
-def attributes_equal(wanted: dict[str, Any], dialect: str) -> sa.ColumnElement[bool]:
-    """Each attribute equals its value, JSON type included (`"1"` is not `1`, `true` is not `1`)."""
-    if dialect == "postgresql":
-        return sa.type_coerce(members.c.attributes, JSONB).contains(wanted)
-    checks: list[sa.ColumnElement[bool]] = []
-    for key, value in wanted.items():
-        path = f"$.{key}"  # keys are [A-Za-z_][A-Za-z0-9_]*: no quoting needed
-        kind = sa.func.json_type(members.c.attributes, path)
-        extracted = sa.func.json_extract(members.c.attributes, path)
-        if isinstance(value, bool):
-            checks.append(kind == ("true" if value else "false"))
-        elif isinstance(value, int | float):
-            checks.append(sa.and_(kind.in_(("integer", "real")), extracted == value))
-        else:
-            checks.append(sa.and_(kind == "text", extracted == value))
-    return sa.and_(*checks)
+def attributes_equal(wanted: dict[str, Any]) -> sa.ColumnElement[bool]:
+    """Each attribute equals its value, JSON type included (`"1"` is not `1`, `true` is not `1`):
+    JSONB containment (`@>`) of the wanted object."""
+    return members.c.attributes.contains(wanted)
 
 
 async def segment_members(
@@ -126,4 +113,4 @@ async def segment_members(
     """One page of the live members matching the segment's rule: one query."""
     segment = await get_segment(session, segment_id)
     rule = SegmentRule.model_validate(segment.rule)
-    return await page_of_members(session, rule_conditions(rule, dialect_of(session)), page)
+    return await page_of_members(session, rule_conditions(rule), page)

@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import insert_for, table_of
+from services.common.db import table_of
 from services.common.events import EventDraft, emit, emit_many
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
@@ -66,7 +67,7 @@ async def create_badge(
         "created_at": now,
     }
     created = await session.scalar(
-        insert_for(session, BADGES).values(**values).on_conflict_do_nothing().returning(BADGES.c.code)
+        postgresql.insert(BADGES).values(**values).on_conflict_do_nothing().returning(BADGES.c.code)
     )
     if created is None:
         raise BadgeExists(f"A badge with code {body.code!r} exists.")
@@ -128,7 +129,7 @@ async def award_by_hand(
     if badge is None:
         raise BadgeNotFound(f"No badge has code {code!r}.")
     inserted = await session.scalar(
-        insert_for(session, HOLDERS)
+        postgresql.insert(HOLDERS)
         .values(member_id=member_id, badge_code=code, awarded_at=now, awarded_by=by)
         .on_conflict_do_nothing()
         .returning(HOLDERS.c.badge_code)
@@ -193,7 +194,7 @@ async def award_earned(
     if not new:
         return 0
     inserted = await session.execute(
-        insert_for(session, HOLDERS).on_conflict_do_nothing().returning(HOLDERS.c.member_id, HOLDERS.c.badge_code),
+        postgresql.insert(HOLDERS).on_conflict_do_nothing().returning(HOLDERS.c.member_id, HOLDERS.c.badge_code),
         [
             {"member_id": member_id, "badge_code": code, "awarded_at": now, "awarded_by": None}
             for member_id, code in new

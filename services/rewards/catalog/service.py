@@ -46,7 +46,6 @@ from services.rewards.points.service import (
     lock_accounts,
     open_lots,
 )
-from services.rewards.sql import is_postgres
 
 REWARDS = table_of(Reward)
 REDEMPTIONS = table_of(Redemption)
@@ -107,7 +106,7 @@ def _take_unit(skip_locked: bool) -> Any:
 
 TAKE_UNIT = {skip_locked: _take_unit(skip_locked) for skip_locked in (True, False)}
 
-# Postgres: the reward with the member's account, locked (LATERAL ... FOR UPDATE locks it
+# The reward with the member's account, locked (LATERAL ... FOR UPDATE locks it
 # only when the reward exists; after a wait it returns the account's committed version).
 _LOCKED_ACCOUNT = (
     sa.select(*ACCOUNT_COLUMNS)
@@ -121,7 +120,7 @@ REWARD_AND_LOCKED_ACCOUNT = (
     .where(REWARDS.c.id == sa.bindparam("reward_id"))
 )
 _ACCOUNT_FIELDS = tuple(column.name for column in ACCOUNT_COLUMNS)
-# Postgres: the redemption row and the ledger writes go in with the stock statement
+# The redemption row and the ledger writes go in with the stock statement
 # (data-modifying CTEs, so they are written whether or not a free bucket had a unit; with
 # none, the plain wait follows and "out of stock" rolls the whole transaction back).
 REDEMPTION_COLUMNS = ("id", "member_id", "reward_id", "cost", "status", "entry_id", "created_at")
@@ -286,16 +285,16 @@ async def list_rewards(session: AsyncSession, page: PageParams, *, active_only: 
 
 async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UUID, now: datetime) -> RedemptionRead:
     """Take the reward's cost from the member's points and one unit of its stock."""
-    postgres = is_postgres(session)
-    query = REWARD_AND_LOCKED_ACCOUNT if postgres else REWARD_BY_ID
-    reward = (await session.execute(query, {"reward_id": reward_id, "member_id": member_id})).one_or_none()
+    reward = (
+        await session.execute(REWARD_AND_LOCKED_ACCOUNT, {"reward_id": reward_id, "member_id": member_id})
+    ).one_or_none()
     if reward is None:
         raise RewardNotFound("No reward has this id.")
     if not _is_active(reward, now):
         raise RewardUnavailable("This reward cannot be redeemed at this time.")
     if reward.stock == 0:
         raise OutOfStock("This reward is out of stock.")
-    if postgres and reward.member_id is not None:
+    if reward.member_id is not None:
         account = AccountState(*(reward._mapping[name] for name in _ACCOUNT_FIELDS))
     else:
         account = (await lock_accounts(session, [member_id], now))[member_id]
@@ -320,7 +319,7 @@ async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UU
     }
     read = RedemptionRead(**row, fulfilled_at=None, cancelled_at=None)
     postings.emit("rewards.redemption_created", _event_data(read, balance=account.balance))
-    if postgres and reward.stock is not None:
+    if reward.stock is not None:
         # Stock last (its bucket lock is held the shortest), everything else with it.
         params = {"k_reward_id": reward_id} | {f"r_{name}": value for name, value in row.items()}
         if await postings.write_with(session, INSERT_REDEMPTION_AND_TAKE_UNIT, params) is None:
@@ -329,8 +328,6 @@ async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UU
         return read
     await session.execute(INSERT_REDEMPTION, row)
     await postings.flush(session)
-    if reward.stock is not None and not await take_unit(session, reward_id):
-        raise OutOfStock("This reward is out of stock.")
     return read
 
 
@@ -355,8 +352,6 @@ async def take_unit(session: AsyncSession, reward_id: uuid.UUID, *, skip_locked_
         taken = await session.scalar(TAKE_UNIT[skip_locked], {"k_reward_id": reward_id})
         if taken is not None:
             return True
-        if not is_postgres(session):
-            return False  # SQLite: one writer at a time, nothing is ever skipped
     return False
 
 
@@ -378,7 +373,7 @@ async def return_unit(session: AsyncSession, reward_id: uuid.UUID) -> None:
             .values(remaining=STOCK.c.remaining + 1)
             .returning(STOCK.c.bucket)
         )
-        if returned is not None or not is_postgres(session):
+        if returned is not None:
             return
 
 

@@ -21,16 +21,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError, field_validator
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import insert_for, table_of, utcnow
+from services.common.db import table_of, utcnow
 from services.common.events import Event
 from services.rewards.badges import service as badges
 from services.rewards.earning.models import ActivityCount, CheckInDay, Community, DailyEarning
 from services.rewards.leaderboards import service as leaderboards
 from services.rewards.points.service import AccountState, Postings, lock_accounts, lot_expiry, points_awarded
 from services.rewards.program.service import Rule, load_program
-from services.rewards.sql import array_rows, insert_rows, is_postgres, row_params
+from services.rewards.sql import array_rows, insert_rows, row_params
 
 log = structlog.get_logger("qunyun.rewards.earning")
 
@@ -111,7 +112,7 @@ async def apply_activity_batch(session: AsyncSession, events: Sequence[Event]) -
 
 async def _remember_zones(session: AsyncSession, activities: Sequence[Activity], now: datetime) -> None:
     zones = {a.community_id: a.timezone for a in activities}
-    insert = insert_for(session, COMMUNITIES)
+    insert = postgresql.insert(COMMUNITIES)
     await session.execute(
         insert.on_conflict_do_update(
             index_elements=[COMMUNITIES.c.id],
@@ -128,13 +129,13 @@ async def _count_activities(session: AsyncSession, activities: Sequence[Activity
     for a in activities:
         added[(a.member_id, a.type)] += 1
     columns = ("member_id", "event_type", "total")
-    insert = insert_rows(session, COUNTS, columns)
+    insert = insert_rows(COUNTS, columns)
     rows = await session.execute(
         insert.on_conflict_do_update(
             index_elements=[COUNTS.c.member_id, COUNTS.c.event_type],
             set_={"total": COUNTS.c.total + insert.excluded.total},
         ).returning(COUNTS.c.member_id, COUNTS.c.event_type, COUNTS.c.total),
-        row_params(session, columns, [{"member_id": m, "event_type": t, "total": n} for (m, t), n in added.items()]),
+        row_params(columns, [{"member_id": m, "event_type": t, "total": n} for (m, t), n in added.items()]),
     )
     return {(row.member_id, row.event_type): row.total for row in rows}
 
@@ -157,10 +158,10 @@ async def _record_check_ins(
         latest_zone[a.member_id] = a.timezone
     columns = ("member_id", "local_date")
     new_days = await session.execute(
-        insert_rows(session, CHECK_INS, columns)
+        insert_rows(CHECK_INS, columns)
         .on_conflict_do_nothing()
         .returning(CHECK_INS.c.member_id, CHECK_INS.c.local_date),
-        row_params(session, columns, [{"member_id": m, "local_date": d} for m, d in days]),
+        row_params(columns, [{"member_id": m, "local_date": d} for m, d in days]),
     )
     by_member: dict[uuid.UUID, list[date]] = defaultdict(list)
     for row in new_days:
@@ -244,14 +245,13 @@ async def _award(
         earned.append(leaderboards.Earned(a.community_id, a.member_id, a.local_date, points, a.occurred_at))
     if spent:
         columns = ("member_id", "rule_id", "local_date", "points")
-        insert = insert_rows(session, DAILY, columns)
+        insert = insert_rows(DAILY, columns)
         await session.execute(
             insert.on_conflict_do_update(
                 index_elements=[DAILY.c.member_id, DAILY.c.rule_id, DAILY.c.local_date],
                 set_={"points": DAILY.c.points + insert.excluded.points},
             ),
             row_params(
-                session,
                 columns,
                 [{"member_id": m, "rule_id": r, "local_date": d, "points": p} for (m, r, d), p in spent.items()],
             ),
@@ -268,26 +268,17 @@ async def _used_today(
     wanted = {(a.member_id, rule.id, a.local_date) for a, rule in capped}
     columns = ("member_id", "rule_id", "local_date")
     query = sa.select(DAILY.c.member_id, DAILY.c.rule_id, DAILY.c.local_date, DAILY.c.points)
-    if is_postgres(session):
-        # A join on the exact keys (one array per column), not three IN lists whose SQL
-        # changes with every batch size and whose cross product over-fetches.
-        keys = array_rows(DAILY, columns, name="k")
-        query = query.join(
-            keys,
-            sa.and_(
-                DAILY.c.member_id == keys.c.member_id,
-                DAILY.c.rule_id == keys.c.rule_id,
-                DAILY.c.local_date == keys.c.local_date,
-            ),
-        )
-        params = row_params(session, columns, [dict(zip(columns, key, strict=True)) for key in wanted])
-        rows = await session.execute(query, params)
-    else:
-        rows = await session.execute(
-            query.where(
-                DAILY.c.member_id.in_({m for m, _, _ in wanted}),
-                DAILY.c.rule_id.in_({r for _, r, _ in wanted}),
-                DAILY.c.local_date.in_({d for _, _, d in wanted}),
-            )
-        )
+    # A join on the exact keys (one array per column), not three IN lists whose SQL
+    # changes with every batch size and whose cross product over-fetches.
+    keys = array_rows(DAILY, columns, name="k")
+    query = query.join(
+        keys,
+        sa.and_(
+            DAILY.c.member_id == keys.c.member_id,
+            DAILY.c.rule_id == keys.c.rule_id,
+            DAILY.c.local_date == keys.c.local_date,
+        ),
+    )
+    params = row_params(columns, [dict(zip(columns, key, strict=True)) for key in wanted])
+    rows = await session.execute(query, params)
     return {(row.member_id, row.rule_id, row.local_date): row.points for row in rows}

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.db import table_of
 from services.rewards.earning.models import Community
 from services.rewards.leaderboards.models import PeriodPoints, PeriodPointsCount
-from services.rewards.sql import array_rows, greatest, insert_rows, is_postgres, row_params
+from services.rewards.sql import array_rows, insert_rows, row_params
 
 POINTS = table_of(PeriodPoints)
 COUNTS = table_of(PeriodPointsCount)
@@ -55,8 +55,8 @@ class Earned:
 
 
 async def add_points(session: AsyncSession, earned: Iterable[Earned]) -> None:
-    """Add awards to the week, month and all-time rows (one multi-row upsert), and move
-    those members between values in the histogram (one more)."""
+    """Add awards to the week, month and all-time rows and move those members between
+    values in the histogram: one statement for both tables."""
     totals: dict[tuple[uuid.UUID, str, date, uuid.UUID], tuple[int, datetime]] = {}
     for item in earned:
         for period in ("week", "month", "all"):
@@ -77,34 +77,8 @@ async def add_points(session: AsyncSession, earned: Iterable[Earned]) -> None:
         # Key order: concurrent batches lock shared rows in the same order.
         for (community_id, period, start, member_id), (points, at) in sorted(totals.items())
     ]
-    if is_postgres(session):
-        # Both tables in one statement, the moves never leaving the server.
-        await session.execute(_PG_ADD_POINTS, row_params(session, _ADD_COLUMNS, rows))
-        return
-    insert = insert_rows(session, POINTS, _ADD_COLUMNS)
-    # RETURNING the new totals tells each member's old value (new minus what was added)
-    # under the row lock the upsert took, so concurrent awards move members correctly.
-    changed = await session.execute(
-        insert.on_conflict_do_update(
-            index_elements=_POINTS_KEY,
-            set_={
-                "points": POINTS.c.points + insert.excluded.points,
-                "reached_at": greatest(session, POINTS.c.reached_at, insert.excluded.reached_at),
-            },
-        ).returning(POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.member_id, POINTS.c.points),
-        row_params(session, _ADD_COLUMNS, rows),
-    )
-    moves: Counter[tuple[uuid.UUID, str, date, int]] = Counter()
-    for row in changed:
-        board = (row.community_id, row.period, row.period_start)
-        new = row.points
-        old = new - totals[(*board, row.member_id)][0]
-        if old != new:
-            if old > 0:
-                moves[(*board, old)] -= 1
-            if new > 0:
-                moves[(*board, new)] += 1
-    await move_counts(session, moves)
+    # The moves never leave the server.
+    await session.execute(_ADD_POINTS, row_params(_ADD_COLUMNS, rows))
 
 
 _ADD_COLUMNS = ("community_id", "period", "period_start", "member_id", "points", "reached_at")
@@ -112,8 +86,8 @@ _POINTS_KEY = [POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, PO
 _COUNTS_KEY = [COUNTS.c.community_id, COUNTS.c.period, COUNTS.c.period_start, COUNTS.c.points]
 
 
-def _pg_add_points() -> Any:
-    """Postgres: upsert the rows (from column arrays), RETURNING their new totals; join them
+def _add_points() -> Any:
+    """Upsert the rows (from column arrays), RETURNING their new totals; join them
     back to what was added for the old totals; net the moves per value and upsert them into
     the histogram in key order. Members whose total did not change do not move; 0 is no value."""
     src = sa.select(*array_rows(POINTS, _ADD_COLUMNS).c).cte("src")
@@ -151,7 +125,18 @@ def _pg_add_points() -> Any:
     )
 
 
-_PG_ADD_POINTS = _pg_add_points()
+_ADD_POINTS = _add_points()
+_COUNT_COLUMNS = (*BOARD, "points", "members")
+
+
+def _move_counts() -> Any:
+    insert = insert_rows(COUNTS, _COUNT_COLUMNS)
+    return insert.on_conflict_do_update(
+        index_elements=_COUNTS_KEY, set_={"members": COUNTS.c.members + insert.excluded.members}
+    )
+
+
+_MOVE_COUNTS = _move_counts()
 
 
 async def move_counts(session: AsyncSession, moves: Counter[tuple[uuid.UUID, str, date, int]]) -> None:
@@ -165,15 +150,7 @@ async def move_counts(session: AsyncSession, moves: Counter[tuple[uuid.UUID, str
     ]
     if not rows:
         return
-    columns = (*BOARD, "points", "members")
-    insert = insert_rows(session, COUNTS, columns)
-    await session.execute(
-        insert.on_conflict_do_update(
-            index_elements=_COUNTS_KEY,
-            set_={"members": COUNTS.c.members + insert.excluded.members},
-        ),
-        row_params(session, columns, rows),
-    )
+    await session.execute(_MOVE_COUNTS, row_params(_COUNT_COLUMNS, rows))
 
 
 # The read path's statements, built once with named parameters: a GET only binds values

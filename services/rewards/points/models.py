@@ -74,12 +74,7 @@ class Lot(RewardsModel, table=True):
         sa.UniqueConstraint("member_id", "expires_at"),
         sa.CheckConstraint("remaining >= 0 AND remaining <= points", name="remaining_in_range"),
         # The expiry job only looks at lots that still hold points.
-        sa.Index(
-            "ix_lots_open_expires_at",
-            "expires_at",
-            postgresql_where=sa.text("remaining > 0"),
-            sqlite_where=sa.text("remaining > 0"),
-        ),
+        sa.Index("ix_lots_open_expires_at", "expires_at", postgresql_where=sa.text("remaining > 0")),
     )
 
     id: uuid.UUID = Field(primary_key=True)

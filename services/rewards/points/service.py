@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import UTCDateTime, new_id, table_of
+from services.common.db import new_id, table_of
 from services.common.events import EventDraft, emit_many
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict
@@ -35,7 +35,7 @@ from services.rewards.points.schemas import (
     PointsRead,
 )
 from services.rewards.program.service import LevelInfo, standing
-from services.rewards.sql import array_rows, insert_rows, is_postgres, row_params
+from services.rewards.sql import array_rows, insert_rows, row_params
 
 ACCOUNTS = table_of(Account)
 ENTRIES = table_of(LedgerEntry)
@@ -93,24 +93,28 @@ ACCOUNT_COLUMNS = (
 )
 
 
-def _lock_statement(postgres: bool, skip_locked: bool) -> Any:
-    query = sa.select(*ACCOUNT_COLUMNS).order_by(ACCOUNTS.c.member_id).with_for_update(skip_locked=skip_locked)
-    if postgres:
-        # One array parameter: the same SQL text (one prepared statement) for any number of ids.
-        return query.where(ACCOUNTS.c.member_id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid()))))
-    return query.where(ACCOUNTS.c.member_id.in_(sa.bindparam("ids", expanding=True)))
+def _lock_statement(skip_locked: bool) -> Any:
+    # One array parameter: the same SQL text (one prepared statement) for any number of ids.
+    return (
+        sa.select(*ACCOUNT_COLUMNS)
+        .where(ACCOUNTS.c.member_id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid()))))
+        .order_by(ACCOUNTS.c.member_id)
+        .with_for_update(skip_locked=skip_locked)
+    )
 
 
 # Hot-path statements are built once, at import: SQLAlchemy memoizes a statement object's
 # cache key, so executing one costs no expression building and no cache-key walk.
-_LOCK_ACCOUNTS = {(pg, skip): _lock_statement(pg, skip) for pg in (True, False) for skip in (True, False)}
+_LOCK_ACCOUNTS = {skip: _lock_statement(skip) for skip in (True, False)}
+NEW_ACCOUNT_COLUMNS = ("member_id", "balance", "lifetime", "last_seq", "streak_days", "created_at", "updated_at")
+_CREATE_ACCOUNTS = insert_rows(ACCOUNTS, NEW_ACCOUNT_COLUMNS).on_conflict_do_nothing()
 
 
 async def select_for_update(
     session: AsyncSession, member_ids: Iterable[uuid.UUID], *, skip_locked: bool = False
 ) -> dict[uuid.UUID, AccountState]:
     ids = list(set(member_ids))
-    rows = await session.execute(_LOCK_ACCOUNTS[is_postgres(session), skip_locked], {"ids": ids})
+    rows = await session.execute(_LOCK_ACCOUNTS[skip_locked], {"ids": ids})
     return {row.member_id: AccountState(*row) for row in rows}
 
 
@@ -124,12 +128,10 @@ async def lock_accounts(
     accounts = await select_for_update(session, ids)
     missing = [member_id for member_id in ids if member_id not in accounts]
     if missing:
-        columns = ("member_id", "balance", "lifetime", "last_seq", "streak_days", "created_at", "updated_at")
         await session.execute(
-            insert_rows(session, ACCOUNTS, columns).on_conflict_do_nothing(),
+            _CREATE_ACCOUNTS,
             row_params(
-                session,
-                columns,
+                NEW_ACCOUNT_COLUMNS,
                 [
                     {
                         "member_id": member_id,
@@ -294,20 +296,17 @@ class Postings:
         return ranks
 
     async def flush(self, session: AsyncSession) -> None:
-        """Write it all: one statement per table (column arrays on Postgres); on Postgres a
-        batch without new lots (debits, refunds) is one statement for all four tables."""
-        if self.entries and not self.lot_credits and is_postgres(session):
+        """Write it all: one statement per table (column arrays); a batch without new lots
+        (debits, refunds) is one statement for all four tables."""
+        if self.entries and not self.lot_credits:
             await self._write_in_one(session)
             return
         if self.entries:
-            await session.execute(
-                _INSERT_ENTRIES[is_postgres(session)], row_params(session, ENTRY_COLUMNS, self.entries)
-            )
+            await session.execute(_INSERT_ENTRIES, row_params(ENTRY_COLUMNS, self.entries))
         if self.lot_credits:
             await session.execute(
-                _UPSERT_LOTS[is_postgres(session)],
+                _UPSERT_LOTS,
                 row_params(
-                    session,
                     LOT_COLUMNS,
                     [
                         {
@@ -326,10 +325,7 @@ class Postings:
         if changes:
             await change_lots(session, changes)
         if self.consumptions:
-            await session.execute(
-                _INSERT_CONSUMPTIONS[is_postgres(session)],
-                row_params(session, CONSUMPTION_COLUMNS, self.consumptions),
-            )
+            await session.execute(_INSERT_CONSUMPTIONS, row_params(CONSUMPTION_COLUMNS, self.consumptions))
         await write_accounts(session, self.accounts.values(), self.now)
         if self.events:
             await emit_many(session, self.events)
@@ -340,7 +336,7 @@ class Postings:
         await self.write_with(session, _DEBIT_WRITE, {})
 
     async def write_with(self, session: AsyncSession, statement: Any, params: dict[str, Any]) -> Any:
-        """Postgres, no new lots: write the batch as the CTEs of `statement` (built with
+        """No new lots: write the batch as the CTEs of `statement` (built with
         `add_cte(*DEBIT_CTES)`) run with its own `params`; returns the statement's scalar."""
         if self.lot_credits:
             raise RuntimeError("write_with takes no credits to new lots")
@@ -349,10 +345,10 @@ class Postings:
         changes = [(lot_id, delta) for lot_id, delta in self.lot_changes.items() if delta]
         accounts = [a for a in self.accounts.values() if a.changed]
         params = (
-            _prefixed("e", ENTRY_COLUMNS, self.entries)
+            row_params(ENTRY_COLUMNS, self.entries, prefix="e")
             | {"l_id": [lot_id for lot_id, _ in changes], "l_remaining": [delta for _, delta in changes]}
-            | _prefixed("c", CONSUMPTION_COLUMNS, self.consumptions)
-            | _prefixed("u", ACCOUNT_UPDATE_COLUMNS, [vars(a) for a in accounts])
+            | row_params(CONSUMPTION_COLUMNS, self.consumptions, prefix="c")
+            | row_params(ACCOUNT_UPDATE_COLUMNS, [vars(a) for a in accounts], prefix="u")
             | {"p_updated_at": self.now}
             | params
         )
@@ -392,16 +388,8 @@ ACCOUNT_UPDATE_COLUMNS = (
 )
 
 
-def _insert_statement(postgres: bool, table: sa.Table, columns: Sequence[str]) -> Any:
-    """`insert_rows` built once per backend (same SQL, no session needed)."""
-    if postgres:
-        source = array_rows(table, columns)
-        return postgresql.insert(table).from_select(list(columns), sa.select(*(source.c[c] for c in columns)))
-    return sqlite.insert(table)
-
-
-def _upsert_lots(postgres: bool) -> Any:
-    insert = _insert_statement(postgres, LOTS, LOT_COLUMNS)
+def _upsert_lots() -> Any:
+    insert = insert_rows(LOTS, LOT_COLUMNS)
     return insert.on_conflict_do_update(
         index_elements=[LOTS.c.member_id, LOTS.c.expires_at],
         set_={
@@ -411,66 +399,38 @@ def _upsert_lots(postgres: bool) -> Any:
     )
 
 
-def _change_lots(postgres: bool) -> Any:
-    if postgres:
-        values = array_rows(LOTS, ("id", "remaining"))
-        return LOTS.update().where(LOTS.c.id == values.c.id).values(remaining=LOTS.c.remaining + values.c.remaining)
-    return (
-        LOTS.update()
-        .where(LOTS.c.id == sa.bindparam("k_id"))
-        .values(remaining=LOTS.c.remaining + sa.bindparam("k_delta"))
-    )
+def _change_lots() -> Any:
+    values = array_rows(LOTS, ("id", "remaining"))
+    return LOTS.update().where(LOTS.c.id == values.c.id).values(remaining=LOTS.c.remaining + values.c.remaining)
 
 
-def _write_accounts(postgres: bool) -> Any:
+def _write_accounts() -> Any:
+    values = array_rows(ACCOUNTS, ACCOUNT_UPDATE_COLUMNS)
     updated_at = sa.bindparam("p_updated_at", type_=ACCOUNTS.c.updated_at.type)
-    if postgres:
-        values = array_rows(ACCOUNTS, ACCOUNT_UPDATE_COLUMNS)
-        return (
-            ACCOUNTS.update()
-            .where(ACCOUNTS.c.member_id == values.c.member_id)
-            .values({name: values.c[name] for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": updated_at})
-        )
     return (
         ACCOUNTS.update()
-        .where(ACCOUNTS.c.member_id == sa.bindparam("k_member_id"))
-        .values({name: sa.bindparam(f"k_{name}") for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": updated_at})
+        .where(ACCOUNTS.c.member_id == values.c.member_id)
+        .values({name: values.c[name] for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": updated_at})
     )
 
 
 CONSUMPTION_COLUMNS = ("entry_id", "lot_id", "points")
-# Keyed by "is Postgres": every ledger write runs these, so they are built once.
-_INSERT_ENTRIES = {pg: _insert_statement(pg, ENTRIES, ENTRY_COLUMNS) for pg in (True, False)}
-_UPSERT_LOTS = {pg: _upsert_lots(pg) for pg in (True, False)}
-_INSERT_CONSUMPTIONS = {pg: _insert_statement(pg, CONSUMPTIONS, CONSUMPTION_COLUMNS) for pg in (True, False)}
-_CHANGE_LOTS = {pg: _change_lots(pg) for pg in (True, False)}
-_WRITE_ACCOUNTS = {pg: _write_accounts(pg) for pg in (True, False)}
+# Every ledger write runs these, so they are built once.
+_INSERT_ENTRIES = insert_rows(ENTRIES, ENTRY_COLUMNS)
+_UPSERT_LOTS = _upsert_lots()
+_INSERT_CONSUMPTIONS = insert_rows(CONSUMPTIONS, CONSUMPTION_COLUMNS)
+_CHANGE_LOTS = _change_lots()
+_WRITE_ACCOUNTS = _write_accounts()
 
 
 def _unnest(table: sa.Table, columns: Sequence[str], prefix: str) -> Any:
-    """`unnest(:<prefix>_<col>, ...) AS <prefix>(<col>, ...)`: like `array_rows`, with its own
-    parameter names so several can share one statement."""
-    return (
-        sa.func.unnest(
-            *(sa.bindparam(f"{prefix}_{c}", type_=postgresql.ARRAY(_array_type(table.c[c]))) for c in columns)
-        )
-        .table_valued(*columns, name=f"{prefix}_rows")
-        .render_derived()
-    )
-
-
-def _array_type(column: sa.Column[Any]) -> Any:
-    # As `array_rows`: aware datetimes go as they are (no per-element Python check).
-    return sa.DateTime(timezone=True) if isinstance(column.type, UTCDateTime) else column.type
-
-
-def _prefixed(prefix: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    return {f"{prefix}_{c}": [row[c] for row in rows] for c in columns}
+    """`array_rows` with its own parameter names, so several can share one statement."""
+    return array_rows(table, columns, name=f"{prefix}_rows", prefix=prefix)
 
 
 def _debit_ctes() -> tuple[Any, ...]:
     """Entries, lot changes, consumptions and account updates as data-modifying CTEs, for one
-    Postgres statement (no table is written twice, so none can see or miss another's rows)."""
+    statement (no table is written twice, so none can see or miss another's rows)."""
     entries = _unnest(ENTRIES, ENTRY_COLUMNS, "e")
     lots = _unnest(LOTS, ("id", "remaining"), "l")
     consumptions = _unnest(CONSUMPTIONS, CONSUMPTION_COLUMNS, "c")
@@ -501,13 +461,9 @@ _DEBIT_WRITE = sa.select(sa.null()).add_cte(*DEBIT_CTES)
 
 async def change_lots(session: AsyncSession, changes: Sequence[tuple[uuid.UUID, int]]) -> None:
     """Add each delta to its lot's `remaining` (the CHECK keeps it within 0..points)."""
-    if is_postgres(session):
-        await session.execute(
-            _CHANGE_LOTS[True],
-            {"a_id": [lot_id for lot_id, _ in changes], "a_remaining": [delta for _, delta in changes]},
-        )
-        return
-    await session.execute(_CHANGE_LOTS[False], [{"k_id": lot_id, "k_delta": delta} for lot_id, delta in changes])
+    await session.execute(
+        _CHANGE_LOTS, {"a_id": [lot_id for lot_id, _ in changes], "a_remaining": [delta for _, delta in changes]}
+    )
 
 
 async def write_accounts(session: AsyncSession, accounts: Iterable[AccountState], now: datetime) -> None:
@@ -527,14 +483,7 @@ async def write_accounts(session: AsyncSession, accounts: Iterable[AccountState]
         }
         for a in changed
     ]
-    if is_postgres(session):
-        params = row_params(session, ACCOUNT_UPDATE_COLUMNS, rows) | {"p_updated_at": now}
-        await session.execute(_WRITE_ACCOUNTS[True], params)
-    else:
-        await session.execute(
-            _WRITE_ACCOUNTS[False],
-            [{f"k_{name}": value for name, value in row.items()} | {"p_updated_at": now} for row in rows],
-        )
+    await session.execute(_WRITE_ACCOUNTS, row_params(ACCOUNT_UPDATE_COLUMNS, rows) | {"p_updated_at": now})
     for account in changed:
         account.changed = False
 

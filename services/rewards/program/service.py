@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import insert_for, new_id, table_of, utcnow
+from services.common.db import new_id, table_of, utcnow
 from services.common.problems import Unprocessable
 from services.rewards.program.models import EarningRule, Level, Program
 from services.rewards.program.schemas import LevelCreate, RuleCreate
@@ -92,7 +93,7 @@ async def ensure_program(session: AsyncSession) -> None:
         return
     now = utcnow()
     created = await session.scalar(
-        insert_for(session, PROGRAM)
+        postgresql.insert(PROGRAM)
         .values(id=1, created_at=now, updated_at=now)
         .on_conflict_do_nothing()
         .returning(PROGRAM.c.id)

@@ -42,7 +42,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "outbox",
-        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("seq", sa.BigInteger(), autoincrement=True, nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("type", sa.String(length=100), nullable=False),
         sa.Column("occurred_at", UTCDateTime(), nullable=False),

@@ -59,9 +59,7 @@ def upgrade() -> None:
         sa.Column("phone_cipher", sa.LargeBinary(), nullable=True),
         sa.Column("phone_index", sa.String(length=64), nullable=True),
         sa.Column("tags", sa.JSON(), nullable=False),
-        sa.Column(
-            "attributes", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
-        ),
+        sa.Column("attributes", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("consent_marketing", sa.Boolean(), nullable=False),
         sa.Column("consent_updated_at", UTCDateTime(), nullable=True),
         sa.Column("joined_at", UTCDateTime(), nullable=False),

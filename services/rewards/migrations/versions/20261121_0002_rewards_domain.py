@@ -171,7 +171,6 @@ def upgrade() -> None:
         ["expires_at"],
         unique=False,
         postgresql_where=sa.text("remaining > 0"),
-        sqlite_where=sa.text("remaining > 0"),
     )
     op.create_table(
         "member_badges",
@@ -261,7 +260,6 @@ def downgrade() -> None:
         "ix_lots_open_expires_at",
         table_name="lots",
         postgresql_where=sa.text("remaining > 0"),
-        sqlite_where=sa.text("remaining > 0"),
     )
     op.drop_table("lots")
     op.drop_table("lot_consumptions")

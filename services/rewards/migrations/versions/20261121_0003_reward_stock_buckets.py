@@ -39,15 +39,13 @@ def upgrade() -> None:
     ]
     if rows:
         op.bulk_insert(stock, rows)
-    with op.batch_alter_table("rewards") as batch_op:
-        batch_op.drop_constraint(op.f("ck_rewards_stock_not_negative"), type_="check")
-        batch_op.drop_column("stock")
+    op.drop_constraint(op.f("ck_rewards_stock_not_negative"), "rewards", type_="check")
+    op.drop_column("rewards", "stock")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("rewards") as batch_op:
-        batch_op.add_column(sa.Column("stock", sa.Integer(), nullable=True))
-        batch_op.create_check_constraint(op.f("ck_rewards_stock_not_negative"), "stock IS NULL OR stock >= 0")
+    op.add_column("rewards", sa.Column("stock", sa.Integer(), nullable=True))
+    op.create_check_constraint(op.f("ck_rewards_stock_not_negative"), "rewards", "stock IS NULL OR stock >= 0")
     stock = sa.table("reward_stock", sa.column("reward_id", sa.Uuid()), sa.column("remaining", sa.Integer()))
     rewards = sa.table("rewards", sa.column("id", sa.Uuid()), sa.column("stock", sa.Integer()))
     units = sa.select(sa.func.sum(stock.c.remaining)).where(stock.c.reward_id == rewards.c.id).scalar_subquery()
