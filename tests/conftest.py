@@ -93,8 +93,3 @@ async def system(running: System) -> System:
     """The whole system in-process, with empty tables."""
     await running.reset()
     return running
-
-
-@pytest_asyncio.fixture
-async def pg_system(system: System) -> System:
-    return system

@@ -562,12 +562,12 @@ async def test_bad_input_is_a_problem_and_changes_nothing(system: System, people
 
 
 @pytest_asyncio.fixture
-async def pg_people(pg_system: System) -> AsyncIterator[People]:
-    async for people in people_of(pg_system):
+async def pg_people(system: System) -> AsyncIterator[People]:
+    async for people in people_of(system):
         yield people
 
 
-async def test_text_postgres_cannot_store_is_a_422_everywhere(pg_system: System, pg_people: People) -> None:
+async def test_text_postgres_cannot_store_is_a_422_everywhere(system: System, pg_people: People) -> None:
     """NUL characters were 500s on Postgres in every service (found by schemathesis)."""
     admin = pg_people.admin
     member_id = await pg_people.new_member()

@@ -24,16 +24,6 @@ async def kit_dbs() -> AsyncIterator[KitDatabases]:
 
 
 @pytest_asyncio.fixture
-async def pg_kit_dbs(kit_dbs: KitDatabases) -> KitDatabases:
-    return kit_dbs
-
-
-@pytest_asyncio.fixture
 async def kit(kit_dbs: KitDatabases) -> AsyncIterator[KitSystem]:
     async with kit_system(kit_dbs) as system:
         yield system
-
-
-@pytest_asyncio.fixture
-async def pg_kit(kit: KitSystem) -> KitSystem:
-    return kit

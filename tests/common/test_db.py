@@ -21,9 +21,9 @@ def test_engines_are_asyncpg_only(url: str) -> None:
         create_engine(url)
 
 
-async def test_postgres_engines_are_pooled_as_configured(pg_kit_dbs: KitDatabases) -> None:
-    settings = pg_kit_dbs.settings(db_pool_size=7, db_max_overflow=3, db_pool_timeout_seconds=4)
-    db = Database(pg_kit_dbs.urls["feedback"], settings)
+async def test_postgres_engines_are_pooled_as_configured(kit_dbs: KitDatabases) -> None:
+    settings = kit_dbs.settings(db_pool_size=7, db_max_overflow=3, db_pool_timeout_seconds=4)
+    db = Database(kit_dbs.urls["feedback"], settings)
     try:
         await db.ping()
         pool = db.engine.pool

@@ -35,8 +35,8 @@ def assert_each_delivered_once(kit: KitSystem, ids: list[uuid.UUID]) -> None:
     assert kit.transport.posted["content"] == expected
 
 
-async def test_two_relays_draining_at_once_deliver_each_event_once(pg_kit_dbs: KitDatabases) -> None:
-    async with kit_system(pg_kit_dbs, relay_batch_size=10) as kit, replica(kit) as second:
+async def test_two_relays_draining_at_once_deliver_each_event_once(kit_dbs: KitDatabases) -> None:
+    async with kit_system(kit_dbs, relay_batch_size=10) as kit, replica(kit) as second:
         kit.transport.latency = 0.005  # let the passes interleave
         ids = await kit.emit(*(f"t{i}" for i in range(200)))
         first_count, second_count = await asyncio.gather(kit.relay.drain(), second.drain())
@@ -48,8 +48,8 @@ async def test_two_relays_draining_at_once_deliver_each_event_once(pg_kit_dbs: K
         assert len(await kit.seen("members")) == 200
 
 
-async def test_two_running_relay_loops_deliver_each_event_once(pg_kit_dbs: KitDatabases) -> None:
-    async with kit_system(pg_kit_dbs, relay_batch_size=7, relay_interval_ms=20) as kit, replica(kit) as second:
+async def test_two_running_relay_loops_deliver_each_event_once(kit_dbs: KitDatabases) -> None:
+    async with kit_system(kit_dbs, relay_batch_size=7, relay_interval_ms=20) as kit, replica(kit) as second:
         kit.transport.latency = 0.002
         kit.relay.start()
         second.start()
@@ -68,7 +68,7 @@ async def test_two_running_relay_loops_deliver_each_event_once(pg_kit_dbs: KitDa
         assert await kit.pending() == []
 
 
-async def test_fifty_concurrent_deliveries_of_one_event_apply_it_once(pg_kit: KitSystem) -> None:
+async def test_fifty_concurrent_deliveries_of_one_event_apply_it_once(kit: KitSystem) -> None:
     event_id = uuid.uuid4()
     event = {
         "id": str(event_id),
@@ -77,32 +77,32 @@ async def test_fifty_concurrent_deliveries_of_one_event_apply_it_once(pg_kit: Ki
         "occurred_at": "2026-11-21T08:00:00Z",
         "data": {"name": "once", "count": 0},
     }
-    async with pg_kit.client(service="members") as client:
+    async with kit.client(service="members") as client:
         responses = await asyncio.gather(
             *(client.post("/internal/events", json={"events": [event]}) for _ in range(50))
         )
     assert {r.status_code for r in responses} == {200}
     assert sum(r.json()["applied"] for r in responses) == 1
     assert sum(r.json()["duplicates"] for r in responses) == 49
-    assert pg_kit.behaviour["members"].applied[event_id] == 1
-    assert await pg_kit.seen("members") == {str(event_id): 1}
+    assert kit.behaviour["members"].applied[event_id] == 1
+    assert await kit.seen("members") == {str(event_id): 1}
 
 
-async def test_a_crashed_relay_releases_its_claim(pg_kit: KitSystem) -> None:
+async def test_a_crashed_relay_releases_its_claim(kit: KitSystem) -> None:
     """A pass that dies mid-delivery (process killed) leaves its rows due for the others."""
-    ids = await pg_kit.emit("a", "b")
+    ids = await kit.emit("a", "b")
 
     async def hang(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(3600)
         raise AssertionError("unreachable")
 
-    async with replica(pg_kit) as stuck:
+    async with replica(kit) as stuck:
         stuck.client = httpx.AsyncClient(transport=httpx.MockTransport(hang))
         task = asyncio.create_task(stuck.deliver_once("members"))
         await asyncio.sleep(0.2)  # it holds the rows now
-        assert await pg_kit.relay.deliver_once("members") == 0  # skipped, not blocked
+        assert await kit.relay.deliver_once("members") == 0  # skipped, not blocked
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await stuck.client.aclose()
-    assert await pg_kit.relay.deliver_once("members") == 2
-    assert pg_kit.transport.posted["members"] == {str(i): 1 for i in ids}
+    assert await kit.relay.deliver_once("members") == 2
+    assert kit.transport.posted["members"] == {str(i): 1 for i in ids}

@@ -138,8 +138,8 @@ def test_fingerprint_covers_operation_and_ignores_key_order() -> None:
     assert request_fingerprint({"a": 1}) != request_fingerprint({"a": 2})
 
 
-async def test_twenty_concurrent_requests_with_one_key_take_effect_once(pg_kit: KitSystem) -> None:
-    async with pg_kit.client(staff("operator")) as client:
+async def test_twenty_concurrent_requests_with_one_key_take_effect_once(kit: KitSystem) -> None:
+    async with kit.client(staff("operator")) as client:
         responses = await asyncio.gather(
             *(client.post("/things", json={"name": "rush"}, headers={"Idempotency-Key": "k-rush"}) for _ in range(20))
         )
@@ -147,24 +147,24 @@ async def test_twenty_concurrent_requests_with_one_key_take_effect_once(pg_kit: 
     assert set(statuses) <= {201, 409}, statuses
     created = [r for r in responses if r.status_code == 201]
     assert len({r.json()["id"] for r in created}) == 1
-    assert await things_created(pg_kit) == 1
+    assert await things_created(kit) == 1
 
 
-async def test_concurrent_takeovers_of_an_abandoned_claim_take_effect_once(pg_kit: KitSystem) -> None:
+async def test_concurrent_takeovers_of_an_abandoned_claim_take_effect_once(kit: KitSystem) -> None:
     caller = staff("operator")
     fingerprint = request_fingerprint({"name": "orphan", "count": 0}, "POST /things")
-    async with pg_kit.db().session() as session:
+    async with kit.db().session() as session:
         await session.execute(
             KEYS.insert().values(
                 caller=caller.key, key="k-8", request_hash=fingerprint, created_at=utcnow() - timedelta(minutes=5)
             )
         )
         await session.commit()
-    async with pg_kit.client(caller) as client:
+    async with kit.client(caller) as client:
         responses = await asyncio.gather(
             *(client.post("/things", json={"name": "orphan"}, headers={"Idempotency-Key": "k-8"}) for _ in range(10))
         )
     assert {r.status_code for r in responses} <= {201, 409}
-    assert await things_created(pg_kit) == 1
-    async with pg_kit.db().session() as session:
+    assert await things_created(kit) == 1
+    async with kit.db().session() as session:
         assert await session.scalar(sa.select(sa.func.count()).select_from(KEYS)) == 1

@@ -129,13 +129,13 @@ async def test_unhandled_exception_in_a_transaction_rolls_it_back(kit: KitSystem
     await assert_nothing_written(kit)
 
 
-async def test_nul_characters_postgres_cannot_store_are_422_and_change_nothing(pg_kit: KitSystem) -> None:
+async def test_nul_characters_postgres_cannot_store_are_422_and_change_nothing(kit: KitSystem) -> None:
     """Schemathesis found these as 500s: Postgres refuses `\\u0000` in text and jsonb."""
-    async with pg_kit.client(staff("operator")) as client:
+    async with kit.client(staff("operator")) as client:
         response = await client.post("/things", json={"name": "tea\u0000pot"}, headers={"Idempotency-Key": "nul-1"})
         body = assert_problem(response, 422, "invalid-text")
         assert "NUL" in body["detail"]
-        await assert_nothing_written(pg_kit)
+        await assert_nothing_written(kit)
         # The key was released with the rollback: the corrected request goes through.
         fixed = await client.post("/things", json={"name": "teapot"}, headers={"Idempotency-Key": "nul-1"})
         assert fixed.status_code == 201

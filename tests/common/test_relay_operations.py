@@ -141,16 +141,16 @@ async def _outbox_empty(kit: KitSystem) -> bool:
     return await kit.rows(OUTBOX) == []
 
 
-async def test_replicas_purging_at_once_split_the_work(pg_kit: KitSystem) -> None:
+async def test_replicas_purging_at_once_split_the_work(kit: KitSystem) -> None:
     old = utcnow() - timedelta(days=30)
     rows = [{"id": uuid.uuid4(), "type": "thing.created", "occurred_at": old, "data": {}} for _ in range(12_000)]
-    async with pg_kit.db().session() as session:
+    async with kit.db().session() as session:
         await session.execute(OUTBOX.insert(), rows)
         await session.commit()
-    async with replica(pg_kit) as second:
-        first, other = await asyncio.gather(pg_kit.relay.purge(), second.purge())
+    async with replica(kit) as second:
+        first, other = await asyncio.gather(kit.relay.purge(), second.purge())
     assert first.outbox + other.outbox == 12_000
-    async with pg_kit.db().session() as session:
+    async with kit.db().session() as session:
         assert await session.scalar(sa.select(sa.func.count()).select_from(OUTBOX)) == 0
 
 

@@ -29,7 +29,7 @@ from starlette.requests import Request as StarletteRequest
 from services.common.app import create_service_app
 from services.common.identity import Caller, Identity
 from services.common.problems import Unauthorized
-from services.common.settings import DOMAIN_SERVICES, Settings
+from services.common.settings import DOMAIN_SERVICES, SERVICES, Settings
 from services.gateway.app import create_app
 from tests.pg import fresh_database
 from tests.system import RoutingTransport, test_settings
@@ -177,7 +177,8 @@ async def edge_gateway(
     """The gateway in front of echo services (those in `mount`; the others are unreachable),
     with `gateway_routes` added to the gateway's own routes."""
     async with fresh_database("gateway", "edge") as gateway_url:
-        settings = test_settings({"gateway": gateway_url}, **overrides)
+        # The echo services never open their database: they share the gateway's URL.
+        settings = test_settings(dict.fromkeys(SERVICES, gateway_url), **overrides)
         transport = RoutingTransport()
         async with contextlib.AsyncExitStack() as stack:
             for service in mount:

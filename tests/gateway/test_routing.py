@@ -15,6 +15,7 @@ import pytest_asyncio
 from fastapi import APIRouter
 
 from services.common.identity import verify_internal_token
+from services.common.settings import SERVICES
 from services.gateway.app import create_app
 from services.gateway.routing import Route, RouteTable
 from tests.gateway.edge_support import (
@@ -302,7 +303,7 @@ async def test_service_on_an_unused_port_is_503_over_real_sockets() -> None:
     port = unused_port()
     async with contextlib.AsyncExitStack() as stack:
         gateway_url = await stack.enter_async_context(fresh_database("gateway", "routing"))
-        settings = settings_for_tests({"gateway": gateway_url}, members_url=f"http://127.0.0.1:{port}")
+        settings = settings_for_tests(dict.fromkeys(SERVICES, gateway_url), members_url=f"http://127.0.0.1:{port}")
         gateway = create_app(settings)  # the production HTTP client, real sockets
         await stack.enter_async_context(gateway.router.lifespan_context(gateway))
         install = install_header_resolver(gateway)

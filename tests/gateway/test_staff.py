@@ -55,8 +55,8 @@ async def test_duplicate_email_in_any_case_is_409(system: System) -> None:
     assert sum(1 for s in listed if s["email"] == "agent.smith@example.com") == 1
 
 
-async def test_concurrent_creates_with_one_email_give_one_account(pg_system: System) -> None:
-    async with await admin_client(pg_system) as admin:
+async def test_concurrent_creates_with_one_email_give_one_account(system: System) -> None:
+    async with await admin_client(system) as admin:
         answers = await asyncio.gather(
             *(
                 admin.post("/v1/staff", json=NEW_STAFF | {"email": f"{case}@example.com"})
@@ -189,13 +189,13 @@ async def test_last_active_admin_cannot_be_demoted_or_disabled(system: System) -
     assert demote_now.status_code == 200
 
 
-async def test_two_admins_demoting_each_other_at_once_leave_one(pg_system: System) -> None:
+async def test_two_admins_demoting_each_other_at_once_leave_one(system: System) -> None:
     for round_ in range(5):
-        await pg_system.reset()
-        one = await make_staff(pg_system, f"one{round_}@example.com", "admin")
-        two = await make_staff(pg_system, f"two{round_}@example.com", "admin")
-        tokens = [issue_access_token(pg_system.settings, "staff", s["id"], version=1)[0] for s in (one, two)]
-        async with pg_system.anonymous() as client:
+        await system.reset()
+        one = await make_staff(system, f"one{round_}@example.com", "admin")
+        two = await make_staff(system, f"two{round_}@example.com", "admin")
+        tokens = [issue_access_token(system.settings, "staff", s["id"], version=1)[0] for s in (one, two)]
+        async with system.anonymous() as client:
             answers = await asyncio.gather(
                 client.patch(f"/v1/staff/{two['id']}", json={"roles": ["agent"]}, headers=bearer(tokens[0])),
                 client.patch(f"/v1/staff/{one['id']}", json={"roles": ["agent"]}, headers=bearer(tokens[1])),

@@ -21,24 +21,24 @@ from tests.system import System
 
 
 @pytest_asyncio.fixture
-async def second_worker(pg_system: System) -> AsyncIterator[DeliveryWorker]:
+async def second_worker(system: System) -> AsyncIterator[DeliveryWorker]:
     """Another gateway replica's worker: its own engine, client and in-process state."""
-    settings = pg_system.settings
+    settings = system.settings
     db = Database(settings.database_url_for("gateway"), settings)
     client = build_partner_client(settings)
     try:
-        yield DeliveryWorker(db, settings, client, pg_system.state("gateway").webhooks.box, name="replica-2")
+        yield DeliveryWorker(db, settings, client, system.state("gateway").webhooks.box, name="replica-2")
     finally:
         await client.aclose()
         await db.dispose()
 
 
-async def test_two_workers_send_each_attempt_exactly_once(pg_system: System, second_worker: DeliveryWorker) -> None:
-    first_worker = worker(pg_system)
-    async with Receiver() as receiver, await admin_client(pg_system) as client:
+async def test_two_workers_send_each_attempt_exactly_once(system: System, second_worker: DeliveryWorker) -> None:
+    first_worker = worker(system)
+    async with Receiver() as receiver, await admin_client(system) as client:
         for _ in range(3):
             await create_endpoint(client, receiver.url, ["activity.recorded"])
-        await publish(pg_system, *(event("activity.recorded", {"n": n}) for n in range(150)))
+        await publish(system, *(event("activity.recorded", {"n": n}) for n in range(150)))
         sent = await asyncio.gather(first_worker.drain(), second_worker.drain())
 
     assert sum(sent) == 450
@@ -49,7 +49,7 @@ async def test_two_workers_send_each_attempt_exactly_once(pg_system: System, sec
     assert len(ids) == 150
     assert set(ids.values()) == {3}  # each message once per endpoint
     assert len(per_message) == 450
-    async with pg_system.state("gateway").db.engine.connect() as conn:
+    async with system.state("gateway").db.engine.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(attempts)) == 450
         statuses = (
             await conn.execute(sa.select(deliveries.c.status, sa.func.count()).group_by(deliveries.c.status))
@@ -58,16 +58,16 @@ async def test_two_workers_send_each_attempt_exactly_once(pg_system: System, sec
 
 
 async def test_expired_lease_is_reclaimed_and_the_late_result_ignored(
-    pg_system: System, second_worker: DeliveryWorker
+    system: System, second_worker: DeliveryWorker
 ) -> None:
-    crashed = worker(pg_system)
-    async with Receiver() as receiver, await admin_client(pg_system) as client:
+    crashed = worker(system)
+    async with Receiver() as receiver, await admin_client(system) as client:
         endpoint_id, secret = await create_endpoint(client, receiver.url, ["member.created"])
-        await publish(pg_system, event("member.created", {"n": 1}))
+        await publish(system, event("member.created", {"n": 1}))
 
         (job,) = await crashed.claim(10)  # claimed, then the process "dies" before sending
         assert await second_worker.drain() == 0  # leased: nobody else may take it
-        async with pg_system.state("gateway").db.engine.begin() as conn:
+        async with system.state("gateway").db.engine.begin() as conn:
             await conn.execute(deliveries.update().values(next_attempt_at=utcnow() - timedelta(seconds=1)))
         assert await second_worker.drain() == 1  # the lease expired: reclaimed
         (got,) = receiver.received
@@ -81,13 +81,13 @@ async def test_expired_lease_is_reclaimed_and_the_late_result_ignored(
         assert len({json.dumps(r.headers["webhook-id"]) for r in receiver.received}) == 1
 
 
-async def test_concurrent_claims_never_overlap(pg_system: System, second_worker: DeliveryWorker) -> None:
+async def test_concurrent_claims_never_overlap(system: System, second_worker: DeliveryWorker) -> None:
     """Many claims racing at once: every delivery is leased to exactly one claimer."""
-    first_worker = worker(pg_system)
-    async with await admin_client(pg_system) as client:
+    first_worker = worker(system)
+    async with await admin_client(system) as client:
         for i in range(20):
             await create_endpoint(client, f"https://example.com/{i}", ["member.created"])
-    await publish(pg_system, *(event("member.created", {"n": n}) for n in range(10)))
+    await publish(system, *(event("member.created", {"n": n}) for n in range(10)))
     claims = await asyncio.gather(*(w.claim(40) for w in [first_worker, second_worker] * 4))
     leased = [job.delivery_id for jobs in claims for job in jobs]
     while more := await second_worker.claim(200):  # rows a racing claim passed over are still due

@@ -37,13 +37,3 @@ def internal_api(system: System) -> ApiFactory:
         return system.direct("members", identity)
 
     return client_for
-
-
-@pytest.fixture
-def pg_api(pg_system: System) -> ApiFactory:
-    """Like `api`, on Postgres only (concurrency tests)."""
-
-    async def client_for(identity: Identity) -> httpx.AsyncClient:
-        return await pg_system.client(identity)
-
-    return client_for

@@ -239,25 +239,23 @@ async def test_batch_limits_and_roles(api: ApiFactory) -> None:
     assert operator.status_code == 200
 
 
-async def test_fifty_concurrent_posts_of_one_id_record_once(pg_api: ApiFactory, pg_system: System) -> None:
-    community, someone = await setup(pg_api)
+async def test_fifty_concurrent_posts_of_one_id_record_once(api: ApiFactory, system: System) -> None:
+    community, someone = await setup(api)
     event_id = str(uuid.uuid4())
-    async with await pg_api(WRITER) as client:
+    async with await api(WRITER) as client:
         answers = await asyncio.gather(
             *(record(client, id=event_id, member_id=someone["id"], community_id=community["id"]) for _ in range(50))
         )
     assert {a.status_code for a in answers} == {202}
     assert sorted(a.json()["duplicate"] for a in answers) == [False] + [True] * 49
-    assert len(await rows(pg_system, Activity)) == 1
-    assert len(await outbox_events(pg_system, "activity.recorded")) == 1
-    (daily,) = await rows(pg_system, ActivityDaily)
+    assert len(await rows(system, Activity)) == 1
+    assert len(await outbox_events(system, "activity.recorded")) == 1
+    (daily,) = await rows(system, ActivityDaily)
     assert daily.events == 1
 
 
-async def test_concurrent_overlapping_batches_neither_deadlock_nor_double(
-    pg_api: ApiFactory, pg_system: System
-) -> None:
-    async with await pg_api(OPERATOR) as client:
+async def test_concurrent_overlapping_batches_neither_deadlock_nor_double(api: ApiFactory, system: System) -> None:
+    async with await api(OPERATOR) as client:
         community = await create_community(client)
         people = [await create_member(client) for _ in range(20)]
     events = [
@@ -270,12 +268,12 @@ async def test_concurrent_overlapping_batches_neither_deadlock_nor_double(
         shuffled = events[:]
         random.shuffle(shuffled)
         batches.append(shuffled)
-    async with await pg_api(WRITER) as client:
+    async with await api(WRITER) as client:
         answers = await asyncio.gather(*(client.post("/v1/events/batch", json={"events": b}) for b in batches))
     assert {a.status_code for a in answers} == {200}
     assert sum(a.json()["accepted"] for a in answers) == len(events)
     assert sum(a.json()["duplicates"] for a in answers) == len(events) * 7
-    assert len(await rows(pg_system, Activity)) == len(events)
-    assert sum(r.events for r in await rows(pg_system, ActivityDaily)) == len(events)
-    assert sum(r.events for r in await rows(pg_system, ActivityHourly)) == len(events)
-    assert len(await outbox_events(pg_system, "activity.recorded")) == len(events)
+    assert len(await rows(system, Activity)) == len(events)
+    assert sum(r.events for r in await rows(system, ActivityDaily)) == len(events)
+    assert sum(r.events for r in await rows(system, ActivityHourly)) == len(events)
+    assert len(await outbox_events(system, "activity.recorded")) == len(events)

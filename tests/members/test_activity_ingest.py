@@ -185,9 +185,9 @@ async def test_a_mixed_batch_has_exactly_the_effects_of_its_events(api: ApiFacto
 
 
 async def test_concurrent_batches_over_the_same_members_neither_deadlock_nor_lose_counts(
-    pg_api: ApiFactory, pg_system: System
+    api: ApiFactory, system: System
 ) -> None:
-    async with await pg_api(OPERATOR) as client:
+    async with await api(OPERATOR) as client:
         community = await create_community(client)
         people = [await create_member(client) for _ in range(40)]
     now = datetime.now(UTC)
@@ -210,21 +210,21 @@ async def test_concurrent_batches_over_the_same_members_neither_deadlock_nor_los
                 for i, p in enumerate(chosen)
             ]
         )
-    async with await pg_api(WRITER) as client:
+    async with await api(WRITER) as client:
         answers = await asyncio.gather(*(client.post(BATCH, json={"events": b}) for b in batches))
     assert [a.status_code for a in answers] == [200] * len(batches), [a.text for a in answers if a.status_code != 200]
     total = sum(len(b) for b in batches)
     assert sum(a.json()["accepted"] for a in answers) == total
-    assert len(await table_rows(pg_system, Activity)) == total
-    assert sum(r.events for r in await table_rows(pg_system, ActivityDaily)) == total
-    assert sum(r.events for r in await table_rows(pg_system, ActivityHourly)) == total
-    assert len(await outbox_events(pg_system, "activity.recorded")) == total
+    assert len(await table_rows(system, Activity)) == total
+    assert sum(r.events for r in await table_rows(system, ActivityDaily)) == total
+    assert sum(r.events for r in await table_rows(system, ActivityHourly)) == total
+    assert len(await outbox_events(system, "activity.recorded")) == total
     latest: dict[str, datetime] = {}
     for batch in batches:
         for e in batch:
             at = datetime.fromisoformat(e["occurred_at"])
             latest[e["member_id"]] = max(latest.get(e["member_id"], at), at)
-    touched = {str(r.id): r.last_active_at for r in await table_rows(pg_system, Member) if str(r.id) in latest}
+    touched = {str(r.id): r.last_active_at for r in await table_rows(system, Member) if str(r.id) in latest}
     assert touched == latest
 
 

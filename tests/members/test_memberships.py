@@ -74,10 +74,10 @@ async def test_join_unknowns_are_404_and_bad_body_422(api: ApiFactory) -> None:
     assert bad.status_code == 422
 
 
-async def test_concurrent_joins_make_one_membership(pg_api: ApiFactory, pg_system: System) -> None:
-    async with await pg_api(OPERATOR) as client:
+async def test_concurrent_joins_make_one_membership(api: ApiFactory, system: System) -> None:
+    async with await api(OPERATOR) as client:
         community = await create_community(client)
         someone = await create_member(client)
         answers = await asyncio.gather(*(join(client, community["id"], someone["id"]) for _ in range(20)))
     assert sorted(a.status_code for a in answers) == [200] * 19 + [201]
-    assert len(await outbox_events(pg_system, "member.joined_community")) == 1
+    assert len(await outbox_events(system, "member.joined_community")) == 1

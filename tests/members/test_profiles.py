@@ -54,13 +54,13 @@ async def test_duplicate_external_id_is_409(api: ApiFactory, system: System) -> 
     assert len(await outbox_events(system, "member.created")) == 1
 
 
-async def test_concurrent_creates_of_one_external_id_make_one_member(pg_api: ApiFactory, pg_system: System) -> None:
-    async with await pg_api(OPERATOR) as client:
+async def test_concurrent_creates_of_one_external_id_make_one_member(api: ApiFactory, system: System) -> None:
+    async with await api(OPERATOR) as client:
         answers = await asyncio.gather(
             *(client.post("/v1/members", json={"external_id": "race-1", "display_name": f"n{i}"}) for i in range(20))
         )
     assert sorted(a.status_code for a in answers) == [201] + [409] * 19
-    assert len(await outbox_events(pg_system, "member.created")) == 1
+    assert len(await outbox_events(system, "member.created")) == 1
 
 
 async def test_upsert_creates_then_updates(api: ApiFactory, system: System) -> None:
@@ -83,8 +83,8 @@ async def test_upsert_creates_then_updates(api: ApiFactory, system: System) -> N
     assert [u["changed"] for u in updates] == [["email", "tags"]]  # the no-op upsert emitted nothing
 
 
-async def test_concurrent_upserts_make_one_member(pg_api: ApiFactory, pg_system: System) -> None:
-    async with await pg_api(OPERATOR) as client:
+async def test_concurrent_upserts_make_one_member(api: ApiFactory, system: System) -> None:
+    async with await api(OPERATOR) as client:
         answers = await asyncio.gather(
             *(client.put("/v1/members/by-external-id/up-1", json={"display_name": f"n{i}"}) for i in range(10))
         )

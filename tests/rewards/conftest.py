@@ -29,11 +29,5 @@ def api_for(system: System) -> Api:
 
 @pytest.fixture
 def api(system: System) -> Api:
-    """A client to the rewards API as `identity`, on SQLite and on Postgres."""
+    """A client to the rewards API as `identity`."""
     return api_for(system)
-
-
-@pytest.fixture
-def pg_api(pg_system: System) -> Api:
-    """The same, on Postgres only (concurrency tests)."""
-    return api_for(pg_system)

@@ -239,49 +239,47 @@ async def test_listing_redemptions(system: System, api: Api) -> None:
         assert (await client.get("/v1/redemptions")).status_code == 403
 
 
-async def test_100_concurrent_redemptions_of_stock_10_give_exactly_10(pg_system: System, pg_api: Api) -> None:
+async def test_100_concurrent_redemptions_of_stock_10_give_exactly_10(system: System, api: Api) -> None:
     members = [uuid.uuid4() for _ in range(100)]
     for mid in members:
-        await earn(pg_system, mid, 20)
-    prize = await create_reward(pg_api, cost=20, stock=10)
-    responses = await asyncio.gather(*(redeem(pg_api, mid, prize["id"]) for mid in members))
+        await earn(system, mid, 20)
+    prize = await create_reward(api, cost=20, stock=10)
+    responses = await asyncio.gather(*(redeem(api, mid, prize["id"]) for mid in members))
     statuses = [r.status_code for r in responses]
     assert statuses.count(201) == 10, statuses
     assert statuses.count(409) == 90
     assert {r.json()["type"] for r in responses if r.status_code == 409} == {PROBLEMS + "out-of-stock"}
-    assert await stock_of(pg_system, prize["id"]) == 0
+    assert await stock_of(system, prize["id"]) == 0
     winners = {r.json()["member_id"] for r in responses if r.status_code == 201}
     for mid in members:
-        assert await assert_ledger_balanced(pg_system, mid) == (0 if str(mid) in winners else 20)
+        assert await assert_ledger_balanced(system, mid) == (0 if str(mid) in winners else 20)
 
 
-async def test_20_concurrent_redemptions_by_a_member_who_can_afford_2_give_exactly_2(
-    pg_system: System, pg_api: Api
-) -> None:
+async def test_20_concurrent_redemptions_by_a_member_who_can_afford_2_give_exactly_2(system: System, api: Api) -> None:
     mid = uuid.uuid4()
-    await earn(pg_system, mid, 100)
-    prize = await create_reward(pg_api, cost=40, stock=None)
-    responses = await asyncio.gather(*(redeem(pg_api, mid, prize["id"]) for _ in range(20)))
+    await earn(system, mid, 100)
+    prize = await create_reward(api, cost=40, stock=None)
+    responses = await asyncio.gather(*(redeem(api, mid, prize["id"]) for _ in range(20)))
     statuses = [r.status_code for r in responses]
     assert statuses.count(201) == 2, statuses
     assert {r.json()["type"] for r in responses if r.status_code == 409} == {PROBLEMS + "insufficient-points"}
-    assert await assert_ledger_balanced(pg_system, mid) == 20
+    assert await assert_ledger_balanced(system, mid) == 20
 
 
-async def test_concurrent_cancels_refund_once(pg_system: System, pg_api: Api) -> None:
+async def test_concurrent_cancels_refund_once(system: System, api: Api) -> None:
     mid = uuid.uuid4()
-    await earn(pg_system, mid, 100)
-    prize = await create_reward(pg_api, cost=60, stock=3)
-    redemption = (await redeem(pg_api, mid, prize["id"])).json()
+    await earn(system, mid, 100)
+    prize = await create_reward(api, cost=60, stock=3)
+    redemption = (await redeem(api, mid, prize["id"])).json()
 
     async def cancel() -> int:
-        async with pg_api(OPERATOR) as client:
+        async with api(OPERATOR) as client:
             return (await client.post(f"/v1/redemptions/{redemption['id']}/cancel")).status_code
 
     statuses = await asyncio.gather(*(cancel() for _ in range(10)))
     assert sorted(statuses) == [200] + [409] * 9
-    assert await assert_ledger_balanced(pg_system, mid) == 100
-    assert await stock_of(pg_system, prize["id"]) == 3
+    assert await assert_ledger_balanced(system, mid) == 100
+    assert await stock_of(system, prize["id"]) == 3
 
 
 async def test_stock_lives_in_buckets_and_patches_set_the_units_left(system: System, api: Api) -> None:
@@ -311,59 +309,57 @@ async def test_stock_lives_in_buckets_and_patches_set_the_units_left(system: Sys
     assert await assert_ledger_balanced(system, mid) == 200 - 5 * 10
 
 
-async def test_concurrent_redemptions_after_a_restock_take_exactly_the_new_stock(
-    pg_system: System, pg_api: Api
-) -> None:
+async def test_concurrent_redemptions_after_a_restock_take_exactly_the_new_stock(system: System, api: Api) -> None:
     members = [uuid.uuid4() for _ in range(40)]
     for mid in members:
-        await earn(pg_system, mid, 20)
-    prize = await create_reward(pg_api, cost=20, stock=3)
-    async with pg_api(OPERATOR) as client:
+        await earn(system, mid, 20)
+    prize = await create_reward(api, cost=20, stock=3)
+    async with api(OPERATOR) as client:
         assert (await client.patch(f"/v1/rewards/{prize['id']}", json={"stock": 25})).status_code == 200
-    responses = await asyncio.gather(*(redeem(pg_api, mid, prize["id"]) for mid in members))
+    responses = await asyncio.gather(*(redeem(api, mid, prize["id"]) for mid in members))
     statuses = [r.status_code for r in responses]
     assert statuses.count(201) == 25, statuses
-    assert await stock_of(pg_system, prize["id"]) == 0
+    assert await stock_of(system, prize["id"]) == 0
 
 
-async def test_concurrent_redemptions_cancels_and_a_restock_keep_stock_exact(pg_system: System, pg_api: Api) -> None:
+async def test_concurrent_redemptions_cancels_and_a_restock_keep_stock_exact(system: System, api: Api) -> None:
     """Units are conserved under any interleaving: left + live redemptions == what was set."""
     members = [uuid.uuid4() for _ in range(30)]
     for mid in members:
-        await earn(pg_system, mid, 40)
-    prize = await create_reward(pg_api, cost=20, stock=12)
-    first = [r.json() for r in await asyncio.gather(*(redeem(pg_api, mid, prize["id"]) for mid in members[:12]))]
+        await earn(system, mid, 40)
+    prize = await create_reward(api, cost=20, stock=12)
+    first = [r.json() for r in await asyncio.gather(*(redeem(api, mid, prize["id"]) for mid in members[:12]))]
     assert all(r["status"] == "pending" for r in first)
 
     async def cancel(redemption: dict[str, Any]) -> int:
-        async with pg_api(OPERATOR) as client:
+        async with api(OPERATOR) as client:
             return (await client.post(f"/v1/redemptions/{redemption['id']}/cancel")).status_code
 
     results = await asyncio.gather(
-        *(cancel(r) for r in first[:6]), *(redeem(pg_api, mid, prize["id"]) for mid in members[12:])
+        *(cancel(r) for r in first[:6]), *(redeem(api, mid, prize["id"]) for mid in members[12:])
     )
     cancels, redemptions = results[:6], results[6:]
     assert cancels == [200] * 6
     won = sum(1 for r in redemptions if r.status_code == 201)  # type: ignore[union-attr]
     assert won <= 6  # only the cancelled units came back
     live = 12 - 6 + won
-    assert await stock_of(pg_system, prize["id"]) == 12 - live
+    assert await stock_of(system, prize["id"]) == 12 - live
     for mid in members:
-        await assert_ledger_balanced(pg_system, mid)
+        await assert_ledger_balanced(system, mid)
 
 
 async def test_20_concurrent_redemptions_of_a_limited_reward_by_one_member_stop_at_the_limit(
-    pg_system: System, pg_api: Api
+    system: System, api: Api
 ) -> None:
     mid = uuid.uuid4()
-    await earn(pg_system, mid, 1000)
-    prize = await create_reward(pg_api, cost=10, stock=50, per_member_limit=3)
-    responses = await asyncio.gather(*(redeem(pg_api, mid, prize["id"]) for _ in range(20)))
+    await earn(system, mid, 1000)
+    prize = await create_reward(api, cost=10, stock=50, per_member_limit=3)
+    responses = await asyncio.gather(*(redeem(api, mid, prize["id"]) for _ in range(20)))
     statuses = [r.status_code for r in responses]
     assert statuses.count(201) == 3, statuses
     assert {r.json()["type"] for r in responses if r.status_code == 409} == {PROBLEMS + "limit-reached"}
-    assert await stock_of(pg_system, prize["id"]) == 47
-    assert await assert_ledger_balanced(pg_system, mid) == 970
-    async with pg_system.state("rewards").db.session() as session:
+    assert await stock_of(system, prize["id"]) == 47
+    assert await assert_ledger_balanced(system, mid) == 970
+    async with system.state("rewards").db.session() as session:
         rows = await session.scalar(sa.text("SELECT count(*) FROM redemptions WHERE member_id = :m").bindparams(m=mid))
     assert rows == 3

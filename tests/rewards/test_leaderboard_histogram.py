@@ -132,22 +132,22 @@ async def test_me_through_the_api_uses_the_histogram(system: System, api: Api) -
         assert response.json()["me"]["rank"] == rank
 
 
-async def test_concurrent_awards_and_erasures_keep_the_histogram_exact(pg_system: System) -> None:
+async def test_concurrent_awards_and_erasures_keep_the_histogram_exact(system: System) -> None:
     rng = random.Random(7)
     communities = [uuid.uuid4()]
     members = [uuid.uuid4() for _ in range(30)]
     today = date(2026, 11, 18)
     days = [today, today - timedelta(days=1)]
-    await add(pg_system, random_batch(rng, communities, members, days, 60))
+    await add(system, random_batch(rng, communities, members, days, 60))
     # Overlapping members and values in every batch: row locks order the moves, and the
     # sorted histogram upsert keeps the batches from deadlocking on each other.
     batches = [random_batch(rng, communities, members, days, 40) for _ in range(12)]
     erasures = rng.sample(members, 4)
     await asyncio.gather(
-        *(add(pg_system, batch) for batch in batches),
-        *(drop(pg_system, gone, communities) for gone in erasures),
+        *(add(system, batch) for batch in batches),
+        *(drop(system, gone, communities) for gone in erasures),
     )
-    await assert_consistent(pg_system)
+    await assert_consistent(system)
 
 
 async def test_migration_backfills_the_histogram() -> None:

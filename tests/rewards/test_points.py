@@ -245,15 +245,15 @@ async def test_expiry_worker_pass_commits_and_skips_nothing_due(system: System, 
     assert await assert_ledger_balanced(system, mid) == 0
 
 
-async def test_expiry_job_skips_members_locked_elsewhere(pg_system: System, pg_api: Api) -> None:
+async def test_expiry_job_skips_members_locked_elsewhere(system: System, api: Api) -> None:
     """With a member's account locked by another transaction, a pass leaves that member for later."""
     from services.rewards.points.service import lock_accounts
 
-    await _expiring_program(pg_api)
+    await _expiring_program(api)
     busy, free = uuid.uuid4(), uuid.uuid4()
     old = local_today() - timedelta(days=40)
-    await deliver(pg_system, *[activity(m, uuid.uuid4(), "invite_accepted", local_date=old) for m in (busy, free)])
-    db = pg_system.state("rewards").db
+    await deliver(system, *[activity(m, uuid.uuid4(), "invite_accepted", local_date=old) for m in (busy, free)])
+    db = system.state("rewards").db
     now = datetime.now(UTC)
     async with db.session() as holder:
         await lock_accounts(holder, [busy], now)
@@ -261,12 +261,12 @@ async def test_expiry_job_skips_members_locked_elsewhere(pg_system: System, pg_a
             assert await expire_due_lots(session, now) == 1
             await db.commit(session)
         await holder.rollback()
-    assert (await points_of(pg_api, busy))["balance"] == 20
-    assert (await points_of(pg_api, free))["balance"] == 0
+    assert (await points_of(api, busy))["balance"] == 20
+    assert (await points_of(api, free))["balance"] == 0
     async with db.session() as session:
         assert await expire_due_lots(session, now) == 1
         await db.commit(session)
-    assert await assert_ledger_balanced(pg_system, busy) == 0
+    assert await assert_ledger_balanced(system, busy) == 0
 
 
 async def test_earn_helper_and_ledger_sum(system: System, api: Api) -> None:
