@@ -22,6 +22,7 @@ from starlette.responses import Response
 from services.common.db import Database
 from services.common.events import BatchHandler, EventHandler, KitTables, Outbox, Relay, events_router
 from services.common.identity import Caller, InternalAuthMiddleware
+from services.common.jobs import Housekeeping, Purge, kit_purges
 from services.common.observability import Metrics, RequestContextMiddleware, configure_logging
 from services.common.problems import ServiceUnavailable, install_problem_handlers
 from services.common.runtime import freeze_startup_heap
@@ -106,14 +107,16 @@ def create_service_app(
     transport: httpx.AsyncBaseTransport | None = None,
     on_startup: Sequence[LifespanHook] = (),
     background: Sequence[Callable[[FastAPI], Any]] = (),
+    purges: Sequence[Purge] = (),
     title: str | None = None,
     description: str = "",
 ) -> FastAPI:
     """A domain service: its routers behind the internal token, plus the common kit.
 
     `background` factories get the app once it is ready and return an object with
-    `start()` / `await stop()` (schedulers); the relay is always one of them.
-    `batch_handler` (see `events.inbox`) gets each batch's new events in one call.
+    `start()` / `await stop()` (a `jobs.PeriodicJob`, say); the relay and the housekeeping
+    job are always there. `purges` are the service's own, run by housekeeping after the
+    kit's. `batch_handler` (see `events.inbox`) gets each batch's new events in one call.
     """
     configure_logging(settings.log_level, settings.log_json)
 
@@ -124,12 +127,15 @@ def create_service_app(
         http = build_http_client(settings, transport)
         app.state.db, app.state.outbox, app.state.http = db, outbox, http
         app.state.relay = Relay(db, outbox, settings, http, metrics=app.state.metrics)
+        app.state.housekeeping = Housekeeping(
+            db, kit_tables, settings, [*kit_purges(kit_tables, settings), *purges], metrics=app.state.metrics
+        )
         async with AsyncExitStack() as stack:
             stack.push_async_callback(db.dispose)
             stack.push_async_callback(http.aclose)
             for hook in on_startup:
                 await hook(app)
-            workers = [app.state.relay, *(factory(app) for factory in background)]
+            workers = [app.state.relay, app.state.housekeeping, *(factory(app) for factory in background)]
             app.state.workers = workers
             if settings.relay_enabled:
                 for worker in workers:
