@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = None
 
     rate_limit: str = "600/minute"
+    # Gateway replicas share rate-limit counters here (redis://, rediss://, unix://); unset:
+    # each process counts on its own. Keys start with the prefix (several deployments, one Redis).
+    redis_url: SecretStr | None = None
+    redis_key_prefix: str = "qunyun:"
     upstream_timeout_seconds: float = 10.0
     upstream_connect_timeout_seconds: float = 2.0
 
