@@ -89,7 +89,7 @@ async def bench() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         async with (
-            running_system("postgres", relay_enabled=True, relay_interval_ms=200, log_level="ERROR") as system,
+            running_system(relay_enabled=True, relay_interval_ms=200, log_level="ERROR") as system,
             httpx.AsyncClient() as probe,
         ):
             for _ in range(100):
