@@ -26,6 +26,7 @@ from services.gateway.auth.admin import start_auth
 from services.gateway.auth.identify import identify_caller
 from services.gateway.db import kit_tables
 from services.gateway.docs import install_docs
+from services.gateway.events import GatewayEvents
 from services.gateway.openapi import MergedOpenAPI
 from services.gateway.proxy import Proxy, ProxyFastPath
 from services.gateway.ratelimit import RateLimitMiddleware, RateLimitStore, RedisRateLimitStore, build_rate_limit_store
@@ -81,8 +82,8 @@ def create_app(
     for router in webhook_routers():
         app.include_router(router)
     register_webhook_catalogue(app)
-    # Partner webhooks: every event is fanned out to the subscribed endpoints.
-    app.include_router(events_router(kit_tables, {}, batch_handler=webhooks.fanout))
+    # Every event is fanned out to the subscribed partner webhooks; erasures revoke member tokens.
+    app.include_router(events_router(kit_tables, {}, batch_handler=GatewayEvents(app, webhooks.fanout)))
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_document(request: Request) -> Response:
