@@ -55,6 +55,9 @@ class RefreshToken(GatewayModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     spent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The token issued when this one was spent: a duplicate refresh within the reuse grace
+    # gets that one (see sessions.py). Same family, so no foreign key is needed to clean up.
+    successor_id: uuid.UUID | None = Field(default=None)
 
 
 class ApiKey(GatewayModel, table=True):

@@ -85,7 +85,11 @@ async def create_token(
 async def refresh_token(
     body: TokenRefresh, session: SessionDep, request: Request, response: Response
 ) -> TokenPairRead | Response:
-    """Trade a refresh token for a new pair; the old one is spent, and reusing it revokes the family."""
+    """Trade a refresh token for a new pair; the old one is spent, and reusing it revokes the family.
+
+    A duplicate within `QUNYUN_REFRESH_REUSE_GRACE_SECONDS` of the spend (two tabs refreshing
+    at once) gets the successor already issued, with a fresh access token, instead.
+    """
     pair = await sessions.rotate_refresh_token(session, body.refresh_token, _settings(request))
     if pair is None:
         # Answered, not raised: a revocation written by the rotation must still be committed.
