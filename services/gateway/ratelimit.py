@@ -165,7 +165,7 @@ class RedisRateLimitStore:
     def register_metrics(self, registry: CollectorRegistry) -> None:
         self.errors = Counter(
             "qunyun_gateway_ratelimit_store_errors_total",
-            "Rate-limit hits counted in-process because the shared store (Redis) failed",
+            "Failed calls to the shared rate-limit store (Redis); hits are counted in-process for a while after each",
             registry=registry,
         )
 
