@@ -103,8 +103,9 @@ def successor_secret(raw: str, settings: Settings) -> str:
     secret at rest (the alternative, the successor encrypted on the spent row, is a
     ciphertext to manage and to leak); the database still holds only SHA-256 hashes. Only
     the holder of `raw` and of the server key can compute it (and whoever has that key can
-    sign access tokens anyway), and it carries 256 bits like a random token. A duplicate is still answered only while the database says the
-    successor is `raw`'s recorded, unspent successor (its hash must match too).
+    sign access tokens anyway), and it carries 256 bits like a random token. A duplicate is
+    still answered only while the database says the successor is `raw`'s recorded, unspent
+    successor (its hash must match too).
     """
     key = hmac.new(settings.jwt_signing_key.get_secret_value().encode(), _SUCCESSOR_KEY_LABEL, hashlib.sha256)
     mac = hmac.new(key.digest(), raw.encode(), hashlib.sha256).digest()
