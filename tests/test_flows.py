@@ -324,10 +324,12 @@ async def test_erasure_reaches_rewards_and_the_member_is_gone(system: System, pe
     assert erased.status_code == 204, erased.text
     assert await system.drain() > 0  # member.erased reaches rewards
 
-    # Members: the person is gone for everyone, the member included.
+    # Members: the person is gone for everyone. The gateway applied member.erased too: the
+    # member's own tokens are revoked.
     assert_problem(await people.admin.get(f"/v1/members/{member_id}"), 404)
-    assert_problem(await lin.get(f"/v1/members/{member_id}"), 404)
-    assert_problem(await lin.delete(f"/v1/members/{member_id}"), 404)
+    assert_problem(await people.admin.delete(f"/v1/members/{member_id}"), 404)
+    assert_problem(await lin.get(f"/v1/members/{member_id}"), 401, "invalid-token")
+    assert_problem(await lin.delete(f"/v1/members/{member_id}"), 401, "invalid-token")
     found = (await people.admin.get("/v1/members", params={"q": "erase.me@example.com"})).json()
     assert found["items"] == []
     # A token can no longer be minted for them.
@@ -344,7 +346,7 @@ async def test_erasure_reaches_rewards_and_the_member_is_gone(system: System, pe
     assert export["points"]["balance"] == 35 == await ledger_sum(system, member_id)
     board = await people.admin.get("/v1/leaderboards", params={"community_id": people.community_id, "period": "all"})
     assert member_id not in {item["member_id"] for item in board.json()["items"]}
-    assert (await lin.get(f"/v1/rewards/{reward['id']}")).json()["stock"] == 5
+    assert (await people.admin.get(f"/v1/rewards/{reward['id']}")).json()["stock"] == 5
 
 
 # --- access: members see only themselves, partners only their scopes ----------------------

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 86400
     member_token_ttl_seconds: int = 3600
+    # A refresh token presented again this soon after it was spent (two tabs refreshing at
+    # once) gets the successor already issued for it; later, reuse revokes the family.
+    refresh_reuse_grace_seconds: float = Field(default=10, ge=0)
     encryption_key: SecretStr = SecretStr(DEV_ENCRYPTION_KEY)
     blind_index_key: SecretStr = SecretStr(DEV_BLIND_INDEX_KEY)
 
@@ -70,6 +73,10 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = None
 
     rate_limit: str = "600/minute"
+    # Gateway replicas share rate-limit counters here (redis://, rediss://, unix://); unset:
+    # each process counts on its own. Keys start with the prefix (several deployments, one Redis).
+    redis_url: SecretStr | None = None
+    redis_key_prefix: str = "qunyun:"
     upstream_timeout_seconds: float = 10.0
     upstream_connect_timeout_seconds: float = 2.0
 

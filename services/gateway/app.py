@@ -27,9 +27,10 @@ from services.gateway.auth.admin import start_auth
 from services.gateway.auth.identify import identify_caller
 from services.gateway.db import kit_tables
 from services.gateway.docs import install_docs
+from services.gateway.events import GatewayEvents
 from services.gateway.openapi import MergedOpenAPI
 from services.gateway.proxy import Proxy, ProxyFastPath
-from services.gateway.ratelimit import InMemoryRateLimitStore, RateLimitMiddleware, RateLimitStore
+from services.gateway.ratelimit import RateLimitMiddleware, RateLimitStore, RedisRateLimitStore, build_rate_limit_store
 from services.gateway.routing import RouteTableLoader
 from services.gateway.webhooks import WebhookRuntime, register_webhook_catalogue, webhook_routers
 from services.gateway.webhooks.retention import webhook_purges
@@ -72,22 +73,26 @@ def create_app(
             await webhooks.stop()
             await app.state.http.aclose()
             await app.state.db.dispose()
+            if isinstance(store, RedisRateLimitStore):
+                await store.aclose()
 
     app = FastAPI(title="Qunyun", version="1.0.0", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     # The seam to authentication (see services.gateway.callers); tests may replace it.
     app.state.identify_caller = identify_caller
-    app.state.rate_limits = store = rate_limit_store or InMemoryRateLimitStore()
+    app.state.rate_limits = store = rate_limit_store or build_rate_limit_store(settings)
     app.state.webhooks = webhooks
     app.add_middleware(ProxyFastPath)
     app.add_middleware(RateLimitMiddleware, settings=settings, store=store)
     install_common(app, "gateway", settings)  # its request-id middleware goes outermost
+    if isinstance(store, RedisRateLimitStore):
+        store.register_metrics(app.state.metrics.registry)
     for router in auth_routers():
         app.include_router(router)
     for router in webhook_routers():
         app.include_router(router)
     register_webhook_catalogue(app)
-    # Partner webhooks: every event is fanned out to the subscribed endpoints.
-    app.include_router(events_router(kit_tables, {}, batch_handler=webhooks.fanout))
+    # Every event is fanned out to the subscribed partner webhooks; erasures revoke member tokens.
+    app.include_router(events_router(kit_tables, {}, batch_handler=GatewayEvents(app, webhooks.fanout)))
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_document(request: Request) -> Response:

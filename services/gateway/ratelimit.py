@@ -9,11 +9,18 @@ structured fields)::
 and a caller over the limit gets a 429 problem with `Retry-After`. Callers are counted by
 `Identity.key`, anonymous ones (and bad credentials) by client address.
 
-Counting sits behind the small `RateLimitStore` interface: `InMemoryRateLimitStore` counts
-per process (per replica: N replicas allow up to N times the limit); a shared store is one
-class with the same `hit` (Redis: `INCR key:<window>` + `EXPIRE`; Postgres: `INSERT ... ON
-CONFLICT DO UPDATE SET count = count + 1 RETURNING count`), since windows are aligned to
-the epoch and need no other coordination.
+Counting sits behind the small `RateLimitStore` interface, in fixed windows aligned to the
+epoch (so replicas need no coordination beyond a shared counter):
+
+- `InMemoryRateLimitStore` counts per process (per replica: N replicas allow up to N times
+  the limit). It is the store when `QUNYUN_REDIS_URL` is unset.
+- `RedisRateLimitStore` keeps the counters in Redis, shared by every replica: one atomic
+  Lua script per hit (`INCR` + `PEXPIRE` of the window's key, returning count and TTL).
+  When Redis cannot be reached it fails open *to local counting*: the hit is counted by
+  its in-process fallback store (as if Redis were not configured), a warning is logged
+  and `qunyun_gateway_ratelimit_store_errors_total` grows. A rate limiter exists to shed
+  abuse, not to be a second point of failure for every request, so an outage of it must
+  not take the API down; the local counters still bound each replica meanwhile.
 """
 
 from __future__ import annotations
@@ -22,14 +29,22 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+import redis.asyncio as redis
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.problems import Unauthorized, problem_response
 from services.common.settings import Settings
 from services.gateway.callers import resolve_caller
+
+log = structlog.get_logger("qunyun.gateway.ratelimit")
 
 POLICY_NAME = "default"
 # Probes, docs and the services' event deliveries are never limited.
@@ -86,6 +101,111 @@ class InMemoryRateLimitStore:
             self._make_room(index)
         self._counters[key] = (index, count + 1)
         return RateDecision(True, limit - count - 1, reset)
+
+
+# One hit, atomically: count it in the window's key, give the key the window's remaining
+# lifetime on first use (a key found without one, which nothing here leaves, is repaired),
+# and answer {count, milliseconds until the key expires}.
+HIT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+# How long a replica counts locally after Redis failed, before trying it again: while Redis
+# is down, requests do not each wait for a connection timeout.
+REDIS_RETRY_SECONDS = 5.0
+REDIS_TIMEOUT_SECONDS = 0.25
+
+
+class RedisRateLimitStore:
+    """Fixed-window counters in Redis, shared by every gateway replica.
+
+    The key of a window is `<prefix>ratelimit:<caller key>:<window seconds>:<window index>`;
+    it expires when its window ends. The script is loaded once and then run by its SHA
+    (`EVALSHA`, loading it again if the server forgot it, as after a restart). On any Redis
+    error the hit goes to `fallback` (in-process counting; see the module docstring).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "qunyun:",
+        clock: Callable[[], float] = time.time,
+        fallback: RateLimitStore | None = None,
+        retry_seconds: float = REDIS_RETRY_SECONDS,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.clock = clock
+        self.fallback = fallback or InMemoryRateLimitStore(clock=clock)
+        self.retry_seconds = retry_seconds
+        self._script = client.register_script(HIT_SCRIPT)
+        self._skip_until = 0.0  # monotonic: count locally until then (Redis failed recently)
+        self.errors: Counter | None = None
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "qunyun:", **kwargs: Any) -> RedisRateLimitStore:
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 1),  # one quick retry (a dropped pooled connection), then fall back
+            health_check_interval=30,
+        )
+        return cls(client, prefix=prefix, **kwargs)
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        self.errors = Counter(
+            "qunyun_gateway_ratelimit_store_errors_total",
+            "Failed calls to the shared rate-limit store (Redis); hits are counted in-process for a while after each",
+            registry=registry,
+        )
+
+    def key(self, caller: str, window: int, index: int) -> str:
+        return f"{self.prefix}ratelimit:{caller}:{window}:{index}"
+
+    async def hit(self, key: str, limit: int, window: int) -> RateDecision:
+        if time.monotonic() < self._skip_until:
+            return await self.fallback.hit(key, limit, window)
+        now = self.clock()
+        index = int(now // window)
+        window_left_ms = max(1, math.ceil(((index + 1) * window - now) * 1000))
+        try:
+            count, ttl_ms = await self._script(keys=[self.key(key, window, index)], args=[window_left_ms])
+        except (RedisError, OSError) as exc:
+            self._skip_until = time.monotonic() + self.retry_seconds
+            if self.errors is not None:
+                self.errors.inc()
+            log.warning(
+                "ratelimit_store_unavailable",
+                error=f"{type(exc).__name__}: {exc}"[:200],
+                fallback="in-process counters",
+                retry_in_seconds=self.retry_seconds,
+            )
+            return await self.fallback.hit(key, limit, window)
+        reset = max(1, math.ceil(int(ttl_ms) / 1000))
+        count = int(count)
+        if count > limit:
+            return RateDecision(False, 0, reset)
+        return RateDecision(True, limit - count, reset)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def build_rate_limit_store(settings: Settings) -> RateLimitStore:
+    """The store the settings ask for: Redis with `QUNYUN_REDIS_URL`, else in-process."""
+    if settings.redis_url:
+        return RedisRateLimitStore.from_url(settings.redis_url.get_secret_value(), prefix=settings.redis_key_prefix)
+    return InMemoryRateLimitStore()
 
 
 def is_exempt(path: str) -> bool:

@@ -17,9 +17,12 @@ V = TypeVar("V")
 
 
 class TTLCache(Generic[K, V]):
-    def __init__(self, ttl_seconds: float, max_entries: int = 50_000) -> None:
+    def __init__(
+        self, ttl_seconds: float, max_entries: int = 50_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
+        self.clock = clock  # tests move it forward instead of sleeping
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._loading: dict[K, asyncio.Future[V]] = {}
         # Bumped by every invalidation: a load that began before it must not store its stale value.
@@ -29,13 +32,13 @@ class TTLCache(Generic[K, V]):
         entry = self._entries.get(key)
         if entry is None:
             return False, None
-        if entry[0] <= time.monotonic():
+        if entry[0] <= self.clock():
             self._entries.pop(key, None)
             return False, None
         return True, entry[1]
 
     def put(self, key: K, value: V) -> None:
-        self._entries[key] = (time.monotonic() + self.ttl, value)
+        self._entries[key] = (self.clock() + self.ttl, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

@@ -1,8 +1,9 @@
 """Who is calling the gateway: resolves `Authorization: Bearer` / `X-API-Key` to an Identity.
 
 Runs on every proxied request, so it stays off the database: a JWT costs one HMAC check
-plus a cached look at the staff account (disabled? token version? current roles?); an API
-key costs a SHA-256 plus a cached primary-key read. Caches live on `app.state.auth`.
+plus a cached look at the staff account (disabled? token version? current roles?) or at the
+member's token version; an API key costs a SHA-256 plus a cached primary-key read. Caches
+live on `app.state.auth`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from services.gateway.auth.api_keys import (
     secret_matches,
     touch_api_key,
 )
+from services.gateway.auth.member_tokens import load_token_version
 from services.gateway.auth.staff import load_staff_state
 from services.gateway.auth.state import auth_state
 from services.gateway.auth.tokens import LEEWAY_SECONDS, InvalidToken, decode_access_token
@@ -72,11 +74,14 @@ async def identity_from_token(app: FastAPI, token: str) -> Identity:
         settings: Settings = app.state.settings
         claims = decode_access_token(token, settings)
         state.tokens.put(token, claims)
+    engine: AsyncEngine = app.state.db.engine
     if claims.kind == "member":
         member_id = uuid.UUID(claims.subject)
+        version = await state.member_versions.get_or_load(member_id, lambda: load_token_version(engine, member_id))
+        if version != claims.version:
+            raise InvalidToken("The access token was revoked.")
         return Identity(kind="member", id=str(member_id), roles=("member",), member_id=member_id)
     staff_id = uuid.UUID(claims.subject)
-    engine: AsyncEngine = app.state.db.engine
     staff = await state.staff.get_or_load(staff_id, lambda: load_staff_state(engine, staff_id))
     if staff is None or staff.disabled or staff.token_version != claims.version:
         raise InvalidToken("The access token was revoked.")

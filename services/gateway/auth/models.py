@@ -1,4 +1,5 @@
-"""Tables of gateway authentication: staff accounts, refresh-token families, API keys."""
+"""Tables of gateway authentication: staff accounts, refresh-token families, API keys,
+member token versions."""
 
 from __future__ import annotations
 
@@ -54,6 +55,9 @@ class RefreshToken(GatewayModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     spent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The token issued when this one was spent: a duplicate refresh within the reuse grace
+    # gets that one (see sessions.py). Same family, so no foreign key is needed to clean up.
+    successor_id: uuid.UUID | None = Field(default=None)
 
 
 class ApiKey(GatewayModel, table=True):
@@ -69,3 +73,17 @@ class ApiKey(GatewayModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class MemberTokenVersion(GatewayModel, table=True):
+    """The current version of a member's access tokens: a token minted with another is refused.
+
+    Bumped by erasure (`member.erased`) and `POST /v1/members/{id}/revoke-tokens`; a member
+    without a row is at version 0 (the version of tokens minted before versions existed).
+    """
+
+    __tablename__ = "member_token_versions"
+
+    member_id: uuid.UUID = Field(primary_key=True)
+    version: int = Field(default=0)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,4 +1,5 @@
-"""Routes of gateway authentication: tokens, `/v1/me`, staff accounts, API keys."""
+"""Routes of gateway authentication: tokens, `/v1/me`, member token revocation, staff
+accounts, API keys."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from services.common.identity import Identity
 from services.common.pagination import PageDep
 from services.common.problems import problem_response, problem_responses
 from services.common.settings import Settings
-from services.gateway.auth import api_keys, sessions, staff
+from services.gateway.auth import api_keys, member_tokens, sessions, staff
 from services.gateway.auth.cache import TTLCache
 from services.gateway.auth.deps import AdminCaller, GatewayCaller, require_gateway
-from services.gateway.auth.member_tokens import issue_member_token, resolve_member
 from services.gateway.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -42,6 +42,7 @@ auth_router = APIRouter(prefix="/v1/auth", tags=["auth"])
 me_router = APIRouter(prefix="/v1", tags=["auth"])
 staff_router = APIRouter(prefix="/v1/staff", tags=["staff"])
 api_keys_router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
+members_router = APIRouter(prefix="/v1/members", tags=["members"])
 
 MemberTokenMinter = Annotated[Identity, Depends(require_gateway("operator", scopes=["members:token"]))]
 
@@ -84,7 +85,11 @@ async def create_token(
 async def refresh_token(
     body: TokenRefresh, session: SessionDep, request: Request, response: Response
 ) -> TokenPairRead | Response:
-    """Trade a refresh token for a new pair; the old one is spent, and reusing it revokes the family."""
+    """Trade a refresh token for a new pair; the old one is spent, and reusing it revokes the family.
+
+    A duplicate within `QUNYUN_REFRESH_REUSE_GRACE_SECONDS` of the spend (two tabs refreshing
+    at once) gets the successor already issued, with a fresh access token, instead.
+    """
     pair = await sessions.rotate_refresh_token(session, body.refresh_token, _settings(request))
     if pair is None:
         # Answered, not raised: a revocation written by the rotation must still be committed.
@@ -109,13 +114,14 @@ async def revoke_token(body: TokenRevoke, session: SessionDep) -> None:
 
 @auth_router.post("/member-token", response_model=MemberTokenRead, responses=problem_responses(401, 403, 404, 422, 503))
 async def create_member_token(
-    body: MemberTokenCreate, _caller: MemberTokenMinter, request: Request, response: Response
+    body: MemberTokenCreate, _caller: MemberTokenMinter, session: SessionDep, request: Request, response: Response
 ) -> MemberTokenRead:
     """Mint an access token for a member (partners with `members:token`, admins, operators)."""
     settings = _settings(request)
-    member_id = await resolve_member(request.app.state.http, settings, body)
+    member_id = await member_tokens.resolve_member(request.app.state.http, settings, body)
+    version = await member_tokens.current_token_version(session, member_id)
     response.headers["Cache-Control"] = "no-store"
-    return issue_member_token(settings, member_id)
+    return member_tokens.issue_member_token(settings, member_id, version)
 
 
 @me_router.get("/me", response_model=MeRead, responses=problem_responses(401))
@@ -128,6 +134,28 @@ async def read_me(caller: GatewayCaller) -> MeRead:
         scopes=list(caller.scopes),
         member_id=caller.member_id,
     )
+
+
+@members_router.post(
+    "/{member_id}/revoke-tokens",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def revoke_member_tokens(
+    member_id: uuid.UUID, caller: GatewayCaller, session: SessionDep, request: Request
+) -> None:
+    """Revoke every access token of a member (admin, or the member itself).
+
+    Tokens minted before stop working: at once on this gateway replica, within 5 s on the
+    others. Tokens minted afterwards work. Repeating the call is harmless (204 each time).
+    """
+    member_tokens.can_revoke_member_tokens(caller, member_id)
+    if caller.kind != "member":  # a member's own valid token already vouches that it exists
+        await member_tokens.resolve_member(
+            request.app.state.http, _settings(request), MemberTokenCreate(member_id=member_id)
+        )
+    await member_tokens.revoke_member_tokens(session, [member_id])
+    member_tokens.invalidate_after_commit(session, auth_state(request.app).member_versions, [member_id])
 
 
 # --- staff ------------------------------------------------------------------------------
@@ -215,4 +243,4 @@ async def revoke_api_key(
 
 
 def routers() -> list[APIRouter]:
-    return [auth_router, me_router, staff_router, api_keys_router]
+    return [auth_router, me_router, members_router, staff_router, api_keys_router]

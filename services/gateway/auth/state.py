@@ -15,8 +15,10 @@ from fastapi import FastAPI
 from services.gateway.auth.cache import TTLCache
 from services.gateway.auth.tokens import AccessClaims
 
-# How long another replica may keep honouring a disabled account or a revoked key.
+# How long another replica may keep honouring a disabled account, a revoked member token
+# (erasure, revoke-tokens) or a revoked key.
 STAFF_CACHE_SECONDS = 5.0
+MEMBER_VERSION_CACHE_SECONDS = STAFF_CACHE_SECONDS
 API_KEY_CACHE_SECONDS = 10.0
 # Verified access tokens, so a client's next requests skip the signature check (expiry still applies).
 TOKEN_CACHE_SECONDS = 60.0
@@ -44,11 +46,14 @@ class ApiKeyState:
 class AuthState:
     def __init__(self) -> None:
         self.staff: TTLCache[uuid.UUID, StaffState | None] = TTLCache(STAFF_CACHE_SECONDS)
+        # member id -> current member token version
+        self.member_versions: TTLCache[uuid.UUID, int] = TTLCache(MEMBER_VERSION_CACHE_SECONDS)
         self.api_keys: TTLCache[uuid.UUID, ApiKeyState | None] = TTLCache(API_KEY_CACHE_SECONDS)
         self.tokens: TTLCache[str, AccessClaims] = TTLCache(TOKEN_CACHE_SECONDS, max_entries=20_000)
 
     def clear(self) -> None:
         self.staff.clear()
+        self.member_versions.clear()
         self.api_keys.clear()
         self.tokens.clear()
 

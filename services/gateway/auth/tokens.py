@@ -62,9 +62,9 @@ def issue_access_token(
         "iat": issued,
         "exp": issued + ttl,
         "jti": secrets.token_hex(8),
+        # The account's (staff) or member's token version: bumping it revokes older tokens.
+        "ver": version,
     }
-    if kind == "staff":
-        claims["ver"] = version
     token = jwt.encode(claims, settings.jwt_signing_key.get_secret_value(), algorithm="HS256")
     return token, ttl
 

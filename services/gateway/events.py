@@ -1,0 +1,34 @@
+"""Events the gateway consumes (it receives every event, see `QUNYUN_EVENT_ROUTES`).
+
+Every domain event fans out to the subscribed partner webhooks; `member.erased` also
+revokes the member's access tokens (bumps its token version). Both happen in the inbox's
+transaction, so a redelivered event changes nothing and a failed batch leaves no trace.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.events import BatchHandler, Event
+from services.gateway.auth.member_tokens import invalidate_after_commit, revoke_member_tokens
+from services.gateway.auth.state import auth_state
+
+MEMBER_ERASED = "member.erased"
+
+
+class GatewayEvents:
+    """The gateway's batch handler for `events_router`."""
+
+    def __init__(self, app: FastAPI, fanout: BatchHandler) -> None:
+        self.app = app
+        self.fanout = fanout
+
+    async def __call__(self, session: AsyncSession, events: list[Event]) -> None:
+        erased = [uuid.UUID(str(event.data["member_id"])) for event in events if event.type == MEMBER_ERASED]
+        if erased:
+            await revoke_member_tokens(session, erased)
+            invalidate_after_commit(session, auth_state(self.app).member_versions, erased)
+        await self.fanout(session, events)
