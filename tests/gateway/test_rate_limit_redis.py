@@ -19,7 +19,7 @@ import pytest
 import redis.asyncio as redis
 from fastapi import FastAPI
 
-from services.common.settings import DOMAIN_SERVICES
+from services.common.settings import DOMAIN_SERVICES, SERVICES
 from services.gateway.app import create_app
 from services.gateway.ratelimit import InMemoryRateLimitStore, RedisRateLimitStore
 from tests import system as system_support
@@ -59,7 +59,8 @@ async def gateway_replicas(count: int, **overrides: Any) -> AsyncIterator[list[F
     """`count` gateway apps built from the same settings (each with its own rate-limit store)
     on one gateway database, as replicas behind a load balancer would be."""
     async with fresh_database("gateway", "replicas") as gateway_url:
-        settings = system_support.test_settings({"gateway": gateway_url}, **overrides)
+        # The echo services never open their database: they share the gateway's URL.
+        settings = system_support.test_settings(dict.fromkeys(SERVICES, gateway_url), **overrides)
         transport = system_support.RoutingTransport()
         async with contextlib.AsyncExitStack() as stack:
             for service in DOMAIN_SERVICES:  # echo services: unknown paths are 404

@@ -16,9 +16,10 @@ from collections.abc import Iterable
 import httpx
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from services.common.db import insert_for, table_of, utcnow
+from services.common.db import table_of, utcnow
 from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, Identity, sign_internal_token
 from services.common.problems import Forbidden, GatewayTimeout, NotFound, ServiceUnavailable
 from services.common.settings import Settings
@@ -93,7 +94,7 @@ async def revoke_member_tokens(session: AsyncSession, member_ids: Iterable[uuid.
     if not ids:
         return
     now = utcnow()
-    insert = insert_for(session, VERSIONS).values([{"member_id": i, "version": 1, "updated_at": now} for i in ids])
+    insert = postgresql.insert(VERSIONS).values([{"member_id": i, "version": 1, "updated_at": now} for i in ids])
     await session.execute(
         insert.on_conflict_do_update(
             index_elements=[VERSIONS.c.member_id],
