@@ -20,7 +20,7 @@ COMMUNITY_ID = "7d3e1f20-8a4b-4c5d-9e6f-0a1b2c3d4e5f"
 MemberField = Literal["email", "phone", "consent", "external_id", "display_name", "attributes", "joined_at", "tags"]
 
 
-class Consent(ContractPart):
+class MarketingConsent(ContractPart):
     marketing: bool = Field(description="The member agreed to receive promotions")
 
 
@@ -46,7 +46,7 @@ class MemberCreated(EventModel):
     external_id: str | None = Field(description="The partner's id for the member; null once the member is erased")
     tags: list[str]
     joined_at: UtcDatetime
-    consent: Consent
+    consent: MarketingConsent
 
 
 class MemberUpdated(EventModel):
