@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import Database
@@ -17,13 +19,18 @@ from services.gateway.webhooks.service import MessageDraft, fan_out, wake_after_
 class WebhookFanout:
     """The gateway's batch handler for every domain event (`events_router(batch_handler=)`):
     one message per catalogue event and one delivery per subscribed endpoint, set-based, in
-    the inbox's transaction (so before the relay's call is acknowledged)."""
+    the inbox's transaction (so before the relay's call is acknowledged). Each event arrives
+    parsed with its contract; partners get the contract's fields, as the catalogue shows."""
 
     def __init__(self, runtime: WebhookRuntime) -> None:
         self.runtime = runtime
 
-    async def __call__(self, session: AsyncSession, events: list[Event]) -> None:
-        drafts = [MessageDraft(e.id, e.type, e.occurred_at, e.data) for e in events if e.type in DOMAIN_EVENT_TYPES]
+    async def __call__(self, session: AsyncSession, events: list[Event[Any]]) -> None:
+        drafts = [
+            MessageDraft(e.id, e.type, e.occurred_at, e.data.model_dump(mode="json"))
+            for e in events
+            if e.type in DOMAIN_EVENT_TYPES
+        ]
         if drafts and await fan_out(session, drafts):
             wake_after_commit(session, self.runtime.wake)
 
