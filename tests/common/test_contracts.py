@@ -24,9 +24,11 @@ from services.common.contracts.members import MemberErased
 from services.common.contracts.rewards import LevelChanged, RedemptionCancelled, RedemptionCreated
 from services.common.events import Event, EventEnvelope, EventHandlers, parse_event
 from services.feedback.db import kit_tables
+from services.members.db import kit_tables as members_kit
 from services.rewards.events import EVENT_HANDLERS as REWARDS_HANDLERS
 from services.rewards.events import apply_new_events
 from tests.common.kit import ThingCreated
+from tests.system import System
 from tests.system import test_settings as settings_for
 
 # Every event type API.md names, plus what rewards emits beyond them.
@@ -140,3 +142,18 @@ def test_handlers_that_disagree_with_the_subscription_fail_at_start_up() -> None
         create_service_app("gateway", settings, kit_tables=kit_tables, routers=[])  # ALL needs a batch handler
     with pytest.raises(SubscriptionMismatch, match="subscribes to no event type"):
         create_service_app("feedback", settings, kit_tables=kit_tables, routers=[], batch_handler=apply_new_events)
+
+
+async def test_the_suite_checks_every_event_written_to_an_outbox(system: System) -> None:
+    """What the `system` fixture runs after each test: a row that breaks its contract is named."""
+    outbox = members_kit.outbox
+    row = {"id": uuid.uuid4(), "type": "member.erased", "occurred_at": datetime.now(UTC), "data": {"member_id": "x"}}
+    async with system.state("members").db.engine.begin() as conn:
+        await conn.execute(outbox.insert().values(**row))
+    (violation,) = await system.contract_violations()
+    assert "members wrote member.erased" in violation
+    assert "member_id" in violation
+    assert "erased_at" in violation
+    async with system.state("members").db.engine.begin() as conn:
+        await conn.execute(outbox.delete())  # or this test would fail at teardown, as it should
+    assert await system.contract_violations() == []
