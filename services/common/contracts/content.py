@@ -83,9 +83,13 @@ class PostPublished(_PostEvent):
     """A scheduled post was published: the partner's bot posts it in the group."""
 
     event_type = "content.post_published"
-    model_config = _post_example(
-        body="Check in twice this weekend and earn double points!",
-        options=None,
+    model_config = with_example(
+        post_id=POST_ID,
+        community_id=COMMUNITY_ID,
+        kind="poll",
+        title="Which night suits the quiz?",
+        body="Vote for the night of our weekly quiz.",
+        options=["Tuesday", "Thursday"],
         published_at="2026-11-21T12:00:00Z",
     )
 

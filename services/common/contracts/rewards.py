@@ -20,8 +20,6 @@ ENTRY_ID = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"
 REWARD_ID = "3a4b5c6d-7e8f-4a9b-8c0d-1e2f3a4b5c6d"
 REDEMPTION_ID = "9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f"
 
-RedemptionStatus = Literal["pending", "fulfilled", "cancelled"]
-
 
 class PointsAwarded(EventModel):
     """Points were awarded to a member (earned by a rule or added by an operator)."""
@@ -155,12 +153,9 @@ class _Redemption(EventModel):
     member_id: uuid.UUID
     reward_id: uuid.UUID
     cost: int = Field(ge=0, description="Points the reward cost")
-    status: RedemptionStatus
     entry_id: uuid.UUID = Field(description="The ledger entry that took the points")
     balance: int = Field(ge=0, description="The member's balance after this change")
     created_at: UtcDatetime
-    fulfilled_at: UtcDatetime | None
-    cancelled_at: UtcDatetime | None
 
 
 class RedemptionCreated(_Redemption):
@@ -180,12 +175,12 @@ class RedemptionCreated(_Redemption):
                     "entry_id": ENTRY_ID,
                     "balance": 140,
                     "created_at": "2026-11-23T12:00:00Z",
-                    "fulfilled_at": None,
-                    "cancelled_at": None,
                 }
             ]
         }
     )
+
+    status: Literal["pending"]
 
 
 class RedemptionCancelled(_Redemption):
@@ -205,9 +200,11 @@ class RedemptionCancelled(_Redemption):
                     "entry_id": ENTRY_ID,
                     "balance": 340,
                     "created_at": "2026-11-23T12:00:00Z",
-                    "fulfilled_at": None,
                     "cancelled_at": "2026-11-23T15:20:00Z",
                 }
             ]
         }
     )
+
+    status: Literal["cancelled"]
+    cancelled_at: UtcDatetime

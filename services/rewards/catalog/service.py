@@ -319,7 +319,7 @@ async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UU
         "created_at": now,
     }
     read = RedemptionRead(**row, fulfilled_at=None, cancelled_at=None)
-    postings.emit(_redemption_event(RedemptionCreated, read, account.balance))
+    postings.emit(_created_event(read, account.balance))
     if reward.stock is not None:
         # Stock last (its bucket lock is held the shortest), everything else with it.
         params = {"k_reward_id": reward_id} | {f"r_{name}": value for name, value in row.items()}
@@ -378,20 +378,30 @@ async def return_unit(session: AsyncSession, reward_id: uuid.UUID) -> None:
             return
 
 
-def _redemption_event(
-    contract: type[RedemptionCreated | RedemptionCancelled], redemption: RedemptionRead, balance: int
-) -> RedemptionCreated | RedemptionCancelled:
-    return contract(
+def _created_event(redemption: RedemptionRead, balance: int) -> RedemptionCreated:
+    return RedemptionCreated(
         redemption_id=redemption.id,
         member_id=redemption.member_id,
         reward_id=redemption.reward_id,
         cost=redemption.cost,
-        status=redemption.status,
+        status="pending",
         entry_id=redemption.entry_id,
         balance=balance,
         created_at=redemption.created_at,
-        fulfilled_at=redemption.fulfilled_at,
-        cancelled_at=redemption.cancelled_at,
+    )
+
+
+def _cancelled_event(redemption: RedemptionRead, balance: int, cancelled_at: datetime) -> RedemptionCancelled:
+    return RedemptionCancelled(
+        redemption_id=redemption.id,
+        member_id=redemption.member_id,
+        reward_id=redemption.reward_id,
+        cost=redemption.cost,
+        status="cancelled",
+        entry_id=redemption.entry_id,
+        balance=balance,
+        created_at=redemption.created_at,
+        cancelled_at=cancelled_at,
     )
 
 
@@ -458,7 +468,7 @@ async def cancel(session: AsyncSession, redemption: RedemptionRead, by: str, now
     postings = Postings(now)
     postings.restore(account, [(row.lot_id, row.points) for row in taken], "refund", redemption_id=redemption.id)
     cancelled = redemption.model_copy(update={"status": "cancelled", "cancelled_at": now})
-    postings.emit(_redemption_event(RedemptionCancelled, cancelled, account.balance))
+    postings.emit(_cancelled_event(cancelled, account.balance, now))
     await postings.flush(session)
     await return_unit(session, redemption.reward_id)
     return cancelled
