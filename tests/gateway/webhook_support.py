@@ -57,9 +57,14 @@ def event(data: EventModel, *, event_id: uuid.UUID | None = None, source: str = 
     }
 
 
+def numbered_activity(n: int = 0) -> ActivityRecorded:
+    """An `activity.recorded` numbered `n` (see `number_of`)."""
+    return sample(ActivityRecorded, activity_id=str(uuid.uuid4()), properties={"n": n})
+
+
 def activity_event(n: int = 0) -> dict[str, Any]:
     """An `activity.recorded` envelope numbered `n` (see `number_of`)."""
-    return event(sample(ActivityRecorded, activity_id=str(uuid.uuid4()), properties={"n": n}))
+    return event(numbered_activity(n))
 
 
 def member_event(n: int = 0) -> dict[str, Any]:
