@@ -23,6 +23,7 @@ from services.common.contracts import SUBSCRIPTIONS, Subscriptions, check_handle
 from services.common.db import Database
 from services.common.events import BatchHandler, EventHandlers, KitTables, Outbox, Relay, events_router
 from services.common.identity import Caller, InternalAuthMiddleware
+from services.common.jobs import Housekeeping, Purge, kit_purges
 from services.common.observability import Metrics, RequestContextMiddleware, configure_logging
 from services.common.problems import ServiceUnavailable, install_problem_handlers
 from services.common.runtime import freeze_startup_heap
@@ -108,14 +109,16 @@ def create_service_app(
     transport: httpx.AsyncBaseTransport | None = None,
     on_startup: Sequence[LifespanHook] = (),
     background: Sequence[Callable[[FastAPI], Any]] = (),
+    purges: Sequence[Purge] = (),
     title: str | None = None,
     description: str = "",
 ) -> FastAPI:
     """A domain service: its routers behind the internal token, plus the common kit.
 
     `background` factories get the app once it is ready and return an object with
-    `start()` / `await stop()` (schedulers); the relay is always one of them.
-    `batch_handler` (see `events.inbox`) gets each batch's new events in one call.
+    `start()` / `await stop()` (a `jobs.PeriodicJob`, say); the relay and the housekeeping
+    job are always there. `purges` are the service's own, run by housekeeping after the
+    kit's. `batch_handler` (see `events.inbox`) gets each batch's new events in one call.
     The handlers must be exactly the service's line of `subscriptions` (the kit's table
     unless a test gives its own), or the app refuses to be built.
     """
@@ -130,12 +133,15 @@ def create_service_app(
         http = build_http_client(settings, transport)
         app.state.db, app.state.outbox, app.state.http = db, outbox, http
         app.state.relay = Relay(db, outbox, settings, http, metrics=app.state.metrics)
+        app.state.housekeeping = Housekeeping(
+            db, kit_tables, settings, [*kit_purges(kit_tables, settings), *purges], metrics=app.state.metrics
+        )
         async with AsyncExitStack() as stack:
             stack.push_async_callback(db.dispose)
             stack.push_async_callback(http.aclose)
             for hook in on_startup:
                 await hook(app)
-            workers = [app.state.relay, *(factory(app) for factory in background)]
+            workers = [app.state.relay, app.state.housekeeping, *(factory(app) for factory in background)]
             app.state.workers = workers
             if settings.relay_enabled:
                 for worker in workers:

@@ -114,19 +114,27 @@ class Database:
             info=info or {},
             sync_session_class=session_class,
         )
-        # Called after each commit that wrote outbox rows (any session of this Database,
-        # requests and background jobs alike), to wake the relay at once.
-        self.on_outbox_commit: Callable[[], None] | None = None
+        # Workers to wake after a commit that made work for them, by channel (see
+        # `wake_after_commit`): requests and background jobs alike wake them at once.
+        self._wakers: dict[str, list[Callable[[], None]]] = {}
         event.listen(session_class, "after_commit", self._after_commit)
         event.listen(session_class, "after_rollback", self._after_rollback)
 
+    def on_commit(self, channel: str, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call `wake` after each commit of this Database's sessions that woke `channel`;
+        returns the function that stops it."""
+        wakers = self._wakers.setdefault(channel, [])
+        wakers.append(wake)
+        return lambda: wakers.remove(wake) if wake in wakers else None
+
     def _after_commit(self, session: Session) -> None:
-        if session.info.pop("outbox_written", False) and self.on_outbox_commit is not None:
-            self.on_outbox_commit()
+        for channel in session.info.pop(_WAKE_CHANNELS, ()):
+            for wake in list(self._wakers.get(channel, ())):
+                wake()
 
     @staticmethod
     def _after_rollback(session: Session) -> None:
-        session.info.pop("outbox_written", None)
+        session.info.pop(_WAKE_CHANNELS, None)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -139,8 +147,19 @@ class Database:
         return self.sessionmaker()
 
     async def commit(self, session: AsyncSession) -> None:
-        """Commit (a commit that wrote events wakes the relay, see `_after_commit`)."""
+        """Commit (a commit that made work wakes its workers, see `wake_after_commit`)."""
         await session.commit()
+
+
+_WAKE_CHANNELS = "wake_channels"
+
+
+def wake_after_commit(session: AsyncSession | Session, channel: str) -> None:
+    """Wake the workers listening on `channel` (`Database.on_commit`) once this session's
+    transaction commits; a rollback wakes nobody. The one way to say "there is new work"."""
+    info = session.info
+    channels: set[str] = info.setdefault(_WAKE_CHANNELS, set())
+    channels.add(channel)
 
 
 RollbackHook = Callable[[], Awaitable[None]]

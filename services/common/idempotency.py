@@ -5,7 +5,8 @@ transaction; the route's effect and the stored answer then commit together in th
 request's transaction, so a stored answer always matches a change that happened. A
 repeat with the same body gets the stored answer; a different body is 422; a repeat
 while the first is in flight is 409. A failed first attempt releases its claim, so the
-client may retry. Keys are kept at least 24 h (`purge_expired` removes older ones).
+client may retry. Keys are kept at least 24 h (`KEEP_FOR`; the housekeeping job removes
+older ones, see `services.common.jobs.housekeeping`).
 """
 
 from __future__ import annotations
@@ -166,10 +167,3 @@ async def run_idempotent(
 
     on_rollback(session, release)
     return Response(content=body, status_code=status_code, media_type="application/json")
-
-
-async def purge_expired(session: AsyncSession, tables: KitTables, *, keep_for: timedelta = KEEP_FOR) -> int:
-    """Delete keys older than `keep_for` (24 h: the contract keeps them at least that long)."""
-    table = tables.idempotency_keys
-    result = await session.execute(table.delete().where(table.c.created_at < utcnow() - keep_for))
-    return _rowcount(result)

@@ -185,6 +185,31 @@ class Metrics:
             ["service", "subscriber"],
             registry=self.registry,
         )
+        # Background jobs (relay, webhooks, expiry, housekeeping, ...): one label, the job's name.
+        self.job_depth = Gauge(
+            "qunyun_job_queue_depth",
+            "Jobs waiting or in flight",
+            ["service", "job"],
+            registry=self.registry,
+        )
+        self.job_oldest_due = Gauge(
+            "qunyun_job_oldest_due_seconds",
+            "How long the most overdue job has been due",
+            ["service", "job"],
+            registry=self.registry,
+        )
+        self.job_attempts = Counter(
+            "qunyun_job_attempts_total",
+            "Jobs attempted (one delivery, one post, one run of a periodic job)",
+            ["service", "job"],
+            registry=self.registry,
+        )
+        self.job_failures = Counter(
+            "qunyun_job_failures_total",
+            "Job attempts that failed",
+            ["service", "job"],
+            registry=self.registry,
+        )
         self.service = service
         # Async callbacks that update gauges from the database just before a scrape.
         self.refreshers: list[Refresher] = []

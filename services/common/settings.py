@@ -80,10 +80,13 @@ class Settings(BaseSettings):
     relay_retry_base_seconds: float = Field(default=1.0, gt=0)
     relay_retry_max_seconds: float = Field(default=300.0, gt=0)
     relay_timeout_seconds: float = Field(default=30.0, gt=0)
-    # Housekeeping run by every relay (safe with several replicas): delivered outbox rows,
-    # inbox ids and Idempotency-Keys older than these are deleted.
+    # A relay's claim on a batch: rows not recorded by then (the relay died) are claimed again.
+    relay_lease_seconds: float = Field(default=120.0, gt=0)
+    # Housekeeping (one claimed job per service and interval): rows older than these go.
     outbox_retention_days: float = Field(default=7, gt=0)
     inbox_retention_days: float = Field(default=30, gt=0)
+    webhook_retention_days: float = Field(default=30, gt=0)  # finished webhook messages and attempt logs
+    daily_earnings_retention_days: float = Field(default=90, gt=0)  # rewards' per-day earning counters
     maintenance_interval_seconds: float = Field(default=3600, gt=0)
 
     webhook_allow_private: bool = False
@@ -121,6 +124,8 @@ class Settings(BaseSettings):
     def _check_formats(self) -> Settings:
         self.rate_limit_parts  # noqa: B018 - parse early so a typo fails at start-up
         self.webhook_retry_delays  # noqa: B018
+        if self.relay_lease_seconds <= self.relay_timeout_seconds:
+            raise ValueError("QUNYUN_RELAY_LEASE_SECONDS must exceed QUNYUN_RELAY_TIMEOUT_SECONDS")
         if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
             raise ValueError("QUNYUN_WEBHOOK_LEASE_SECONDS must exceed QUNYUN_WEBHOOK_TIMEOUT_SECONDS")
         return self

@@ -19,6 +19,7 @@ from services.common.contracts import SUBSCRIPTIONS, check_handlers
 from services.common.db import Database
 from services.common.events import Outbox, events_router
 from services.common.identity import InternalTokenCache
+from services.common.jobs import Housekeeping, kit_purges
 from services.common.observability import configure_logging
 from services.common.runtime import freeze_startup_heap
 from services.common.settings import Settings, get_settings
@@ -32,6 +33,7 @@ from services.gateway.proxy import Proxy, ProxyFastPath
 from services.gateway.ratelimit import InMemoryRateLimitStore, RateLimitMiddleware, RateLimitStore
 from services.gateway.routing import RouteTableLoader
 from services.gateway.webhooks import WebhookRuntime, register_webhook_catalogue, webhook_routers
+from services.gateway.webhooks.retention import webhook_purges
 
 
 def create_app(
@@ -55,12 +57,19 @@ def create_app(
         app.state.openapi = MergedOpenAPI(app, loader, settings)
         app.state.proxy = app.router.default = Proxy(settings, loader, upstream, tokens)
         await start_auth(app)
-        await webhooks.start(app.state.db)
+        await webhooks.start(app.state.db, metrics=app.state.metrics)
+        purges = [*kit_purges(kit_tables, settings), *webhook_purges(settings)]
+        app.state.housekeeping = housekeeping = Housekeeping(
+            app.state.db, kit_tables, settings, purges, metrics=app.state.metrics
+        )
+        if settings.relay_enabled:
+            housekeeping.start()
         try:
             await loader.load()  # services still down are fetched again on demand
             freeze_startup_heap()
             yield
         finally:
+            await housekeeping.stop()
             await webhooks.stop()
             await app.state.http.aclose()
             await app.state.db.dispose()

@@ -42,9 +42,9 @@ from services.common.contracts import EventModel, Subscriptions, UtcDatetime
 from services.common.contracts.base import with_example
 from services.common.db import Database, SessionDep, utcnow
 from services.common.events import Event, EventDraft, emit, emit_many
-from services.common.events.relay import PARKED_AT
 from services.common.idempotency import IdempotencyKey, run_idempotent
 from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, Caller, Identity, sign_internal_token
+from services.common.jobs import PENDING
 from services.common.pagination import Page, PageDep, keyset_after, paginate_rows
 from services.common.problems import Conflict, problem_responses
 from services.common.settings import ServiceName, Settings
@@ -421,9 +421,7 @@ class KitSystem:
         """Make every backed-off (not parked) delivery due now, instead of sleeping."""
         pending = kit_tables.outbox_pending
         async with self.db().session() as session:
-            await session.execute(
-                pending.update().where(pending.c.next_attempt_at < PARKED_AT).values(next_attempt_at=utcnow())
-            )
+            await session.execute(pending.update().where(pending.c.status == PENDING).values(next_attempt_at=utcnow()))
             await session.commit()
 
     async def settle(self, rounds: int = 10) -> None:

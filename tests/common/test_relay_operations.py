@@ -1,4 +1,4 @@
-"""Running the relay: it wakes on commit, keeps its tables small, and reports its state."""
+"""Running the relay: it wakes on commit, housekeeping keeps its tables small, and it reports its state."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.common.contracts import Subscriptions
 from services.common.db import utcnow
 from services.common.events import emit
+from services.common.jobs import Housekeeping, kit_purges
 from services.feedback.db import kit_tables
 from tests.common.kit import KitDatabases, KitSystem, ThingArchived, ThingCreated, kit_system
 from tests.common.test_events_concurrency import replica
@@ -114,9 +115,9 @@ async def test_housekeeping_purges_only_what_nobody_needs(kit: KitSystem) -> Non
         )
         await session.commit()
 
-    result = await kit.relay.purge()
+    result = await kit.producer.state.housekeeping.purge()
 
-    assert (result.outbox, result.inbox, result.idempotency_keys) == (1, 1, 1)
+    assert result == {"outbox": 1, "inbox": 1, "idempotency_keys": 1}
     assert {row.id for row in await kit.rows(OUTBOX)} == {delivered_recent, waiting_old}
     assert len(await kit.rows(INBOX)) == 1
     assert [row.key for row in await kit.rows(KEYS)] == ["new"]
@@ -126,16 +127,18 @@ async def test_housekeeping_purges_only_what_nobody_needs(kit: KitSystem) -> Non
     assert (await kit.seen("members"))[str(waiting_old)] == 1
 
 
-async def test_the_running_relay_does_its_housekeeping(kit_dbs: KitDatabases) -> None:
+async def test_the_running_housekeeping_job_purges(kit_dbs: KitDatabases) -> None:
     async with kit_system(kit_dbs, maintenance_interval_seconds=0.05, relay_interval_ms=20) as kit:
         ids = await kit.emit("a", "b")
         await kit.relay.drain()
         await age_outbox(kit, ids, days=30)
-        kit.relay.start()
+        housekeeping = kit.producer.state.housekeeping
+        housekeeping.job.first_run_after = 0
+        housekeeping.start()
         try:
             await wait_for(lambda: _outbox_empty(kit))
         finally:
-            await kit.relay.stop()
+            await housekeeping.stop()
 
 
 async def _outbox_empty(kit: KitSystem) -> bool:
@@ -148,11 +151,31 @@ async def test_replicas_purging_at_once_split_the_work(kit: KitSystem) -> None:
     async with kit.db().session() as session:
         await session.execute(OUTBOX.insert(), rows)
         await session.commit()
+    (outbox_purge,) = [p for p in kit_purges(kit_tables, kit.settings) if p.name == "outbox"]
     async with replica(kit) as second:
-        first, other = await asyncio.gather(kit.relay.purge(), second.purge())
-    assert first.outbox + other.outbox == 12_000
+        first_db, second_db = kit.db(), second.db
+        purges = [
+            Housekeeping(db, kit_tables, kit.settings, [outbox_purge], chunk=1000).purge()
+            for db in (first_db, second_db)
+        ]
+        first, other = await asyncio.gather(*purges)
+    assert first["outbox"] + other["outbox"] == 12_000
     async with kit.db().session() as session:
         assert await session.scalar(sa.select(sa.func.count()).select_from(OUTBOX)) == 0
+
+
+async def test_one_replica_per_interval_runs_housekeeping(kit: KitSystem) -> None:
+    async with replica(kit) as second:
+        jobs = [
+            Housekeeping(db, kit_tables, kit.settings, kit_purges(kit_tables, kit.settings))
+            for db in (kit.db(), second.db)
+        ]
+        results = await asyncio.gather(*(job.run_once() for job in jobs))
+        assert sorted(result is not None for result in results) == [False, True]
+        assert [await job.run_once() for job in jobs] == [None, None]  # the interval has not passed
+    (schedule,) = await kit.rows(kit_tables.job_schedules)
+    assert (schedule.name, schedule.lease_until, schedule.last_error) == ("housekeeping", None, None)
+    assert schedule.next_run_at > utcnow() + timedelta(seconds=kit.settings.maintenance_interval_seconds - 60)
 
 
 # --- metrics -----------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ async def test_expired_lease_is_reclaimed_and_the_late_result_ignored(
         (job,) = await crashed.claim(10)  # claimed, then the process "dies" before sending
         assert await second_worker.drain() == 0  # leased: nobody else may take it
         async with system.state("gateway").db.engine.begin() as conn:
-            await conn.execute(deliveries.update().values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+            await conn.execute(deliveries.update().values(lease_until=utcnow() - timedelta(seconds=1)))
         assert await second_worker.drain() == 1  # the lease expired: reclaimed
         (got,) = receiver.received
         assert number_of(got.verify(secret)) == 1

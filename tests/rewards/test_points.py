@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from services.rewards.points.expiry import expire_due_lots
-from services.rewards.points.service import LOTS, MAX_POINTS
+from services.rewards.points.service import ACCOUNTS, LOTS, MAX_POINTS
 from tests.rewards.conftest import Api
 from tests.rewards.factories import (
     SHANGHAI,
@@ -72,21 +72,28 @@ async def test_a_debit_never_takes_the_balance_below_zero(system: System, api: A
     assert (await adjust(api, uuid.uuid4(), -1)).status_code == 409
 
 
-async def test_a_credit_never_takes_the_balance_past_what_the_ledger_stores(system: System, api: Api) -> None:
-    """Three large credits overflowed the 32-bit balance: a 500 on Postgres (schemathesis)."""
+async def test_balances_pass_32_bits_and_stop_at_the_points_limit(system: System, api: Api) -> None:
+    """Balances were 32-bit columns (three large credits were a 500, then a 409); they are
+    BIGINT now, and the limit is the largest integer JSON clients read exactly."""
     mid = uuid.uuid4()
-    assert (await adjust(api, mid, 1_000_000_000)).status_code == 201
-    assert (await adjust(api, mid, 1_000_000_000)).status_code == 201
-    response = await adjust(api, mid, 1_000_000_000)
+    for _ in range(3):
+        assert (await adjust(api, mid, 1_000_000_000)).status_code == 201
+    assert (await points_of(api, mid))["balance"] == 3_000_000_000
+    assert await assert_ledger_balanced(system, mid) == 3_000_000_000
+    # Near the limit, set directly: at a billion per adjustment it would take millions of them.
+    async with system.state("rewards").db.session() as session:
+        await session.execute(ACCOUNTS.update().where(ACCOUNTS.c.member_id == mid).values(lifetime=MAX_POINTS - 5))
+        await session.commit()
+    assert (await adjust(api, mid, 5)).status_code == 201
+    assert (await points_of(api, mid))["lifetime"] == MAX_POINTS == 2**53 - 1
+    response = await adjust(api, mid, 1)
     assert response.status_code == 409, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == "https://qunyun.dev/problems/points-limit"
-    assert (await adjust(api, mid, MAX_POINTS - 2_000_000_000)).status_code == 201
-    assert (await points_of(api, mid))["balance"] == MAX_POINTS
     # Spending does not make room: lifetime points are capped too.
     assert (await adjust(api, mid, -10)).status_code == 201
-    assert (await adjust(api, mid, 5)).status_code == 409
-    assert await assert_ledger_balanced(system, mid) == MAX_POINTS - 10
+    assert (await adjust(api, mid, 1)).status_code == 409
+    assert await assert_ledger_balanced(system, mid) == 3_000_000_000 + 5 - 10
 
 
 async def test_adjustments_are_idempotent(system: System, api: Api) -> None:

@@ -25,9 +25,12 @@ from fastapi.encoders import jsonable_encoder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts import SUBSCRIPTIONS, EventModel, Subscriptions, subscribers_for
-from services.common.db import new_id, utcnow
+from services.common.db import new_id, utcnow, wake_after_commit
 from services.common.events.tables import KitTables
 from services.common.settings import ServiceName, Settings
+
+# The wake-up channel of a commit that wrote events (the relay listens on it).
+OUTBOX_CHANNEL = "outbox"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +102,7 @@ class Outbox:
         routes = {d.type: self.subscribers_for(d.type) for d in drafts}
         await self._write_unnest(session, ids, drafts, occurred, routes, now)
         if any(routes.values()):
-            session.info["outbox_written"] = True
+            wake_after_commit(session, OUTBOX_CHANNEL)
         return ids
 
     async def _write_unnest(

@@ -1,11 +1,14 @@
 """Delivering events: the relay posts pending outbox rows to each subscriber in batches.
 
-Per subscriber, a pass claims up to `relay_batch_size` due rows (`FOR UPDATE SKIP LOCKED`,
-so replicas never send the same rows at once; the locks are held until the pass has
-recorded its outcome), POSTs them as one `{"events": [...]}` to the subscriber's
-`/internal/events`, and deletes the rows on a 2xx. Subscribers do not wait for each other.
+Each `outbox_pending` row is a job (see `services.common.jobs`): per subscriber, a pass
+claims up to `relay_batch_size` due rows in a short transaction (`SKIP LOCKED`, marked
+`in_flight` with a lease of `relay_lease_seconds` and a claim token, committed), then POSTs
+them as one `{"events": [...]}` to the subscriber's `/internal/events` with no row lock
+held, and records the outcome guarded by the claim token: delivered rows are deleted.
+A relay that dies mid-pass leaves its rows in flight until the lease expires; any relay
+then claims them again. Subscribers do not wait for each other.
 
-A failed POST is one of two kinds:
+A failed POST is one of two kinds, kept in `failure_kind`:
 
 - **unavailable** (connection error, timeout, 5xx naming no event, 401/403/404/408/429):
   the subscriber is down or misconfigured, not the events. The posted rows get
@@ -15,30 +18,25 @@ A failed POST is one of two kinds:
 - **rejected**: the consumer named the event its handler failed on (`event_id`, see
   `inbox`), or a 4xx about the content (400/413/422) was narrowed down by halving the batch
   to the single event. The other events are re-sent at once; the rejected one is retried
-  with backoff and, after `relay_max_attempts` consecutive rejections, *parked*: it stays
-  in `outbox_pending` with its `last_error`, is never claimed again, and shows in
-  `list_parked` and the `qunyun_relay_parked_events` gauge until `unpark` replays it.
+  with backoff and, after `relay_max_attempts` consecutive rejections, gets the status
+  `parked`: it stays in `outbox_pending` with its `last_error`, is never claimed again,
+  and shows in `list_parked` and the `qunyun_relay_parked_events` gauge until `unpark`
+  replays it.
 
-`last_error` starts with the kind (`unavailable: ...`, `rejected: ...`); `attempts`
-counts consecutive failures of the current kind, so hours of outage never park an event
-at its first rejection afterwards.
-
-Every relay also runs housekeeping every `maintenance_interval_seconds` (safe with any
-number of replicas: plain deletes of rows nobody needs, claimed with `SKIP LOCKED`):
-delivered outbox rows after `outbox_retention_days`, inbox ids after
-`inbox_retention_days`, and Idempotency-Keys after 24 h.
+`attempts` counts consecutive failures of the current kind, so hours of outage never park
+an event at its first rejection afterwards. Old outbox, inbox and Idempotency-Key rows are
+purged by the service's housekeeping job (`services.common.jobs.housekeeping`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -47,27 +45,21 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import Database, utcnow
-from services.common.events.outbox import Outbox
+from services.common.events.outbox import OUTBOX_CHANNEL, Outbox
 from services.common.events.tables import KitTables
 from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, sign_internal_token
+from services.common.jobs import PARKED, PENDING, Backoff, Claim, JobMetrics, JobQueue, PeriodicJob
+from services.common.jobs.backoff import backoff_seconds
 from services.common.observability import Metrics
 from services.common.settings import Settings
 
 log = structlog.get_logger("qunyun.relay")
 
-RETRY_BASE_SECONDS = 1.0
-RETRY_MAX_SECONDS = 300.0
-# A parked row's next_attempt_at: later than any `now`, so the due-index never returns it.
-PARKED_AT = datetime(9999, 12, 31, tzinfo=UTC)
 MAX_POSTS_PER_PASS = 32  # bounds the work of isolating bad events in one pass
-PURGE_CHUNK = 5000
+UNAVAILABLE, REJECTED = "unavailable", "rejected"  # failure kinds
 _UNAVAILABLE_STATUSES = frozenset({401, 403, 404, 408, 425, 429})
 
-
-def backoff_seconds(attempts: int, base: float = RETRY_BASE_SECONDS, cap: float = RETRY_MAX_SECONDS) -> float:
-    """Exponential backoff with jitter (between half and all of the ceiling), capped."""
-    ceiling = min(cap, base * 2 ** min(max(attempts - 1, 0), 30))
-    return random.uniform(ceiling / 2, ceiling)
+__all__ = ["Relay", "backoff_seconds", "list_parked", "unpark"]
 
 
 def event_envelope(row: Any, source: str) -> dict[str, Any]:
@@ -94,6 +86,8 @@ class _Outcome:
     rejected: dict[uuid.UUID, str] = field(default_factory=dict)
     unavailable: list[Any] = field(default_factory=list)  # posted while the subscriber failed
     unavailable_error: str | None = None
+    posts: int = 0
+    failed_posts: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,15 +114,10 @@ class ParkedEvent:
     last_error: str | None
 
 
-@dataclass(frozen=True)
-class PurgeResult:
-    outbox: int
-    inbox: int
-    idempotency_keys: int
-
-
 class Relay:
     """Delivers one service's outbox to its subscribers."""
+
+    JOB = "relay"
 
     def __init__(
         self,
@@ -144,11 +133,17 @@ class Relay:
         self.settings = settings
         self.client = client
         self.metrics = metrics
-        self._wake = asyncio.Event()
+        self.queue = JobQueue(self.JOB, outbox.tables.outbox_pending)
+        self.backoff = Backoff(base=settings.relay_retry_base_seconds, cap=settings.relay_retry_max_seconds)
+        self.job_metrics = JobMetrics(metrics, self.JOB)
         self._paused_until: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._next_maintenance = time.monotonic() + min(60.0, settings.maintenance_interval_seconds)
-        db.on_outbox_commit = self._wake.set
+        self.job = PeriodicJob(
+            self.JOB,
+            self._pass_all_progressed,
+            interval_seconds=settings.relay_interval_ms / 1000,
+            more_while_busy=True,
+        )
+        db.on_commit(OUTBOX_CHANNEL, self.job.wake)
         if metrics is not None:
             metrics.refreshers.append(self.refresh_metrics)
 
@@ -163,50 +158,84 @@ class Relay:
         return (await self.deliver_pass(subscriber)).delivered
 
     async def deliver_pass(self, subscriber: str) -> PassResult:
-        """Claim due rows for `subscriber`, post them, record the outcome."""
+        """Claim due rows for `subscriber`, post them (no lock held), record the outcome."""
         if self._paused_until.get(subscriber, 0.0) > time.monotonic():
             return PassResult()
-        pending, outbox = self.tables.outbox_pending, self.tables.outbox
+        claim, rows = await self._claim(subscriber)
+        if not rows:
+            return PassResult()
+        # Start no post that could outlive the lease: the rows would be claimed again meanwhile.
+        deadline = time.monotonic() + self.settings.relay_lease_seconds - self.settings.relay_timeout_seconds
+        try:
+            outcome = await self._send(subscriber, rows, deadline)
+        except BaseException:
+            # Cancelled (shutdown) or broken: give the rows back now rather than at lease expiry.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._release(claim))
+            raise
         async with self.db.session() as session:
-            claim = (
-                sa.select(
-                    pending.c.event_id,
-                    pending.c.attempts,
-                    pending.c.last_error,
-                    outbox.c.id,
-                    outbox.c.type,
-                    outbox.c.occurred_at,
-                    outbox.c.data,
-                )
-                .join(outbox, outbox.c.id == pending.c.event_id)
-                .where(pending.c.subscriber == subscriber, pending.c.next_attempt_at <= utcnow())
-                .order_by(outbox.c.seq)
-                .limit(self.settings.relay_batch_size)
-                .with_for_update(of=pending, skip_locked=True)
-            )
-            rows = (await session.execute(claim)).all()
-            if not rows:
-                return PassResult()
-            outcome = await self._send(subscriber, rows)
-            result = await self._record(session, subscriber, rows, outcome)
+            result = await self._record(session, subscriber, claim, rows, outcome)
             await session.commit()
         self._observe(subscriber, result, outcome)
         return result
 
-    async def _send(self, subscriber: str, rows: Sequence[Any]) -> _Outcome:
+    async def _claim(self, subscriber: str) -> tuple[Claim, list[Any]]:
+        pending, outbox = self.tables.outbox_pending, self.tables.outbox
+        async with self.db.session() as session:
+            candidates = (
+                sa.select(pending.c.subscriber, pending.c.event_id)
+                .join(outbox, outbox.c.id == pending.c.event_id)
+                .where(pending.c.subscriber == subscriber)
+                .order_by(outbox.c.seq)
+                .limit(self.settings.relay_batch_size)
+            )
+            claim = await self.queue.claim(
+                session, candidates, now=utcnow(), lease_seconds=self.settings.relay_lease_seconds
+            )
+            await session.commit()
+            if not claim:
+                return claim, []
+            rows = (
+                await session.execute(
+                    sa.select(
+                        pending.c.event_id,
+                        pending.c.attempts,
+                        pending.c.failure_kind,
+                        outbox.c.id,
+                        outbox.c.type,
+                        outbox.c.occurred_at,
+                        outbox.c.data,
+                    )
+                    .join(outbox, outbox.c.id == pending.c.event_id)
+                    .where(pending.c.subscriber == subscriber, self.queue.held(claim.token))
+                    .order_by(outbox.c.seq)
+                )
+            ).all()
+            await session.commit()  # no transaction stays open across the posts
+        return claim, list(rows)
+
+    async def _release(self, claim: Claim) -> None:
+        async with self.db.session() as session:
+            await session.execute(self.queue.release(claim.token))
+            await session.commit()
+
+    async def _send(self, subscriber: str, rows: Sequence[Any], deadline: float) -> _Outcome:
         """Post `rows`, isolating events the consumer rejects, until all are accounted for."""
         outcome = _Outcome()
         queue: list[list[Any]] = [list(rows)]
         posts = 0
         while queue:
             chunk = queue.pop(0)
-            if posts >= MAX_POSTS_PER_PASS:
-                continue  # left due, untouched: the next pass takes them
+            if posts >= MAX_POSTS_PER_PASS or time.monotonic() > deadline:
+                continue  # released untouched: the next pass takes them
             posts += 1
             result = await self._post(subscriber, [event_envelope(row, self.outbox.source) for row in chunk])
+            outcome.posts += 1
             if result.ok:
                 outcome.delivered.extend(chunk)
-            elif result.unavailable:
+                continue
+            outcome.failed_posts += 1
+            if result.unavailable:
                 outcome.unavailable.extend(chunk)
                 outcome.unavailable_error = result.error
                 queue.clear()  # no point posting the rest now
@@ -223,11 +252,12 @@ class Relay:
         return outcome
 
     async def _record(
-        self, session: AsyncSession, subscriber: str, rows: Sequence[Any], outcome: _Outcome
+        self, session: AsyncSession, subscriber: str, claim: Claim, rows: Sequence[Any], outcome: _Outcome
     ) -> PassResult:
         pending = self.tables.outbox_pending
         now = utcnow()
-        mine = pending.c.subscriber == subscriber
+        mine = (pending.c.subscriber == subscriber) & self.queue.held(claim.token)
+        settled: dict[str, Any] = {"lease_until": None, "claim_token": None}
         if outcome.delivered:
             ids = [row.event_id for row in outcome.delivered]
             await session.execute(pending.delete().where(mine, pending.c.event_id.in_(ids)))
@@ -235,16 +265,19 @@ class Relay:
         parked = 0
         for event_id, error in outcome.rejected.items():
             row = by_id[event_id]
-            attempts = _consecutive(row, "rejected") + 1
+            attempts = _consecutive(row, REJECTED) + 1
             park = attempts >= self.settings.relay_max_attempts
             parked += park
             await session.execute(
                 pending.update()
                 .where(mine, pending.c.event_id == event_id)
                 .values(
+                    status=PARKED if park else PENDING,
                     attempts=attempts,
+                    failure_kind=REJECTED,
                     last_error=f"rejected: {error}"[:1000],
-                    next_attempt_at=PARKED_AT if park else now + timedelta(seconds=self._backoff(attempts)),
+                    next_attempt_at=now if park else now + timedelta(seconds=self._backoff(attempts)),
+                    **settled,
                 )
             )
             log.warning(
@@ -256,7 +289,7 @@ class Relay:
                 error=error[:200],
             )
         if outcome.unavailable:
-            attempts = max(_consecutive(row, "unavailable") for row in outcome.unavailable) + 1
+            attempts = max(_consecutive(row, UNAVAILABLE) for row in outcome.unavailable) + 1
             delay = self._backoff(attempts)
             ids = [row.event_id for row in outcome.unavailable]
             # Rows of an earlier kind restart their count; all share one retry time.
@@ -264,12 +297,12 @@ class Relay:
                 pending.update()
                 .where(mine, pending.c.event_id.in_(ids))
                 .values(
-                    attempts=sa.case(
-                        (pending.c.last_error.like("unavailable:%"), pending.c.attempts + 1),
-                        else_=1,
-                    ),
+                    status=PENDING,
+                    attempts=sa.case((pending.c.failure_kind == UNAVAILABLE, pending.c.attempts + 1), else_=1),
+                    failure_kind=UNAVAILABLE,
                     last_error=f"unavailable: {outcome.unavailable_error}"[:1000],
                     next_attempt_at=now + timedelta(seconds=delay),
+                    **settled,
                 )
             )
             self._paused_until[subscriber] = time.monotonic() + delay
@@ -283,6 +316,8 @@ class Relay:
             )
         else:
             self._paused_until.pop(subscriber, None)
+        # Whatever this pass did not post (bounded posts, the lease running out) is due as before.
+        await session.execute(self.queue.release(claim.token, pending.c.subscriber == subscriber))
         return PassResult(
             delivered=len(outcome.delivered),
             rejected=len(outcome.rejected),
@@ -291,18 +326,20 @@ class Relay:
         )
 
     def _backoff(self, attempts: int) -> float:
-        return backoff_seconds(attempts, self.settings.relay_retry_base_seconds, self.settings.relay_retry_max_seconds)
+        return self.backoff.delay(attempts) or 0.0
 
     def _observe(self, subscriber: str, result: PassResult, outcome: _Outcome) -> None:
+        self.job_metrics.attempted(outcome.posts)
+        self.job_metrics.failed(outcome.failed_posts)
         if self.metrics is None:
             return
         service = self.metrics.service
         if result.delivered:
             self.metrics.events_delivered.labels(service, subscriber).inc(result.delivered)
         if result.rejected:
-            self.metrics.delivery_failures.labels(service, subscriber, "rejected").inc(result.rejected)
+            self.metrics.delivery_failures.labels(service, subscriber, REJECTED).inc(result.rejected)
         if result.unavailable:
-            self.metrics.delivery_failures.labels(service, subscriber, "unavailable").inc()
+            self.metrics.delivery_failures.labels(service, subscriber, UNAVAILABLE).inc()
         if result.parked:
             self.metrics.events_parked.labels(service, subscriber).inc(result.parked)
 
@@ -335,6 +372,9 @@ class Relay:
                 log.exception("relay_pass_failed", subscriber=subscriber)
         return results
 
+    async def _pass_all_progressed(self) -> bool:
+        return any(result.progressed for result in await self._pass_all())
+
     async def drain(self, max_passes: int = 100) -> int:
         """Deliver until nothing is due (tests and shutdown); ignores pauses."""
         total = 0
@@ -346,35 +386,13 @@ class Relay:
                 break
         return total
 
-    async def run(self) -> None:
-        interval = self.settings.relay_interval_ms / 1000
-        while True:
-            # Cleared before the pass: a commit that lands during the pass must wake the next one.
-            self._wake.clear()
-            results = await self._pass_all()
-            if time.monotonic() >= self._next_maintenance:
-                self._next_maintenance = time.monotonic() + self.settings.maintenance_interval_seconds
-                try:
-                    await self.purge()
-                except Exception:
-                    log.exception("relay_maintenance_failed")
-            if any(result.progressed for result in results):
-                continue  # more may be waiting: keep going while there is work
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name=f"relay-{self.outbox.source}")
+        self.job.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self.job.stop()
 
-    # --- operations: parked events, housekeeping, metrics ------------------------------
+    # --- operations: parked events, metrics ------------------------------------------
 
     async def list_parked(self, subscriber: str | None = None, limit: int = 100) -> list[ParkedEvent]:
         async with self.db.session() as session:
@@ -386,45 +404,25 @@ class Relay:
             count = await unpark(session, self.tables, subscriber, event_ids)
             await session.commit()
         self._paused_until.pop(subscriber, None)
-        self._wake.set()
+        self.job.wake()
         return count
-
-    async def purge(self) -> PurgeResult:
-        """Housekeeping: old delivered events, old inbox ids, expired Idempotency-Keys."""
-        from services.common.idempotency import purge_expired  # idempotency imports events.tables
-
-        now = utcnow()
-        async with self.db.session() as session:
-            outbox_count = await purge_delivered_outbox(
-                session, self.tables, now - timedelta(days=self.settings.outbox_retention_days)
-            )
-            await session.commit()
-            inbox_count = await purge_inbox(
-                session, self.tables, now - timedelta(days=self.settings.inbox_retention_days)
-            )
-            await session.commit()
-            keys = await purge_expired(session, self.tables)
-            await session.commit()
-        result = PurgeResult(outbox_count, inbox_count, keys)
-        if outbox_count or inbox_count or keys:
-            log.info("relay_purged", outbox=outbox_count, inbox=inbox_count, idempotency_keys=keys)
-        return result
 
     async def refresh_metrics(self) -> None:
         """Pending, parked and lag gauges per subscriber, from one grouped query."""
         if self.metrics is None:
             return
         pending = self.tables.outbox_pending
-        is_parked = pending.c.next_attempt_at >= PARKED_AT
+        is_parked = pending.c.status == PARKED
         query = sa.select(
             pending.c.subscriber,
             sa.func.count().label("total"),
             sa.func.sum(sa.case((is_parked, 1), else_=0)).label("parked"),
             sa.func.min(sa.case((~is_parked, pending.c.next_attempt_at), else_=None)).label("oldest_due"),
         ).group_by(pending.c.subscriber)
+        now = utcnow()
         async with self.db.session() as session:
             rows = {row.subscriber: row for row in (await session.execute(query)).all()}
-        now = utcnow()
+            self.job_metrics.set_depth(await self.queue.depth(session, now))
         service = self.metrics.service
         for subscriber in sorted(set(self.outbox.subscribers) | set(rows)):
             row = rows.get(subscriber)
@@ -439,8 +437,7 @@ class Relay:
 
 def _consecutive(row: Any, kind: str) -> int:
     """The row's attempts, if its last failure was of this kind; else none yet."""
-    last_error = row.last_error or ""
-    return int(row.attempts) if last_error.startswith(f"{kind}:") else 0
+    return int(row.attempts) if row.failure_kind == kind else 0
 
 
 def _classify(response: httpx.Response, events: list[dict[str, Any]]) -> _PostResult:
@@ -485,7 +482,7 @@ async def list_parked(
             pending.c.last_error,
         )
         .join(outbox, outbox.c.id == pending.c.event_id)
-        .where(pending.c.next_attempt_at >= PARKED_AT)
+        .where(pending.c.status == PARKED)
         .order_by(outbox.c.seq)
         .limit(limit)
     )
@@ -501,51 +498,10 @@ async def unpark(
     pending = tables.outbox_pending
     statement = (
         pending.update()
-        .where(pending.c.subscriber == subscriber, pending.c.next_attempt_at >= PARKED_AT)
-        .values(attempts=0, next_attempt_at=utcnow())
+        .where(pending.c.subscriber == subscriber, pending.c.status == PARKED)
+        .values(status=PENDING, attempts=0, failure_kind=None, next_attempt_at=utcnow())
     )
     if event_ids is not None:
         statement = statement.where(pending.c.event_id.in_(list(event_ids)))
     result = await session.execute(statement)
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def purge_delivered_outbox(session: AsyncSession, tables: KitTables, before: datetime) -> int:
-    """Delete outbox rows that occurred before `before` and wait for no subscriber."""
-    outbox, pending = tables.outbox, tables.outbox_pending
-    waiting = sa.select(pending.c.event_id).where(pending.c.event_id == outbox.c.id).exists()
-    total = 0
-    while True:
-        # SKIP LOCKED: replicas purging at once split the rows instead of queueing behind each other.
-        chunk = (
-            sa.select(outbox.c.seq)
-            .where(outbox.c.occurred_at < before, ~waiting)
-            .order_by(outbox.c.seq)
-            .limit(PURGE_CHUNK)
-            .with_for_update(skip_locked=True)
-        )
-        seqs = list((await session.execute(chunk)).scalars())
-        if seqs:
-            await session.execute(outbox.delete().where(outbox.c.seq.in_(seqs)))
-        total += len(seqs)
-        if len(seqs) < PURGE_CHUNK:
-            return total
-
-
-async def purge_inbox(session: AsyncSession, tables: KitTables, before: datetime) -> int:
-    """Forget applied event ids received before `before` (redeliveries come within minutes)."""
-    inbox = tables.inbox
-    total = 0
-    while True:
-        chunk = (
-            sa.select(inbox.c.event_id)
-            .where(inbox.c.received_at < before)
-            .limit(PURGE_CHUNK)
-            .with_for_update(skip_locked=True)
-        )
-        ids = list((await session.execute(chunk)).scalars())
-        if ids:
-            await session.execute(inbox.delete().where(inbox.c.event_id.in_(ids)))
-        total += len(ids)
-        if len(ids) < PURGE_CHUNK:
-            return total

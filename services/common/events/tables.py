@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from services.common.db import UTCDateTime
+from services.common.jobs.queue import IN_FLIGHT, PARKED, PENDING, job_columns, status_check
 
 BigId = sa.BigInteger()
+RELAY_STATUSES = (PENDING, IN_FLIGHT, PARKED)
 
 
 @dataclass(frozen=True)
@@ -17,11 +19,12 @@ class KitTables:
     outbox_pending: sa.Table
     inbox: sa.Table
     idempotency_keys: sa.Table
+    job_schedules: sa.Table
 
 
 def define_kit_tables(metadata: sa.MetaData) -> KitTables:
     """Outbox (events written with the change), per-subscriber pending deliveries,
-    inbox (event ids already applied) and the Idempotency-Key store."""
+    inbox (event ids already applied), the Idempotency-Key store and periodic job runs."""
     outbox = sa.Table(
         "outbox",
         metadata,
@@ -31,15 +34,23 @@ def define_kit_tables(metadata: sa.MetaData) -> KitTables:
         sa.Column("occurred_at", UTCDateTime(), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
     )
+    # One delivery job per event and subscriber (a job queue, see services.common.jobs):
+    # pending, in flight (leased by a relay) or parked; deleted once delivered.
     outbox_pending = sa.Table(
         "outbox_pending",
         metadata,
         sa.Column("subscriber", sa.String(32), primary_key=True),
         sa.Column("event_id", sa.Uuid(), sa.ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
-        sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Index("ix_outbox_pending_due", "subscriber", "next_attempt_at"),
+        *job_columns(),
+        # The kind of the current run of failures (`attempts` counts them): the subscriber
+        # was unavailable, or it rejected this event. NULL before any failure.
+        sa.Column("failure_kind", sa.String(16), nullable=True),
+        status_check(RELAY_STATUSES),
+        sa.CheckConstraint("failure_kind IS NULL OR failure_kind IN ('unavailable', 'rejected')", name="failure_kind"),
+        sa.Index(
+            "ix_outbox_pending_due", "subscriber", "next_attempt_at", postgresql_where=sa.text("status = 'pending'")
+        ),
+        sa.Index("ix_outbox_pending_lease", "lease_until", postgresql_where=sa.text("status = 'in_flight'")),
     )
     inbox = sa.Table(
         "inbox",
@@ -61,4 +72,15 @@ def define_kit_tables(metadata: sa.MetaData) -> KitTables:
         sa.Column("completed_at", UTCDateTime(), nullable=True),
         sa.Index("ix_idempotency_keys_created_at", "created_at"),
     )
-    return KitTables(outbox, outbox_pending, inbox, idempotency_keys)
+    # Runs of periodic jobs that one replica per interval does (housekeeping), see jobs.periodic.
+    job_schedules = sa.Table(
+        "job_schedules",
+        metadata,
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("next_run_at", UTCDateTime(), nullable=False),
+        sa.Column("lease_until", UTCDateTime(), nullable=True),
+        sa.Column("last_started_at", UTCDateTime(), nullable=True),
+        sa.Column("last_finished_at", UTCDateTime(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+    )
+    return KitTables(outbox, outbox_pending, inbox, idempotency_keys, job_schedules)

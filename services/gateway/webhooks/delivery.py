@@ -1,12 +1,13 @@
 """The delivery worker: claims due deliveries, signs and sends them, records the outcome.
 
-Every gateway replica runs one. A claim is a short transaction that picks due rows, the
-oldest few per endpoint, with `FOR UPDATE SKIP LOCKED` and flips them to `sending` with a
-lease and a claim token: no two workers ever hold the same attempt. The HTTP call happens
-outside any transaction; outcomes are recorded in batches, each guarded by the claim token.
-A worker that dies mid-way leaves `sending` rows whose lease expires; they are then claimed
-again (at least once, never lost). Sending is concurrent across endpoints and bounded per
-endpoint in each process.
+Every gateway replica runs one. Deliveries are a job queue (`services.common.jobs`): a
+claim is a short transaction that picks due rows, the oldest few per endpoint, with
+`FOR UPDATE SKIP LOCKED` and flips them to `sending` with a lease (`lease_until`) and a
+claim token: no two workers ever hold the same attempt. The HTTP call happens outside any
+transaction; outcomes are recorded in batches, each guarded by the claim token. A worker
+that dies mid-way leaves `sending` rows whose lease expires; they are then claimed again
+(at least once, never lost). Sending is concurrent across endpoints and bounded per
+endpoint in each process. Retries follow `QUNYUN_WEBHOOK_RETRY_SCHEDULE` with jitter.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import random
 import time
 import uuid
 from collections import defaultdict
@@ -29,6 +29,8 @@ import structlog
 from standardwebhooks import Webhook
 
 from services.common.db import Database, new_id, utcnow
+from services.common.jobs import Backoff, JobMetrics, JobQueue, QueueDepth
+from services.common.observability import Metrics
 from services.common.settings import Settings
 from services.gateway.webhooks.crypto import SecretBox
 from services.gateway.webhooks.models import (
@@ -106,21 +108,34 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, min(delta, MAX_RETRY_AFTER_SECONDS))
 
 
+# Deliveries as a job queue: the claim moves them from `pending` to `sending`.
+QUEUE = JobQueue("webhooks", deliveries, pending=PENDING, in_flight=SENDING)
+
+
 def next_delay(delays: Sequence[int], round_attempts: int, retry_after: float | None) -> float | None:
     """Seconds until the next attempt after `round_attempts` failed ones; None = exhausted."""
-    if round_attempts > len(delays):
+    delay = Backoff(schedule=delays, jitter=(0.9, 1.1)).delay(round_attempts)  # jitter spreads retry storms
+    if delay is None:
         return None
-    base = delays[round_attempts - 1] * random.uniform(0.9, 1.1)  # jitter spreads retry storms
-    return max(base, retry_after or 0.0)
+    return max(delay, retry_after or 0.0)
 
 
 class DeliveryWorker:
     """Delivers pending webhook messages; one per process, any number per deployment."""
 
     def __init__(
-        self, db: Database, settings: Settings, client: httpx.AsyncClient, box: SecretBox, *, name: str = "webhooks"
+        self,
+        db: Database,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        box: SecretBox,
+        *,
+        name: str = "webhooks",
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = JobMetrics(metrics, QUEUE.name)
+        self.metrics.watch(self.depth)
         self.settings = settings
         self.client = client
         self.box = box
@@ -152,7 +167,7 @@ class DeliveryWorker:
             return []
         now = utcnow()
         saturated = [eid for eid, n in self._in_flight.items() if n >= self.per_endpoint]
-        due = (deliveries.c.next_attempt_at <= now) & deliveries.c.status.in_((PENDING, SENDING))
+        due = QUEUE.due(now)
         job_columns = (
             endpoints.c.url,
             endpoints.c.secret_ciphertext,
@@ -206,26 +221,23 @@ class DeliveryWorker:
                     chosen.append(row)
             if not chosen:
                 return []
-            token = uuid.uuid4()
-            lease_until = now + timedelta(seconds=self.settings.webhook_lease_seconds)
-            # The rows are locked (SKIP LOCKED above), so all are taken; the update repeats the
+            # The rows are locked (SKIP LOCKED above), so all are taken; the lease repeats the
             # due condition as a guard, and only the ids it returns become jobs.
-            claimed = set(
-                (
-                    await session.execute(
-                        deliveries.update()
-                        .where(
-                            deliveries.c.id.in_([row.id for row in chosen]),
-                            deliveries.c.next_attempt_at <= now,
-                            deliveries.c.status.in_((PENDING, SENDING)),
-                        )
-                        .values(status=SENDING, next_attempt_at=lease_until, claim_token=token)
-                        .returning(deliveries.c.id)
-                    )
-                ).scalars()
+            claim = await QUEUE.lease(
+                session,
+                deliveries.c.id.in_([row.id for row in chosen]),
+                now=now,
+                lease_seconds=self.settings.webhook_lease_seconds,
             )
             await session.commit()
-        return [self._job(row, token, now) for row in chosen if row.id in claimed]
+        claimed = {key.id for key in claim.keys}
+        return [self._job(row, claim.token, now) for row in chosen if row.id in claimed]
+
+    async def depth(self) -> QueueDepth:
+        """Deliveries waiting or being sent (not those of disabled endpoints), for the metrics."""
+        async with self.db.session() as session:
+            waiting = deliveries.c.next_attempt_at.is_not(None) | (deliveries.c.status == SENDING)
+            return await QUEUE.depth(session, utcnow(), where=[waiting])
 
     def _job(self, row: Any, token: uuid.UUID, now: datetime) -> Job:
         secrets = [self.box.decrypt(row.secret_ciphertext, row.endpoint_id)]
@@ -343,17 +355,24 @@ class DeliveryWorker:
         gone = sorted({o.job.endpoint_id for o in outcomes if o.gone})
         first_failure = min((o.attempted_at for o in outcomes if not o.succeeded), default=now)
 
+        self.metrics.attempted(len(outcomes))
+        self.metrics.failed(sum(not outcome.succeeded for outcome in outcomes))
         d = deliveries
         async with self.db.session() as session:
             await session.execute(attempts.insert(), attempt_rows)
             await session.execute(
                 d.update()
-                .where(d.c.id == sa.bindparam("b_id"), d.c.claim_token == sa.bindparam("b_token"))
+                .where(
+                    d.c.id == sa.bindparam("b_id"),
+                    d.c.claim_token == sa.bindparam("b_token"),
+                    d.c.status == SENDING,
+                )
                 .values(
                     status=sa.bindparam("b_status"),
                     next_attempt_at=sa.bindparam("b_next"),
                     round_attempts=sa.bindparam("b_round"),
                     attempt_count=d.c.attempt_count + 1,
+                    lease_until=None,
                     claim_token=None,
                     last_attempt_at=sa.bindparam("b_at"),
                     last_status_code=sa.bindparam("b_code"),

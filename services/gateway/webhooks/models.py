@@ -22,8 +22,8 @@ if TYPE_CHECKING:  # mypy cannot use the base built at run time as a class; it i
 else:
     Base = GatewayModel
 
-# Delivery statuses. `sending` means claimed by a worker: its `next_attempt_at` is then the
-# lease expiry (the row's locked-until), after which another worker may reclaim it.
+# Delivery statuses (a job queue, see services.common.jobs; the API shows these words).
+# `sending` means claimed by a worker until `lease_until`, after which another may reclaim it.
 PENDING, SENDING, SUCCEEDED, FAILED = "pending", "sending", "succeeded", "failed"
 DELIVERY_STATUSES = (PENDING, SENDING, SUCCEEDED, FAILED)
 # Why the current round of attempts started.
@@ -87,9 +87,11 @@ class WebhookDelivery(Base, table=True):
     trigger: str = Field(default=TRIGGER_EVENT, max_length=16)
     attempt_count: int = Field(default=0)  # all attempts ever
     round_attempts: int = Field(default=0)  # attempts in the current round of the retry schedule
-    # When work is due: the next attempt (pending) or the lease expiry (sending); NULL when
-    # nothing is due (succeeded, failed, or parked while its endpoint is disabled).
+    # When the next attempt is due (pending); NULL when nothing is due (succeeded, failed,
+    # or waiting while its endpoint is disabled).
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    # The claim of the worker sending it (sending): until when, and its token.
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     claim_token: uuid.UUID | None = Field(default=None)
     last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_status_code: int | None = Field(default=None)

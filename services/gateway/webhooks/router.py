@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from services.common.db import SessionDep, utcnow
+from services.common.db import SessionDep, utcnow, wake_after_commit
 from services.common.pagination import PageDep
 from services.common.problems import problem_responses
 from services.gateway.webhooks import service
@@ -68,7 +68,7 @@ async def update_webhook_endpoint(
     was_disabled = endpoint.disabled
     endpoint = await service.update_endpoint(session, endpoint, body, runtime.settings)
     if was_disabled and not endpoint.disabled:
-        service.wake_after_commit(session, runtime.wake)
+        wake_after_commit(session, service.WEBHOOKS_CHANNEL)
     return service.endpoint_read(endpoint)
 
 
@@ -101,7 +101,7 @@ async def rotate_webhook_secret(
 async def send_webhook_test(endpoint: EndpointDep, session: SessionDep, runtime: RuntimeDep) -> WebhookDeliveryRead:
     """Send a `webhook.test` message to this endpoint (watch its delivery for the outcome)."""
     delivery_id = await service.send_test(session, endpoint)
-    service.wake_after_commit(session, runtime.wake)
+    wake_after_commit(session, service.WEBHOOKS_CHANNEL)
     return await service.get_delivery(session, delivery_id)
 
 
@@ -118,7 +118,7 @@ async def replay_webhook_endpoint(
     until = body.until or utcnow()
     replayed = await service.replay(session, endpoint, body.since, until)
     if replayed:
-        service.wake_after_commit(session, runtime.wake)
+        wake_after_commit(session, service.WEBHOOKS_CHANNEL)
     return WebhookReplayRead(endpoint_id=endpoint.id, since=body.since, until=until, replayed=replayed)
 
 
@@ -152,5 +152,5 @@ async def retry_webhook_delivery(
 ) -> WebhookDeliveryRead:
     """Send a delivery again now, with a fresh round of retries (also a `failed` one)."""
     await service.retry_delivery(session, delivery_id)
-    service.wake_after_commit(session, runtime.wake)
+    wake_after_commit(session, service.WEBHOOKS_CHANNEL)
     return await service.get_delivery(session, delivery_id)

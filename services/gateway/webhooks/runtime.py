@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import Database
+from services.common.db import Database, wake_after_commit
 from services.common.events import Event
+from services.common.observability import Metrics
 from services.common.settings import Settings
 from services.gateway.webhooks.catalogue import DOMAIN_EVENT_TYPES
 from services.gateway.webhooks.client import build_partner_client
 from services.gateway.webhooks.crypto import SecretBox
 from services.gateway.webhooks.delivery import DeliveryWorker
-from services.gateway.webhooks.service import MessageDraft, fan_out, wake_after_commit
+from services.gateway.webhooks.service import WEBHOOKS_CHANNEL, MessageDraft, fan_out
 
 
 class WebhookFanout:
@@ -32,7 +34,7 @@ class WebhookFanout:
             if e.type in DOMAIN_EVENT_TYPES
         ]
         if drafts and await fan_out(session, drafts):
-            wake_after_commit(session, self.runtime.wake)
+            wake_after_commit(session, WEBHOOKS_CHANNEL)
 
 
 class WebhookRuntime:
@@ -43,6 +45,7 @@ class WebhookRuntime:
         self.box = SecretBox(settings)
         self.fanout = WebhookFanout(self)
         self._worker: DeliveryWorker | None = None
+        self._stop_waking: Callable[[], None] | None = None
 
     @property
     def worker(self) -> DeliveryWorker:
@@ -50,14 +53,18 @@ class WebhookRuntime:
             raise RuntimeError("the webhook runtime has not been started")
         return self._worker
 
-    async def start(self, db: Database, *, run_worker: bool | None = None) -> None:
+    async def start(self, db: Database, *, run_worker: bool | None = None, metrics: Metrics | None = None) -> None:
         """Build the worker; its loop runs when relays do (tests drive it explicitly)."""
         client = build_partner_client(self.settings)
-        self._worker = DeliveryWorker(db, self.settings, client, self.box)
+        self._worker = DeliveryWorker(db, self.settings, client, self.box, metrics=metrics)
+        self._stop_waking = db.on_commit(WEBHOOKS_CHANNEL, self.wake)
         if self.settings.relay_enabled if run_worker is None else run_worker:
             self._worker.start()
 
     async def stop(self) -> None:
+        if self._stop_waking is not None:
+            self._stop_waking()
+            self._stop_waking = None
         if self._worker is not None:
             await self._worker.stop()
             await self._worker.client.aclose()

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.webhook import EndpointDisabled, WebhookTest
@@ -99,18 +98,8 @@ def subscribes(event_types: Sequence[str], event_type: str) -> bool:
     return event_type in event_types or ALL_TYPES in event_types
 
 
-def wake_after_commit(session: AsyncSession, wake: Callable[[], None]) -> None:
-    """Wake the delivery worker once this session's transaction has committed."""
-    sync_session = session.sync_session
-    if sync_session.info.get("webhooks_wake"):
-        return
-    sync_session.info["webhooks_wake"] = True
-
-    def _after_commit(_session: Any) -> None:
-        sync_session.info.pop("webhooks_wake", None)
-        wake()
-
-    sa_event.listen(sync_session, "after_commit", _after_commit, once=True)
+# The wake-up channel of a commit that made deliveries due (the delivery worker listens).
+WEBHOOKS_CHANNEL = "webhooks"
 
 
 # Fan-out ------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ class Reward(RewardsModel, table=True):
     id: uuid.UUID = Field(primary_key=True)
     name: str = Field(max_length=200)
     description: str = Field(max_length=2000)
-    cost: int
+    cost: int = Field(sa_type=sa.BigInteger())
     per_member_limit: int | None = None
     active_from: datetime | None = Field(default=None, sa_type=UTCDateTime())
     active_to: datetime | None = Field(default=None, sa_type=UTCDateTime())
@@ -59,7 +59,7 @@ class Redemption(RewardsModel, table=True):
     id: uuid.UUID = Field(primary_key=True)
     member_id: uuid.UUID
     reward_id: uuid.UUID = Field(index=True)
-    cost: int
+    cost: int = Field(sa_type=sa.BigInteger())
     status: str = Field(max_length=16)
     entry_id: uuid.UUID
     created_at: datetime = Field(sa_type=UTCDateTime())

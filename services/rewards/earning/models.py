@@ -21,7 +21,7 @@ class DailyEarning(RewardsModel, table=True):
     member_id: uuid.UUID = Field(primary_key=True)
     rule_id: uuid.UUID = Field(primary_key=True)
     local_date: date = Field(primary_key=True)
-    points: int
+    points: int = Field(sa_type=sa.BigInteger())
 
 
 class ActivityCount(RewardsModel, table=True):

@@ -25,7 +25,7 @@ class PeriodPoints(RewardsModel, table=True):
     period: str = Field(primary_key=True, max_length=8)
     period_start: date = Field(primary_key=True)
     member_id: uuid.UUID = Field(primary_key=True)
-    points: int
+    points: int = Field(sa_type=sa.BigInteger())
     reached_at: datetime = Field(sa_type=UTCDateTime())
 
 
@@ -53,5 +53,5 @@ class PeriodPointsCount(RewardsModel, table=True):
     community_id: uuid.UUID = Field(primary_key=True)
     period: str = Field(primary_key=True, max_length=8)
     period_start: date = Field(primary_key=True)
-    points: int = Field(primary_key=True)
+    points: int = Field(primary_key=True, sa_type=sa.BigInteger())
     members: int

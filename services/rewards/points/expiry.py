@@ -1,16 +1,14 @@
 """Expiry: lots whose time has come lose their remaining points through `expired` entries.
 
-`expire_due_lots` is the plain function (tests call it with any `now`); `ExpiryWorker`
-runs it in the background. Accounts are claimed with `FOR UPDATE SKIP LOCKED`, so
-replicas share the work and a member busy in another transaction is simply taken on the
-next pass.
+`expire_due_lots` is the plain function (tests call it with any `now`); `expiry_job`
+runs it as a periodic job (`services.common.jobs`) every `scheduler_interval_ms`.
+Accounts are claimed with `FOR UPDATE SKIP LOCKED`, so replicas share the work and a
+member busy in another transaction is simply taken on the next pass. The work is local
+(no network call), so the row locks live only as long as one short transaction.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 import uuid
 from collections import defaultdict
 from datetime import datetime
@@ -21,14 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.rewards import PointsExpired
 from services.common.db import Database, utcnow
-from services.common.events import KitTables
-from services.common.idempotency import purge_expired
+from services.common.jobs import PeriodicJob, QueueDepth
+from services.common.observability import Metrics
 from services.common.settings import Settings
 from services.rewards.points.service import LOTS, OpenLot, Postings, select_for_update
 
 log = structlog.get_logger("qunyun.rewards.expiry")
-
-PURGE_EVERY_SECONDS = 3600.0
 
 
 async def expire_due_lots(session: AsyncSession, now: datetime, limit: int = 500) -> int:
@@ -61,50 +57,48 @@ async def expire_due_lots(session: AsyncSession, now: datetime, limit: int = 500
     return count
 
 
-class ExpiryWorker:
-    """Expires due lots every `scheduler_interval_ms`; once an hour purges old idempotency keys."""
+class Expiry:
+    """Expires due lots, a batch of members per transaction, until none are due."""
 
-    def __init__(self, db: Database, settings: Settings, kit_tables: KitTables, batch: int = 500) -> None:
+    NAME = "rewards.expiry"
+
+    def __init__(self, db: Database, batch: int = 500, max_passes: int = 20) -> None:
         self.db = db
-        self.kit_tables = kit_tables
-        self.interval = settings.scheduler_interval_ms / 1000
         self.batch = batch
-        self._task: asyncio.Task[None] | None = None
-        self._last_purge = 0.0
+        self.max_passes = max_passes
 
-    async def run_once(self, max_passes: int = 20) -> int:
+    async def run_once(self) -> int:
         total = 0
-        for _ in range(max_passes):
+        for _ in range(self.max_passes):
             async with self.db.session() as session:
                 expired = await expire_due_lots(session, utcnow(), self.batch)
                 await self.db.commit(session)
             total += expired
             if expired == 0:
                 break
-        if time.monotonic() - self._last_purge > PURGE_EVERY_SECONDS:
-            async with self.db.session() as session:
-                await purge_expired(session, self.kit_tables)
-                await self.db.commit(session)
-            self._last_purge = time.monotonic()
+        if total:
+            log.info("points_expired", lots=total)
         return total
 
-    async def run(self) -> None:
-        while True:
-            try:
-                expired = await self.run_once()
-                if expired:
-                    log.info("points_expired", lots=expired)
-            except Exception:  # a failed pass must not stop the loop; the next one retries
-                log.exception("expiry_pass_failed")
-            await asyncio.sleep(self.interval)
+    async def depth(self) -> QueueDepth:
+        """Lots due to expire (that still hold points) and how overdue the oldest is."""
+        now = utcnow()
+        async with self.db.session() as session:
+            count, oldest = (
+                await session.execute(
+                    sa.select(sa.func.count(), sa.func.min(LOTS.c.expires_at)).where(
+                        LOTS.c.expires_at <= now, LOTS.c.remaining > 0
+                    )
+                )
+            ).one()
+        return QueueDepth(int(count), max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="rewards-expiry")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+def expiry_job(db: Database, settings: Settings, metrics: Metrics | None = None) -> PeriodicJob:
+    """The background job: every `scheduler_interval_ms`, on every replica."""
+    expiry = Expiry(db)
+    job = PeriodicJob(
+        Expiry.NAME, expiry.run_once, interval_seconds=settings.scheduler_interval_ms / 1000, metrics=metrics
+    )
+    job.metrics.watch(expiry.depth)
+    return job

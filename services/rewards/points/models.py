@@ -29,8 +29,8 @@ class Account(RewardsModel, table=True):
     )
 
     member_id: uuid.UUID = Field(primary_key=True)
-    balance: int
-    lifetime: int
+    balance: int = Field(sa_type=sa.BigInteger())
+    lifetime: int = Field(sa_type=sa.BigInteger())
     last_seq: int
     level_name: str | None = Field(default=None, max_length=50)
     streak_days: int
@@ -53,8 +53,8 @@ class LedgerEntry(RewardsModel, table=True):
     id: uuid.UUID = Field(primary_key=True)
     member_id: uuid.UUID
     seq: int
-    delta: int
-    balance_after: int
+    delta: int = Field(sa_type=sa.BigInteger())
+    balance_after: int = Field(sa_type=sa.BigInteger())
     reason: str = Field(max_length=120)
     rule_id: uuid.UUID | None = None
     source_event_id: uuid.UUID | None = None
@@ -80,8 +80,8 @@ class Lot(RewardsModel, table=True):
     id: uuid.UUID = Field(primary_key=True)
     member_id: uuid.UUID
     expires_at: datetime = Field(sa_type=UTCDateTime())
-    points: int
-    remaining: int
+    points: int = Field(sa_type=sa.BigInteger())
+    remaining: int = Field(sa_type=sa.BigInteger())
     created_at: datetime = Field(sa_type=UTCDateTime())
 
 
@@ -93,7 +93,7 @@ class LotConsumption(RewardsModel, table=True):
 
     entry_id: uuid.UUID = Field(primary_key=True)
     lot_id: uuid.UUID = Field(primary_key=True)
-    points: int
+    points: int = Field(sa_type=sa.BigInteger())
 
 
 class Adjustment(RewardsModel, table=True):
@@ -101,7 +101,7 @@ class Adjustment(RewardsModel, table=True):
 
     id: uuid.UUID = Field(primary_key=True)
     member_id: uuid.UUID = Field(index=True)
-    delta: int
+    delta: int = Field(sa_type=sa.BigInteger())
     reason: str = Field(max_length=500)
     created_by: str = Field(max_length=200)
     entry_id: uuid.UUID

@@ -58,8 +58,10 @@ class PointsLimitReached(Conflict):
     slug, title = "points-limit", "Points limit reached"
 
 
-# Balances and lifetime totals are 32-bit integer columns.
-MAX_POINTS = 2**31 - 1
+# The most points a balance or lifetime total may reach: the largest integer every client
+# reads exactly from JSON (JavaScript's Number.MAX_SAFE_INTEGER). The BIGINT columns hold
+# about a thousand times more, so sums across members or periods never overflow either.
+MAX_POINTS = 2**53 - 1
 
 
 def _uuid_order(value: uuid.UUID) -> int:

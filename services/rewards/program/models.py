@@ -39,8 +39,8 @@ class EarningRule(RewardsModel, table=True):
     id: uuid.UUID = Field(primary_key=True)
     event_type: str = Field(max_length=100)
     community_id: uuid.UUID | None = None
-    points: int
-    daily_cap: int | None = None
+    points: int = Field(sa_type=sa.BigInteger())
+    daily_cap: int | None = Field(default=None, sa_type=sa.BigInteger())
     expires_in_days: int | None = None
     position: int
     active: bool
@@ -53,4 +53,4 @@ class Level(RewardsModel, table=True):
     __table_args__ = (sa.CheckConstraint("min_lifetime_points >= 0", name="min_not_negative"),)
 
     name: str = Field(primary_key=True, max_length=50)
-    min_lifetime_points: int = Field(unique=True)
+    min_lifetime_points: int = Field(unique=True, sa_type=sa.BigInteger())
