@@ -89,7 +89,10 @@ async def running() -> AsyncIterator[System]:
 
 
 @pytest_asyncio.fixture
-async def system(running: System) -> System:
-    """The whole system in-process, with empty tables."""
+async def system(running: System) -> AsyncIterator[System]:
+    """The whole system in-process, with empty tables. Afterwards, every event the test
+    wrote to any outbox must honour its contract, or the test fails."""
     await running.reset()
-    return running
+    yield running
+    if violations := await running.contract_violations():
+        pytest.fail("events broke their contracts:\n" + "\n".join(violations), pytrace=False)

@@ -7,7 +7,9 @@ inter-service HTTP call to the right in-process app, and offers clients for test
 - `system.direct(service, identity)`: straight to one service with an internal token;
 - `await system.drain()`: run every relay until no event is pending (relay loops are off
   in tests, so event delivery happens exactly when a test asks for it);
-- `await system.reset()`: empty every table a test wrote to, between tests.
+- `await system.reset()`: empty every table a test wrote to, between tests;
+- `await system.contract_violations()`: every outbox row whose data breaks its event's
+  contract (the `system` fixture fails a test that wrote one).
 
 Its databases are cloned from the run's migrated templates (`tests.pg`), so the
 migrations are under test and a system starts in well under a second.
@@ -27,8 +29,10 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
+from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
+from services.common.contracts import EVENT_TYPES
 from services.common.identity import INTERNAL_TOKEN_HEADER, Identity, sign_internal_token
 from services.common.settings import SERVICES, ServiceName, Settings
 from tests.pg import clone_template, database_name, drop_databases, worker_id
@@ -111,6 +115,26 @@ class System:
             if written:
                 names = ", ".join(f'"{name}"' for name in written)
                 await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+    async def contract_violations(self) -> list[str]:
+        """Every outbox row, in every service, whose data its event type's contract refuses
+        (validated strictly, as producers are held to it). Tables are emptied between tests,
+        so these are the events written during the current test."""
+        found: list[str] = []
+        for name in SERVICES:
+            outbox = import_module(f"services.{name}.db").kit_tables.outbox
+            async with self.state(name).db.engine.connect() as conn:
+                rows = (await conn.execute(sa.select(outbox.c.id, outbox.c.type, outbox.c.data))).all()
+            for row in rows:
+                contract = EVENT_TYPES.get(row.type)
+                if contract is None:
+                    found.append(f"{name} wrote {row.type} (event {row.id}), which has no contract")
+                    continue
+                try:
+                    contract.model_validate(row.data)
+                except ValidationError as exc:
+                    found.append(f"{name} wrote {row.type} (event {row.id}) against its contract: {exc}")
+        return found
 
     async def drain(self, rounds: int = 10) -> int:
         """Deliver every pending event, following chains (an event causing events)."""

@@ -8,7 +8,7 @@ table and the public document from it) and `/internal/events` for the events it 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -19,8 +19,9 @@ from fastapi.responses import JSONResponse
 from httpx_aiohttp import AiohttpTransport
 from starlette.responses import Response
 
+from services.common.contracts import SUBSCRIPTIONS, Subscriptions, check_handlers
 from services.common.db import Database
-from services.common.events import BatchHandler, EventHandler, KitTables, Outbox, Relay, events_router
+from services.common.events import BatchHandler, EventHandlers, KitTables, Outbox, Relay, events_router
 from services.common.identity import Caller, InternalAuthMiddleware
 from services.common.jobs import Housekeeping, Purge, kit_purges
 from services.common.observability import Metrics, RequestContextMiddleware, configure_logging
@@ -102,8 +103,9 @@ def create_service_app(
     *,
     kit_tables: KitTables,
     routers: Sequence[APIRouter],
-    event_handlers: Mapping[str, EventHandler] | None = None,
+    event_handlers: EventHandlers | None = None,
     batch_handler: BatchHandler | None = None,
+    subscriptions: Subscriptions = SUBSCRIPTIONS,
     transport: httpx.AsyncBaseTransport | None = None,
     on_startup: Sequence[LifespanHook] = (),
     background: Sequence[Callable[[FastAPI], Any]] = (),
@@ -117,12 +119,16 @@ def create_service_app(
     `start()` / `await stop()` (a `jobs.PeriodicJob`, say); the relay and the housekeeping
     job are always there. `purges` are the service's own, run by housekeeping after the
     kit's. `batch_handler` (see `events.inbox`) gets each batch's new events in one call.
+    The handlers must be exactly the service's line of `subscriptions` (the kit's table
+    unless a test gives its own), or the app refuses to be built.
     """
     configure_logging(settings.log_level, settings.log_json)
+    event_handlers = event_handlers or {}
+    check_handlers(service, subscriptions, event_handlers.keys(), batch_handler=batch_handler is not None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        outbox = Outbox(kit_tables, service, settings)
+        outbox = Outbox(kit_tables, service, settings, subscriptions=subscriptions)
         db = Database(settings.database_url_for(service), settings, info={"outbox": outbox})
         http = build_http_client(settings, transport)
         app.state.db, app.state.outbox, app.state.http = db, outbox, http
@@ -157,7 +163,7 @@ def create_service_app(
     install_common(app, service, settings)
     for router in routers:
         app.include_router(router)
-    app.include_router(events_router(kit_tables, event_handlers or {}, batch_handler))
+    app.include_router(events_router(kit_tables, event_handlers, batch_handler))
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_document(_caller: Caller) -> JSONResponse:

@@ -24,10 +24,6 @@ DEV_JWT_KEY = "dev-jwt-signing-key-change-me-0123456789abcdef"
 DEV_ENCRYPTION_KEY = "ZGV2LWVuY3J5cHRpb24ta2V5LWNoYW5nZS1tZS0wMDA="  # 32 bytes, base64
 DEV_BLIND_INDEX_KEY = "dev-blind-index-key-change-me-0123456789"
 
-# Which subscriber receives which event types ("*" = all). The gateway takes every event
-# for partner webhooks; domain services take what their rules consume.
-DEFAULT_EVENT_ROUTES = "gateway=*;rewards=activity.recorded,member.erased;content=member.erased;feedback=member.erased"
-
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 _WINDOW_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
@@ -84,7 +80,6 @@ class Settings(BaseSettings):
     relay_interval_ms: int = 500
     relay_batch_size: int = 500
     scheduler_interval_ms: int = 1000
-    event_routes: str = DEFAULT_EVENT_ROUTES
     # A subscriber that fails on one event (its handler raised) gets it again with backoff;
     # after this many attempts the event is parked (kept, visible, replayable) so it no
     # longer holds anything up.
@@ -136,7 +131,6 @@ class Settings(BaseSettings):
     def _check_formats(self) -> Settings:
         self.rate_limit_parts  # noqa: B018 - parse early so a typo fails at start-up
         self.webhook_retry_delays  # noqa: B018
-        self.event_route_table  # noqa: B018
         if self.relay_lease_seconds <= self.relay_timeout_seconds:
             raise ValueError("QUNYUN_RELAY_LEASE_SECONDS must exceed QUNYUN_RELAY_TIMEOUT_SECONDS")
         if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
@@ -172,27 +166,6 @@ class Settings(BaseSettings):
         if any(d < 0 for d in delays):
             raise ValueError("QUNYUN_WEBHOOK_RETRY_SCHEDULE must not hold negative delays")
         return delays
-
-    @cached_property
-    def event_route_table(self) -> dict[str, frozenset[str]]:
-        """`gateway=*;rewards=activity.recorded` -> {subscriber: event types}."""
-        table: dict[str, frozenset[str]] = {}
-        for part in self.event_routes.split(";"):
-            if not part.strip():
-                continue
-            name, _, types = part.partition("=")
-            if name.strip() not in SERVICES:
-                raise ValueError(f"QUNYUN_EVENT_ROUTES names an unknown service: {name!r}")
-            table[name.strip()] = frozenset(t.strip() for t in types.split(",") if t.strip())
-        return table
-
-    def subscribers_for(self, source: ServiceName, event_type: str) -> list[str]:
-        """The services (other than the source) that want an event of this type."""
-        return [
-            name
-            for name, types in self.event_route_table.items()
-            if name != source and ("*" in types or event_type in types)
-        ]
 
 
 def get_settings() -> Settings:

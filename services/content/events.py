@@ -1,8 +1,10 @@
-"""Events the content service emits and the handlers for those it consumes."""
+"""Events the content service emits and the handlers for those it consumes.
 
-from collections.abc import Mapping
+It holds no personal data yet, so it does not take `member.erased`: its line in
+`services.common.contracts.subscriptions` stays empty until it has a handler (the app
+refuses to start when the two disagree).
+"""
 
-from services.common.events import EventHandler
+from services.common.events import EventHandlers
 
-# member.erased: this service holds no personal data yet, so there is nothing to remove.
-EVENT_HANDLERS: Mapping[str, EventHandler] = {}
+EVENT_HANDLERS: EventHandlers = {}

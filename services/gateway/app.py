@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from services.common.app import aiohttp_transport, build_http_client, install_common
+from services.common.contracts import SUBSCRIPTIONS, check_handlers
 from services.common.db import Database
 from services.common.events import Outbox, events_router
 from services.common.identity import InternalTokenCache
@@ -92,6 +93,7 @@ def create_app(
         app.include_router(router)
     register_webhook_catalogue(app)
     # Every event is fanned out to the subscribed partner webhooks; erasures revoke member tokens.
+    check_handlers("gateway", SUBSCRIPTIONS, (), batch_handler=True)
     app.include_router(events_router(kit_tables, {}, batch_handler=GatewayEvents(app, webhooks.fanout)))
 
     @app.get("/openapi.json", include_in_schema=False)

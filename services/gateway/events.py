@@ -1,4 +1,4 @@
-"""Events the gateway consumes (it receives every event, see `QUNYUN_EVENT_ROUTES`).
+"""Events the gateway consumes (it subscribes to every event, see `contracts.subscriptions`).
 
 Every domain event fans out to the subscribed partner webhooks; `member.erased` also
 revokes the member's access tokens (bumps its token version). Both happen in the inbox's
@@ -7,16 +7,15 @@ transaction, so a redelivered event changes nothing and a failed batch leaves no
 
 from __future__ import annotations
 
-import uuid
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.contracts.members import MemberErased
 from services.common.events import BatchHandler, Event
 from services.gateway.auth.member_tokens import invalidate_after_commit, revoke_member_tokens
 from services.gateway.auth.state import auth_state
-
-MEMBER_ERASED = "member.erased"
 
 
 class GatewayEvents:
@@ -26,8 +25,8 @@ class GatewayEvents:
         self.app = app
         self.fanout = fanout
 
-    async def __call__(self, session: AsyncSession, events: list[Event]) -> None:
-        erased = [uuid.UUID(str(event.data["member_id"])) for event in events if event.type == MEMBER_ERASED]
+    async def __call__(self, session: AsyncSession, events: list[Event[Any]]) -> None:
+        erased = [event.data.member_id for event in events if isinstance(event.data, MemberErased)]
         if erased:
             await revoke_member_tokens(session, erased)
             invalidate_after_commit(session, auth_state(self.app).member_versions, erased)

@@ -22,12 +22,14 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from typing import Any
 
 import httpx
 
+from services.common.contracts.members import MemberCreated
 from services.common.events import EventDraft, emit_many
-from tests.gateway.webhook_support import free_port
+from tests.gateway.webhook_support import free_port, sample
 from tests.system import running_system, staff
 
 ENDPOINTS = 8
@@ -45,7 +47,8 @@ def run_receiver(port: int) -> None:
 
     async def hook(request: web.Request) -> web.Response:
         body = json.loads(await request.read())
-        receipts.append((body["data"]["n"], body["data"]["phase"], time.time()))
+        phase, n = body["data"]["external_id"].split(":")
+        receipts.append((int(n), phase, time.time()))
         return web.Response(status=204)
 
     async def stats(_request: web.Request) -> web.Response:
@@ -73,7 +76,8 @@ async def emit(system: Any, phase: str, numbers: range) -> float:
     """Commit events to the members outbox (one transaction); returns the commit time."""
     db = system.state("members").db
     async with db.session() as session:
-        await emit_many(session, [EventDraft("member.created", {"n": n, "phase": phase}) for n in numbers])
+        created = [sample(MemberCreated, member_id=str(uuid.uuid4()), external_id=f"{phase}:{n}") for n in numbers]
+        await emit_many(session, [EventDraft(event) for event in created])
         await db.commit(session)  # wakes the relay, as a request's commit does
     return time.time()
 

@@ -9,6 +9,10 @@ migrated with the feedback service's migrations, which hold the kit tables):
   by emitting `thing.seen` in the same transaction (the effect tests count), and they can
   be told to fail on some events or to be down altogether.
 
+The `thing.*` events are contracts defined here, for these tests only (the kit lets any
+module register contracts), and the kit system routes them with its own subscription
+table (`KIT_SUBSCRIPTIONS`, or one a test gives), not the services' one.
+
 `CountingTransport` routes `http://<service>` to those apps and counts every event id
 each consumer was posted, so "delivered exactly once" is checked at the wire.
 """
@@ -34,6 +38,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from services.common.app import create_service_app
+from services.common.contracts import EventModel, Subscriptions, UtcDatetime
+from services.common.contracts.base import with_example
 from services.common.db import Database, SessionDep, utcnow
 from services.common.events import Event, EventDraft, emit, emit_many
 from services.common.idempotency import IdempotencyKey, run_idempotent
@@ -49,6 +55,56 @@ from tests.system import test_settings
 
 ROLES: tuple[ServiceName, ...] = ("feedback", "members", "content")  # producer first
 CONSUMERS: tuple[ServiceName, ...] = ("members", "content")
+
+
+# --- the test contracts ---------------------------------------------------------------------
+
+
+class ThingCreated(EventModel):
+    """A thing was created (the kit tests' event)."""
+
+    event_type = "thing.created"
+    model_config = with_example(name="lamp", count=0)
+
+    name: str
+    count: int = Field(default=0, ge=0)
+    id: uuid.UUID | None = None
+    at: UtcDatetime | None = None
+
+
+class ThingArchived(EventModel):
+    """A thing was archived (only members takes it)."""
+
+    event_type = "thing.archived"
+    model_config = with_example(name="lamp")
+
+    name: str
+
+
+class ThingSeen(EventModel):
+    """A consumer applied a `thing.created` (the effect the tests count)."""
+
+    event_type = "thing.seen"
+    model_config = with_example(event_id="12345678-1234-5678-1234-567812345678", by="members")
+
+    event_id: uuid.UUID
+    by: str
+
+
+class NobodyListens(EventModel):
+    """An event no kit consumer subscribes to."""
+
+    event_type = "nobody.listens"
+    model_config = with_example(n=1)
+
+    n: int
+
+
+# members takes thing.created and thing.archived, content only thing.created.
+KIT_SUBSCRIPTIONS: Subscriptions = {
+    "members": frozenset({ThingCreated, ThingArchived}),
+    "content": frozenset({ThingCreated}),
+}
 
 
 # --- the test router (it exercises the kit's primitives as a domain router would) ----------
@@ -86,7 +142,7 @@ async def create_thing_in(session: AsyncSession, request: Request, body: ThingCr
         raise Conflict("Things called 'conflict' always conflict.", slug="thing-conflict")
     thing_id = uuid.uuid4()
     occurred = utcnow()
-    await emit(session, "thing.created", {"id": thing_id, "name": body.name, "count": body.count}, occurred_at=occurred)
+    await emit(session, ThingCreated(id=thing_id, name=body.name, count=body.count), occurred_at=occurred)
     return ThingRead(id=thing_id, name=body.name, count=body.count, created_at=occurred)
 
 
@@ -191,17 +247,21 @@ class ConsumerBehaviour:
     applied: Counter[uuid.UUID] = field(default_factory=Counter)  # handler runs (committed or not)
 
     def handler(self, service: str) -> Any:
-        async def on_thing_created(session: AsyncSession, event: Event) -> None:
+        async def on_thing_created(session: AsyncSession, event: Event[ThingCreated]) -> None:
             self.applied[event.id] += 1
-            name = str(event.data.get("name"))
+            name = event.data.name
             if name in self.poison_names:
                 raise ValueError(f"cannot handle thing {name}")
             if self.fail_times.get(name, 0) > 0:
                 self.fail_times[name] -= 1
                 raise ValueError(f"transient trouble with {name}")
-            await emit(session, "thing.seen", {"event_id": str(event.id), "by": service})
+            await emit(session, ThingSeen(event_id=event.id, by=service))
 
         return on_thing_created
+
+
+async def ignore(session: AsyncSession, event: Event[Any]) -> None:
+    """A handler that takes an event and does nothing with it."""
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
@@ -261,7 +321,6 @@ class KitDatabases:
 
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "event_routes": "members=*;content=thing.created",
             "relay_retry_base_seconds": 10.0,  # tests make retries due with retry_now()
             "relay_retry_max_seconds": 60.0,
             "relay_max_attempts": 3,
@@ -278,13 +337,18 @@ async def empty_tables(db: Database) -> None:
 
 
 class KitSystem:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, subscriptions: Subscriptions = KIT_SUBSCRIPTIONS) -> None:
         self.settings = settings
         self.transport = CountingTransport()
         self.behaviour: dict[str, ConsumerBehaviour] = {name: ConsumerBehaviour() for name in CONSUMERS}
         self.apps: dict[str, FastAPI] = {
             "feedback": create_service_app(
-                "feedback", settings, kit_tables=kit_tables, routers=[thing_router()], transport=self.transport
+                "feedback",
+                settings,
+                kit_tables=kit_tables,
+                routers=[thing_router()],
+                transport=self.transport,
+                subscriptions=subscriptions,
             ),
             **{
                 name: create_service_app(
@@ -292,8 +356,9 @@ class KitSystem:
                     settings,
                     kit_tables=kit_tables,
                     routers=[],
-                    event_handlers={"thing.created": self.behaviour[name].handler(name)},
+                    event_handlers=self._handlers(name, subscriptions),
                     transport=self.transport,
+                    subscriptions=subscriptions,
                 )
                 for name in CONSUMERS
             },
@@ -303,6 +368,12 @@ class KitSystem:
             app.state.entered = asyncio.Event()
             self.transport.mount(name, app)
         self._stack = contextlib.AsyncExitStack()
+
+    def _handlers(self, name: ServiceName, subscriptions: Subscriptions) -> dict[type[EventModel], Any]:
+        """`thing.created` goes to the consumer's behaviour; anything else it takes is ignored."""
+        taken = subscriptions.get(name, frozenset())
+        assert taken != "*", "kit consumers subscribe to contracts, not to everything"
+        return {model: self.behaviour[name].handler(name) if model is ThingCreated else ignore for model in taken}
 
     async def __aenter__(self) -> KitSystem:
         for app in self.apps.values():
@@ -331,7 +402,7 @@ class KitSystem:
 
     async def emit(self, *names: str, occurred_at: datetime | None = None) -> list[uuid.UUID]:
         """Commit one `thing.created` per name in the producer's outbox."""
-        drafts = [EventDraft("thing.created", {"name": name, "count": 0}, occurred_at=occurred_at) for name in names]
+        drafts = [EventDraft(ThingCreated(name=name), occurred_at=occurred_at) for name in names]
         async with self.db().session() as session:
             ids = await emit_many(session, drafts)
             await session.commit()
@@ -365,6 +436,8 @@ class KitSystem:
 
 
 @contextlib.asynccontextmanager
-async def kit_system(dbs: KitDatabases, **overrides: Any) -> AsyncIterator[KitSystem]:
-    async with KitSystem(dbs.settings(**overrides)) as system:
+async def kit_system(
+    dbs: KitDatabases, subscriptions: Subscriptions = KIT_SUBSCRIPTIONS, **overrides: Any
+) -> AsyncIterator[KitSystem]:
+    async with KitSystem(dbs.settings(**overrides), subscriptions) as system:
         yield system

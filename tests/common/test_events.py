@@ -15,7 +15,7 @@ from services.common.db import utcnow
 from services.common.events import emit
 from services.common.events.relay import backoff_seconds
 from services.feedback.db import kit_tables
-from tests.common.kit import KitDatabases, KitSystem, kit_system
+from tests.common.kit import KitDatabases, KitSystem, ThingArchived, ThingCreated, kit_system
 from tests.system import staff
 
 PENDING, OUTBOX, INBOX = kit_tables.outbox_pending, kit_tables.outbox, kit_tables.inbox
@@ -39,7 +39,7 @@ async def test_an_event_emitted_in_a_rolled_back_transaction_leaves_nothing(kit:
         response = await client.post("/things/rolled-back", json={"name": "ghost"})
     assert response.status_code == 409
     async with kit.db().session() as session:
-        await emit(session, "thing.created", {"name": "ghost-2", "count": 0})
+        await emit(session, ThingCreated(name="ghost-2"))
         await session.rollback()
     assert await kit.rows(OUTBOX) == []
     assert await kit.pending() == []
@@ -49,11 +49,12 @@ async def test_an_event_emitted_in_a_rolled_back_transaction_leaves_nothing(kit:
 
 async def test_emit_writes_one_pending_row_per_interested_subscriber(kit: KitSystem) -> None:
     async with kit.db().session() as session:
-        created = await emit(session, "thing.created", {"name": "a", "at": utcnow(), "ref": uuid.uuid4()})
-        other = await emit(session, "thing.archived", {"name": "a"})
+        created = await emit(session, ThingCreated(name="a", at=utcnow(), id=uuid.uuid4()))
+        other = await emit(session, ThingArchived(name="a"))
         await session.commit()
     pending = {(row.subscriber, row.event_id) for row in await kit.pending()}
-    # members takes everything, content only thing.created; the source never gets its own.
+    # members takes thing.created and thing.archived, content only thing.created; the source
+    # never gets its own.
     assert pending == {("members", created), ("content", created), ("members", other)}
     (row,) = [r for r in await kit.rows(OUTBOX) if r.id == created]
     assert isinstance(row.data["at"], str)  # JSON-encoded, not a flush error

@@ -10,11 +10,12 @@ from datetime import timedelta
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.common.contracts import Subscriptions
 from services.common.db import utcnow
 from services.common.events import emit
 from services.common.jobs import Housekeeping, kit_purges
 from services.feedback.db import kit_tables
-from tests.common.kit import KitDatabases, KitSystem, kit_system
+from tests.common.kit import KitDatabases, KitSystem, ThingArchived, ThingCreated, kit_system
 from tests.common.test_events_concurrency import replica
 from tests.system import staff
 
@@ -53,15 +54,15 @@ async def test_a_commit_that_wrote_events_wakes_the_relay_at_once(kit_dbs: KitDa
 
 async def test_a_commit_during_a_fruitless_pass_is_not_missed(kit_dbs: KitDatabases) -> None:
     # content's pass comes first, so the commit lands after it, while members is failing.
-    routes = "content=thing.created;members=*"
-    async with kit_system(kit_dbs, relay_interval_ms=60_000, event_routes=routes) as kit:
+    routes: Subscriptions = {"content": frozenset({ThingCreated}), "members": frozenset({ThingCreated, ThingArchived})}
+    async with kit_system(kit_dbs, routes, relay_interval_ms=60_000) as kit:
         kit.transport.down.add("members")
         kit.transport.latency = 0.3  # members takes 0.3 s to fail
         kit.relay.start()
         try:
             await asyncio.sleep(0.05)
             async with kit.db().session() as session:  # only members wants this one
-                await emit(session, "thing.archived", {"name": "x"})
+                await emit(session, ThingArchived(name="x"))
                 await session.commit()
             await asyncio.sleep(0.1)  # the relay is now waiting on members
             (event_id,) = await kit.emit("during-the-pass")

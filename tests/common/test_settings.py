@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from services.common.settings import DEFAULT_EVENT_ROUTES, Settings
+from services.common.settings import Settings
 
 SAFE: dict[str, Any] = {
     "internal_signing_key": SecretStr("prod-internal-" + "x" * 40),
@@ -91,15 +91,6 @@ def test_the_default_retry_schedule_is_standard_webhooks() -> None:
 def test_bad_retry_schedules_fail_at_start_up(text: str) -> None:
     with pytest.raises(ValidationError, match="QUNYUN_WEBHOOK_RETRY_SCHEDULE"):
         Settings(webhook_retry_schedule=text)
-
-
-def test_event_routes() -> None:
-    settings = Settings(event_routes=DEFAULT_EVENT_ROUTES)
-    assert settings.subscribers_for("members", "activity.recorded") == ["gateway", "rewards"]
-    assert settings.subscribers_for("members", "member.erased") == ["gateway", "rewards", "content", "feedback"]
-    assert settings.subscribers_for("rewards", "rewards.points_awarded") == ["gateway"]
-    with pytest.raises(ValidationError, match="unknown service"):
-        Settings(event_routes="billing=*")
 
 
 def test_urls_ports_and_database_urls() -> None:

@@ -29,7 +29,7 @@ from services.gateway.webhooks.crypto import SecretBox
 from services.gateway.webhooks.schemas import WebhookEndpointCreate
 from services.gateway.webhooks.service import create_endpoint
 from services.members.db import kit_tables as members_kit
-from tests.gateway.webhook_support import Receiver, free_port
+from tests.gateway.webhook_support import Receiver, free_port, number_of, numbered_activity
 from tests.pg import pg_url
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +50,6 @@ class Cluster:
             "QUNYUN_DATABASE_URL": pg_url(f"qunyun_e2e_{run_id}_{{service}}"),
             "QUNYUN_GATEWAY_URL": f"http://127.0.0.1:{self.ports['gateway']}",
             "QUNYUN_MEMBERS_URL": f"http://127.0.0.1:{self.ports['members']}",
-            "QUNYUN_EVENT_ROUTES": "gateway=*",
             "QUNYUN_RELAY_INTERVAL_MS": "100",
             "QUNYUN_WEBHOOK_ALLOW_PRIVATE": "true",
             "QUNYUN_WEBHOOK_RETRY_SCHEDULE": "1,1,1,1,1,1,1,1,1,1",
@@ -163,10 +162,7 @@ async def test_gateway_killed_mid_delivery_loses_nothing(cluster: Cluster) -> No
                 async with members_db.session() as session:
                     ids = await emit_many(
                         session,
-                        [
-                            EventDraft("activity.recorded", {"n": n, "type": "check_in"})
-                            for n in range(start, start + 20)
-                        ],
+                        [EventDraft(numbered_activity(n)) for n in range(start, start + 20)],
                     )
                     await session.commit()
                 event_ids.update({n: str(i) for n, i in zip(range(start, start + 20), ids, strict=True)})
@@ -196,5 +192,5 @@ async def test_gateway_killed_mid_delivery_loses_nothing(cluster: Cluster) -> No
 def _by_n(received: list[Any]) -> dict[int, set[str]]:
     by_n: dict[int, set[str]] = defaultdict(set)
     for got in list(received):
-        by_n[json.loads(got.body)["data"]["n"]].add(got.webhook_id)
+        by_n[number_of(json.loads(got.body))].add(got.webhook_id)
     return by_n

@@ -153,6 +153,7 @@ def echo_service_app(service: str, settings: Settings) -> FastAPI:
         settings,
         kit_tables=kit_tables,
         routers=[_echo_router(service)],
+        subscriptions={},  # echoes consume nothing
         title=service,
         description=f"The {service} echo service.",
     )

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from services.common.db import utcnow
 from services.gateway.webhooks.delivery import DeliveryWorker
 from services.gateway.webhooks.models import attempts, deliveries, messages
-from tests.gateway.webhook_support import Receiver, admin_client, create_endpoint, event, publish, worker
+from tests.gateway.webhook_support import Receiver, admin_client, create_endpoint, member_event, publish, worker
 from tests.system import System
 
 
@@ -29,7 +29,7 @@ async def test_no_delivery_holds_a_row_lock_while_its_call_is_in_flight(system: 
     blocked = DeliveryWorker(gateway.db, system.settings, client, gateway.webhooks.box, name="blocked")
     async with await admin_client(system) as admin:
         await create_endpoint(admin, "http://127.0.0.1:9/hooks", ["member.created"])
-    await publish(system, event("member.created", {"n": 1}))
+    await publish(system, member_event(1))
     drain = asyncio.create_task(blocked.drain())
     try:
         await asyncio.wait_for(entered.wait(), 5)
@@ -49,7 +49,7 @@ async def test_housekeeping_purges_old_finished_messages_and_attempts(system: Sy
     gateway = system.state("gateway")
     async with Receiver() as receiver, await admin_client(system) as client:
         await create_endpoint(client, receiver.url, ["member.created"])
-        await publish(system, *(event("member.created", {"n": n}) for n in range(3)))
+        await publish(system, *(member_event(n) for n in range(3)))
         assert await worker(system).drain() == 3
     async with gateway.db.session() as session:
         old = utcnow() - timedelta(days=31)

@@ -10,24 +10,32 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from services.common.contracts import PUBLISHED_EVENT_TYPES
+from services.common.contracts.activity import ActivityRecorded
+from services.common.contracts.members import MemberCreated, MemberErased, MemberUpdated
 from services.common.db import utcnow
 from services.gateway.webhooks.models import deliveries, endpoints
 from tests.gateway.webhook_support import (
     Received,
     Receiver,
+    activity_event,
     admin_client,
     always,
     create_endpoint,
     event,
     fail_first,
     free_port,
+    member_event,
+    number_of,
     publish,
+    sample,
     worker,
 )
 from tests.system import System
@@ -149,8 +157,8 @@ async def test_events_are_fanned_out_signed_and_logged(system: System) -> None:
         members_id, members_secret = await create_endpoint(client, receiver.url, ["member.created"])
         everything_id, everything_secret = await create_endpoint(client, receiver.url, ["*"])
         member_id = str(uuid.uuid4())
-        created = event("member.created", {"member_id": member_id, "external_id": "wx-1"})
-        activity = event("activity.recorded", {"member_id": member_id, "type": "check_in"}, source="members")
+        created = event(sample(MemberCreated, member_id=member_id, external_id="wx-1"))
+        activity = event(sample(ActivityRecorded, member_id=member_id))
         result = await publish(system, created, activity)
         assert result == {"applied": 2, "duplicates": 0}
         assert await publish(system, created) == {"applied": 0, "duplicates": 1}  # redelivery: nothing new
@@ -164,7 +172,7 @@ async def test_events_are_fanned_out_signed_and_logged(system: System) -> None:
             secret = members_secret if _verifies(got, members_secret) else everything_secret
             body = got.verify(secret)
             assert body["type"] == "member.created"
-            assert body["data"] == {"member_id": member_id, "external_id": "wx-1"}
+            assert body["data"] == created["data"]
             assert datetime.fromisoformat(body["timestamp"]).tzinfo is not None
             assert got.webhook_id == f"msg_{uuid.UUID(created['id']).hex}"
             assert got.headers["Content-Type"] == "application/json"
@@ -208,7 +216,7 @@ async def test_fan_out_is_set_based(system: System) -> None:
 
     sa.event.listen(engine, "before_cursor_execute", count)
     try:
-        await publish(system, *(event("activity.recorded", {"n": n}) for n in range(100)))
+        await publish(system, *(activity_event(n) for n in range(100)))
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
     writes = [s for s in statements if s.lstrip().upper().startswith(("INSERT", "SELECT", "UPDATE"))]
@@ -221,7 +229,7 @@ async def test_failing_receiver_gets_the_event_with_the_same_webhook_id(fast_ret
     system = fast_retries
     async with Receiver(fail_first(2)) as receiver, await admin_client(system) as client:
         endpoint_id, secret = await create_endpoint(client, receiver.url, ["member.updated"])
-        await publish(system, event("member.updated", {"member_id": str(uuid.uuid4())}))
+        await publish(system, event(sample(MemberUpdated, member_id=str(uuid.uuid4()))))
         await worker(system).drain()
         assert len(receiver.received) == 3
         assert len({r.webhook_id for r in receiver.received}) == 1
@@ -240,7 +248,7 @@ async def test_exhausted_delivery_stays_failed_and_can_be_retried(fast_retries: 
     system = fast_retries
     async with Receiver(always(500)) as receiver, await admin_client(system) as client:
         endpoint_id, secret = await create_endpoint(client, receiver.url, ["member.erased"])
-        await publish(system, event("member.erased", {"member_id": str(uuid.uuid4())}))
+        await publish(system, event(sample(MemberErased, member_id=str(uuid.uuid4()))))
         await worker(system).drain()
         assert len(receiver.received) == 4  # first attempt + three retries
         (delivery,) = (await client.get(f"/v1/webhook-endpoints/{endpoint_id}/deliveries")).json()["items"]
@@ -267,9 +275,9 @@ async def test_exhausted_delivery_stays_failed_and_can_be_retried(fast_retries: 
 async def test_disabled_endpoint_gets_nothing_until_enabled(system: System) -> None:
     async with Receiver() as receiver, await admin_client(system) as client:
         endpoint_id, _ = await create_endpoint(client, receiver.url, ["member.created"])
-        await publish(system, event("member.created", {"member_id": str(uuid.uuid4())}))  # pending, not sent
+        await publish(system, member_event())  # pending, not sent
         await client.patch(f"/v1/webhook-endpoints/{endpoint_id}", json={"disabled": True})
-        await publish(system, event("member.created", {"member_id": str(uuid.uuid4())}))  # not even queued
+        await publish(system, member_event())  # not even queued
         assert await worker(system).drain() == 0
         assert receiver.received == []
         test = await client.post(f"/v1/webhook-endpoints/{endpoint_id}/test")
@@ -290,7 +298,7 @@ async def test_rotation_signs_with_new_and_old_secret_during_grace(system: Syste
         grace = datetime.fromisoformat(rotated.json()["secret_rotated_until"])
         assert timedelta(hours=23) < grace - datetime.now(UTC) <= timedelta(hours=24)
 
-        await publish(system, event("member.created", {"member_id": str(uuid.uuid4())}))
+        await publish(system, member_event())
         await worker(system).drain()
         (during,) = receiver.received
         assert len(during.headers["webhook-signature"].split(" ")) == 2
@@ -301,7 +309,7 @@ async def test_rotation_signs_with_new_and_old_secret_during_grace(system: Syste
         await gateway_db_execute(
             system, endpoints.update().values(previous_secret_expires_at=utcnow() - timedelta(seconds=1))
         )
-        await publish(system, event("member.created", {"member_id": str(uuid.uuid4())}))
+        await publish(system, member_event())
         await worker(system).drain()
         after = receiver.received[1]
         assert len(after.headers["webhook-signature"].split(" ")) == 1
@@ -319,7 +327,7 @@ async def test_gone_disables_at_once_and_tells_other_endpoints(fast_retries: Sys
     ):
         gone_id, _ = await create_endpoint(client, gone.url, ["*"])
         _, watcher_secret = await create_endpoint(client, watcher.url, ["webhook.endpoint_disabled"])
-        await publish(system, *(event("member.created", {"member_id": str(uuid.uuid4())}) for _ in range(2)))
+        await publish(system, *(member_event() for _ in range(2)))
         await worker(system).drain()
         assert 1 <= len(gone.received) <= 2  # no retry after a 410 (two may be in flight at once)
         endpoint = (await client.get(f"/v1/webhook-endpoints/{gone_id}")).json()
@@ -347,7 +355,7 @@ async def test_endpoint_failing_for_days_is_disabled(fast_retries: System) -> No
             .where(endpoints.c.id == uuid.UUID(failing_id))
             .values(failing_since=utcnow() - timedelta(days=5, minutes=1)),
         )
-        await publish(system, event("member.created", {"member_id": str(uuid.uuid4())}))
+        await publish(system, member_event())
         await worker(system).drain()
         assert len(failing.received) == 1  # disabled after that failure: no more attempts
         endpoint = (await client.get(f"/v1/webhook-endpoints/{failing_id}")).json()
@@ -366,7 +374,7 @@ async def test_endpoint_failing_for_days_is_disabled(fast_retries: System) -> No
 async def test_retry_after_is_honoured(system: System) -> None:
     async with Receiver(always(429, {"Retry-After": "120"})) as receiver, await admin_client(system) as client:
         endpoint_id, _ = await create_endpoint(client, receiver.url, ["member.created"])
-        await publish(system, event("member.created", {"member_id": str(uuid.uuid4())}))
+        await publish(system, member_event())
         before = datetime.now(UTC)
         await worker(system).drain()
         assert len(receiver.received) == 1
@@ -386,12 +394,12 @@ async def test_test_message_and_replay_keep_webhook_ids(system: System) -> None:
         (probe,) = receiver.received
         assert probe.verify(secret)["type"] == "webhook.test"
 
-        old = event("activity.recorded", {"n": 1})
+        old = activity_event(1)
         old["occurred_at"] = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-        recent = [event("activity.recorded", {"n": n}) for n in (2, 3)]
+        recent = [activity_event(n) for n in (2, 3)]
         await publish(system, old, *recent)
         await worker(system).drain()
-        first_ids = {json.loads(r.body)["data"]["n"]: r.webhook_id for r in receiver.by_type("activity.recorded")}
+        first_ids = {number_of(json.loads(r.body)): r.webhook_id for r in receiver.by_type("activity.recorded")}
         assert set(first_ids) == {1, 2, 3}
 
         since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
@@ -404,8 +412,8 @@ async def test_test_message_and_replay_keep_webhook_ids(system: System) -> None:
         for got in again:
             body = got.verify(secret)
             if body["type"] == "activity.recorded":
-                assert got.webhook_id == first_ids[body["data"]["n"]]
-                assert body["data"]["n"] in (2, 3)
+                assert got.webhook_id == first_ids[number_of(body)]
+                assert number_of(body) in (2, 3)
 
         naive = await client.post(f"/v1/webhook-endpoints/{endpoint_id}/replay", json={"since": "2026-01-01T00:00:00"})
         assert naive.status_code == 422
@@ -416,7 +424,7 @@ async def test_test_message_and_replay_keep_webhook_ids(system: System) -> None:
 async def test_delivery_log_pages(system: System) -> None:
     async with Receiver() as receiver, await admin_client(system) as client:
         endpoint_id, _ = await create_endpoint(client, receiver.url, ["member.created"])
-        await publish(system, *(event("member.created", {"n": n}) for n in range(5)))
+        await publish(system, *(member_event(n) for n in range(5)))
         seen: list[str] = []
         cursor = None
         while True:
@@ -439,7 +447,7 @@ async def test_worker_loop_is_woken_by_new_deliveries(system: System) -> None:
         delivery_worker.poll_seconds = 30.0
         delivery_worker.start()
         try:
-            await publish(system, event("member.created", {"member_id": str(uuid.uuid4())}))
+            await publish(system, member_event())
             await receiver.wait_for(1, timeout=5)
         finally:
             await delivery_worker.stop()
@@ -456,7 +464,7 @@ async def test_receiver_down_for_a_while_gets_everything(system: System) -> None
         delivery_worker.poll_seconds = 0.1
         delivery_worker.start()
         try:
-            await publish(system, *(event("member.created", {"n": n}) for n in range(10)))
+            await publish(system, *(member_event(n) for n in range(10)))
             # Nobody listens: attempts fail with connection errors for a while.
             await _wait_until(lambda: _attempted(system), timeout=5)
             await receiver.start()
@@ -466,7 +474,7 @@ async def test_receiver_down_for_a_while_gets_everything(system: System) -> None
             await receiver.stop()
             delivery_worker.delays = saved
             delivery_worker.poll_seconds = system.settings.relay_interval_ms / 1000
-        assert sorted(r.verify(secret)["data"]["n"] for r in receiver.received) == list(range(10))
+        assert sorted(number_of(r.verify(secret)) for r in receiver.received) == list(range(10))
         log = (await client.get(f"/v1/webhook-endpoints/{endpoint_id}/deliveries")).json()["items"]
         assert all(d["status"] == "succeeded" for d in log)
         assert any(a["error"] and "Cannot connect" in a["error"] for d in log for a in d["attempts"])
@@ -486,13 +494,29 @@ async def _wait_until(check: Callable[[], Awaitable[bool]], timeout: float) -> N
 
 
 async def test_webhook_catalogue_is_in_openapi(system: System) -> None:
+    """Every published contract is an entry whose body is `{type, timestamp, data}`, whose
+    `data` is the contract's schema, and whose example validates against that schema."""
     async with system.anonymous() as client:
         document = (await client.get("/openapi.json")).json()  # the merged, public document
     assert document["openapi"].startswith("3.1")
     hooks = document["webhooks"]
-    for event_type in ("member.created", "rewards.points_awarded", "feedback.csat_received", "webhook.test"):
-        schema_ref = hooks[event_type]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert set(hooks) == set(PUBLISHED_EVENT_TYPES)
+    for event_type, contract in PUBLISHED_EVENT_TYPES.items():
+        entry = hooks[event_type]["post"]
+        assert entry["summary"] == contract.summary()
+        assert entry["x-schema-version"] == contract.schema_version
+        assert f"Schema version {contract.schema_version}." in entry["description"]
+        schema_ref = entry["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         schema = document["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
         assert set(schema["required"]) == {"type", "timestamp", "data"}
         assert schema["properties"]["type"]["const"] == event_type
-    assert len(hooks) == 23
+        (example,) = schema["examples"]
+        assert example["data"] == contract.example()
+        assert contract.model_validate(example["data"])  # the model accepts it, strictly
+        validator = jsonschema_rs.validator_for({"$ref": schema_ref, "components": document["components"]})
+        errors = [error.message for error in validator.iter_errors(example)]
+        assert errors == [], (event_type, errors)  # and so does the published JSON schema
+        data_schema = validator.is_valid({**example, "data": {**example["data"], "added_later": 1}})
+        assert data_schema, f"{event_type}: partners must be able to accept fields added later"
+    assert hooks["rewards.level_changed"]["post"]["x-schema-version"] == 2
+    assert hooks["rewards.redemption_created"]["post"]["x-schema-version"] == 2

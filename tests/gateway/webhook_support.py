@@ -1,5 +1,6 @@
-"""Helpers for the webhook tests: a real HTTP receiver on loopback, an admin client,
-and a way to publish events to the gateway as the relays do."""
+"""Helpers for the webhook tests: a real HTTP receiver on loopback (which checks every body
+it receives against the event's contract), an admin client, and a way to publish events to
+the gateway as the relays do (built from contract models, so they are what producers send)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from aiohttp import web
+from pydantic import ValidationError
 from standardwebhooks import Webhook
 
+from services.common.contracts import EVENT_TYPES, EventModel
+from services.common.contracts.activity import ActivityRecorded
+from services.common.contracts.members import MemberCreated
 from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, sign_internal_token
 from services.gateway.webhooks.delivery import DeliveryWorker
 from tests.system import System, staff
@@ -33,16 +38,46 @@ async def admin_client(system: System, who: str | None = "admin") -> httpx.Async
     return await system.client(_IDENTITIES[who])
 
 
-def event(
-    event_type: str, data: dict[str, Any], *, event_id: uuid.UUID | None = None, source: str = "members"
-) -> dict[str, Any]:
+M = TypeVar("M", bound=EventModel)
+
+
+def sample(contract: type[M], **fields: Any) -> M:
+    """The contract's documented example with some fields changed."""
+    return contract.model_validate(contract.example() | fields)
+
+
+def event(data: EventModel, *, event_id: uuid.UUID | None = None, source: str = "members") -> dict[str, Any]:
+    """The envelope a relay posts for this event (a fresh id unless given)."""
     return {
         "id": str(event_id or uuid.uuid4()),
-        "type": event_type,
+        "type": data.event_type,
         "source": source,
         "occurred_at": datetime.now(UTC).isoformat(),
-        "data": data,
+        "data": data.model_dump(mode="json"),
     }
+
+
+def numbered_activity(n: int = 0) -> ActivityRecorded:
+    """An `activity.recorded` numbered `n` (see `number_of`)."""
+    return sample(ActivityRecorded, activity_id=str(uuid.uuid4()), properties={"n": n})
+
+
+def activity_event(n: int = 0) -> dict[str, Any]:
+    """An `activity.recorded` envelope numbered `n` (see `number_of`)."""
+    return event(numbered_activity(n))
+
+
+def member_event(n: int = 0) -> dict[str, Any]:
+    """A `member.created` envelope numbered `n` (see `number_of`)."""
+    return event(sample(MemberCreated, member_id=str(uuid.uuid4()), external_id=f"wx-{n}"))
+
+
+def number_of(body: dict[str, Any]) -> int:
+    """The `n` of a webhook body made from `activity_event(n)` or `member_event(n)`."""
+    data = body["data"]
+    if body["type"] == ActivityRecorded.event_type:
+        return int(data["properties"]["n"])
+    return int(data["external_id"].removeprefix("wx-"))
 
 
 async def publish(system: System, *events: dict[str, Any]) -> dict[str, int]:
@@ -86,13 +121,31 @@ def fail_first(count: int, status: int = 500) -> Behaviour:
     return lambda n, _r: (status if n < count else 200, {}, 0.0)
 
 
+def contract_violation(body: bytes) -> str | None:
+    """Why a webhook body is not `{type, timestamp, data}` with `data` exactly its contract."""
+    import json
+
+    try:
+        message = json.loads(body)
+        contract = EVENT_TYPES[message["type"]]
+        datetime.fromisoformat(message["timestamp"])
+        contract.model_validate(message["data"])  # strictly: what partners get is the contract
+    except (ValueError, KeyError, TypeError, ValidationError) as exc:
+        return f"{body[:200]!r}: {exc}"
+    if set(message) != {"type", "timestamp", "data"}:
+        return f"{body[:200]!r}: the envelope is not {{type, timestamp, data}}"
+    return None
+
+
 @dataclass
 class Receiver:
-    """A real HTTP server on 127.0.0.1 that records every request it answers."""
+    """A real HTTP server on 127.0.0.1 that records every request it answers, and fails the
+    test (on leaving its `async with`) if any body broke its event's contract."""
 
     behaviour: Behaviour = field(default_factory=lambda: always(200))
     port: int = 0
     received: list[Received] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
     @property
@@ -118,11 +171,16 @@ class Receiver:
     async def __aenter__(self) -> Receiver:
         return await self.start()
 
-    async def __aexit__(self, *_: object) -> None:
+    async def __aexit__(self, exc_type: object, *_: object) -> None:
         await self.stop()
+        if exc_type is None:  # never hide the test's own failure
+            assert not self.violations, "webhook bodies broke their contracts:\n" + "\n".join(self.violations)
 
     async def _handle(self, request: web.Request) -> web.Response:
         got = Received(dict(request.headers), await request.read(), time.time())
+        # Webhooks carry a webhook-id; a test's raw request to the receiver is not checked.
+        if "webhook-id" in got.headers and (violation := contract_violation(got.body)) is not None:
+            self.violations.append(violation)
         index = len(self.received)
         self.received.append(got)
         status, headers, delay = self.behaviour(index, got)

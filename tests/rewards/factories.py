@@ -119,11 +119,14 @@ async def assert_ledger_balanced(system: System, member_id: uuid.UUID) -> int:
 
 async def apply_directly(system: System, *events: dict[str, Any]) -> None:
     """Call the batch handler with a session (the other real path), committing like a request."""
-    from services.common.events import Event
+    from services.common.contracts.activity import ActivityRecorded
+    from services.common.events import Event, EventEnvelope
 
+    envelopes = [EventEnvelope.model_validate(e) for e in events]
+    parsed = [Event(e.id, e.type, e.source, e.occurred_at, ActivityRecorded.parse(e.data)) for e in envelopes]
     db = system.state("rewards").db
     async with db.session() as session:
-        await apply_activity_batch(session, [Event.model_validate(e) for e in events])
+        await apply_activity_batch(session, parsed)
         await db.commit(session)
 
 

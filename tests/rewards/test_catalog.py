@@ -95,7 +95,7 @@ async def test_redeeming_takes_points_and_stock_together(system: System, api: Ap
         entry = (await client.get(f"/v1/members/{mid}/points/ledger", params={"limit": 1})).json()["items"][0]
     assert (entry["delta"], entry["reason"], entry["redemption_id"]) == (-50, "redemption", redemption["id"])
     (created,) = await rewards_events(system, "rewards.redemption_created")
-    assert (created["id"], created["balance"]) == (redemption["id"], 70)
+    assert (created["redemption_id"], created["balance"]) == (redemption["id"], 70)
     assert await assert_ledger_balanced(system, mid) == 70
 
 
@@ -182,7 +182,7 @@ async def test_cancel_refunds_points_to_their_lots_and_stock(system: System, api
     assert await stock_of(system, mug["id"]) == 5
     assert await assert_ledger_balanced(system, mid) == 100
     (event,) = await rewards_events(system, "rewards.redemption_cancelled")
-    assert event["id"] == redemption["id"]
+    assert event["redemption_id"] == redemption["id"]
     # A cancelled redemption does not count against the per-member limit.
     assert (await redeem(api, mid, mug["id"])).status_code == 201
 

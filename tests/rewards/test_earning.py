@@ -6,7 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.common.events import Event, apply_events
+from services.common.events import EventEnvelope, apply_events
+from services.common.identity import SYSTEM
 from services.rewards.db import kit_tables
 from services.rewards.events import EVENT_HANDLERS
 from tests.rewards.conftest import Api
@@ -71,7 +72,7 @@ async def test_the_same_event_delivered_twice_awards_once(system: System, api: A
 
 async def test_kit_inbox_path_with_per_event_handlers_gives_the_same_result(system: System, api: Api) -> None:
     mid, community = uuid.uuid4(), uuid.uuid4()
-    events = [Event.model_validate(activity(mid, community, "message_sent")) for _ in range(3)]
+    events = [EventEnvelope.model_validate(activity(mid, community, "message_sent")) for _ in range(3)]
     db = system.state("rewards").db
     async with db.session() as session:
         result = await apply_events(session, kit_tables, EVENT_HANDLERS, [*events, events[0]])
@@ -206,7 +207,7 @@ async def test_level_changes_fire_once_per_crossing_and_follow_lifetime(system: 
     await deliver(system, activity(mid, community, "invite_accepted"), activity(mid, community, "invite_accepted"))
     await deliver(system, activity(mid, community, "invite_accepted"))  # 140: still Regular
     (changed,) = await rewards_events(system, "rewards.level_changed")
-    assert (changed["member_id"], changed["from_level"], changed["to_level"]) == (str(mid), "Newcomer", "Regular")
+    assert (changed["member_id"], changed["previous_level"], changed["level"]) == (str(mid), "Newcomer", "Regular")
     async with api(OPERATOR) as client:
         spent = await client.post(
             "/v1/points/adjustments", json={"member_id": str(mid), "delta": -100, "reason": "test"}
@@ -261,14 +262,24 @@ async def test_late_check_in_days_join_the_streak(system: System, api: Api) -> N
     assert (await points_of(api, other))["streak_days"] == 4
 
 
-async def test_malformed_events_are_skipped_without_blocking_the_batch(system: System, api: Api) -> None:
+async def test_an_event_that_breaks_its_contract_is_named_and_leaves_the_rest_deliverable(
+    system: System, api: Api
+) -> None:
+    """The relay re-sends the others at once and retries (then parks) the named one."""
     mid, community = uuid.uuid4(), uuid.uuid4()
+    good = activity(mid, community, "invite_accepted")
     broken = activity(mid, community)
     broken["data"]["timezone"] = "Mars/Olympus"
     missing = activity(mid, community)
     del missing["data"]["member_id"]
-    good = activity(mid, community, "invite_accepted")
-    assert await deliver(system, broken, missing, good) == {"applied": 3, "duplicates": 0}
+    for bad in (broken, missing):
+        async with system.direct("rewards", SYSTEM) as client:
+            response = await client.post("/internal/events", json={"events": [good, bad]})
+        assert response.status_code == 500
+        assert (response.json()["event_id"], response.json()["index"]) == (bad["id"], 1)
+        assert "activity.recorded" in response.json()["detail"]
+    assert (await points_of(api, mid))["balance"] == 0  # the batch was rolled back whole
+    assert await deliver(system, good) == {"applied": 1, "duplicates": 0}
     assert (await points_of(api, mid))["balance"] == 20
 
 

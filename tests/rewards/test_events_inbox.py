@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.events import Event, apply_events
+from services.common.events import Event, EventEnvelope, apply_events
 from services.common.events.inbox import EventHandlerFailed
 from services.common.problems import ServiceUnavailable
 from services.rewards.db import kit_tables
@@ -18,8 +19,8 @@ from tests.rewards.factories import activity, deliver, erased, points_of
 from tests.system import System
 
 
-def events(*envelopes: dict[str, object]) -> list[Event]:
-    return [Event.model_validate(e) for e in envelopes]
+def events(*envelopes: dict[str, object]) -> list[EventEnvelope]:
+    return [EventEnvelope.model_validate(e) for e in envelopes]
 
 
 async def inbox_ids(system: System) -> set[uuid.UUID]:
@@ -32,7 +33,7 @@ async def test_the_batch_handler_gets_each_new_event_once_in_order(system: Syste
     first, second, third = events(*(activity(mid, community, "message_sent") for _ in range(3)))
     seen: list[list[uuid.UUID]] = []
 
-    async def batch_handler(session: AsyncSession, new: list[Event]) -> None:
+    async def batch_handler(session: AsyncSession, new: list[Event[Any]]) -> None:
         seen.append([e.id for e in new])
 
     db = system.state("rewards").db
@@ -53,7 +54,7 @@ async def test_a_failing_batch_names_the_event_and_leaves_nothing(system: System
     mid, community = uuid.uuid4(), uuid.uuid4()
     good, bad, later = events(*(activity(mid, community, "invite_accepted") for _ in range(3)))
 
-    async def batch_handler(session: AsyncSession, new: list[Event]) -> None:
+    async def batch_handler(session: AsyncSession, new: list[Event[Any]]) -> None:
         await apply_activity_batch(session, new)
         if any(e.id == bad.id for e in new):
             raise ValueError("cannot apply this one")
@@ -75,7 +76,7 @@ async def test_a_batch_that_fails_only_as_a_whole_is_retried_later(system: Syste
     mid, community = uuid.uuid4(), uuid.uuid4()
     batch = events(*(activity(mid, community) for _ in range(2)))
 
-    async def batch_handler(session: AsyncSession, new: list[Event]) -> None:
+    async def batch_handler(session: AsyncSession, new: list[Event[Any]]) -> None:
         if len(new) > 1:
             raise RuntimeError("too many at once")
 
@@ -104,7 +105,7 @@ async def test_a_failing_handler_over_http_names_the_event_for_the_relay(system:
     mid, community = uuid.uuid4(), uuid.uuid4()
     good = activity(mid, community)
     poison = erased(mid)
-    poison["data"] = {"member_id": str(mid), "erased_at": "2026-01-01T00:00:00"}  # naive: the handler raises
+    poison["data"] = {"member_id": str(mid), "erased_at": "2026-01-01T00:00:00"}  # naive: breaks the contract
     async with system.direct("rewards", SYSTEM) as client:
         response = await client.post("/internal/events", json={"events": [good, poison]})
     assert response.status_code == 500, response.text

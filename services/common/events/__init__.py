@@ -3,9 +3,12 @@
 from services.common.events.inbox import (
     BatchHandler,
     Event,
+    EventEnvelope,
     EventHandler,
+    EventHandlers,
     apply_events,
     events_router,
+    parse_event,
 )
 from services.common.events.outbox import EventDraft, Outbox, emit, emit_many
 from services.common.events.relay import Relay
@@ -15,7 +18,9 @@ __all__ = [
     "BatchHandler",
     "Event",
     "EventDraft",
+    "EventEnvelope",
     "EventHandler",
+    "EventHandlers",
     "KitTables",
     "Outbox",
     "Relay",
@@ -24,4 +29,5 @@ __all__ = [
     "emit",
     "emit_many",
     "events_router",
+    "parse_event",
 ]

@@ -4,6 +4,12 @@ The event ids go into the `inbox` first (`ON CONFLICT DO NOTHING`); only the ids
 were new reach the handlers, in the same transaction, so a redelivered event changes
 nothing and a failed batch leaves no trace (the relay retries it).
 
+Handlers get each event parsed with its contract (`Event[MemberErased]`: `event.data` is
+the model), tolerantly (fields this version does not know are ignored, see
+`contracts.base`). An event whose data breaks its contract, or whose type has no contract,
+is rejected like an event its handler failed on: named, retried, then parked by the relay,
+never silently dropped.
+
 A service that applies events set-based gives `events_router` a `batch_handler`: it gets
 all the new events of a batch (after the inbox dropped repeats, in delivery order) in one
 call, instead of one per-type handler call per event.
@@ -20,17 +26,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 import structlog
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.contracts import EventModel, UnknownEventType, contract_for
 from services.common.db import SessionDep, utcnow
 from services.common.events.tables import KitTables
 from services.common.identity import Caller
@@ -39,8 +47,8 @@ from services.common.problems import Forbidden, ProblemError, ServiceUnavailable
 log = structlog.get_logger("qunyun.inbox")
 
 
-class Event(BaseModel):
-    """An event as it travels between services."""
+class EventEnvelope(BaseModel):
+    """An event as it travels between services (its data not yet read with its contract)."""
 
     id: uuid.UUID
     type: str = Field(max_length=100)
@@ -49,8 +57,30 @@ class Event(BaseModel):
     data: dict[str, Any]
 
 
+DataT = TypeVar("DataT", bound=EventModel, covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Event(Generic[DataT]):
+    """An event as a handler receives it: `data` is its contract model."""
+
+    id: uuid.UUID
+    type: str
+    source: str
+    occurred_at: datetime
+    data: DataT
+
+
+def parse_event(envelope: EventEnvelope) -> Event[EventModel]:
+    """Read an envelope's data with the contract of its type (tolerantly, see `contracts.base`).
+
+    Raises `UnknownEventType` or pydantic's `ValidationError`."""
+    data = contract_for(envelope.type).parse(envelope.data)
+    return Event(envelope.id, envelope.type, envelope.source, envelope.occurred_at, data)
+
+
 class EventBatch(BaseModel):
-    events: list[Event] = Field(max_length=5000)
+    events: list[EventEnvelope] = Field(max_length=5000)
 
 
 class EventBatchResult(BaseModel):
@@ -58,17 +88,20 @@ class EventBatchResult(BaseModel):
     duplicates: int
 
 
-EventHandler = Callable[[AsyncSession, Event], Awaitable[None]]
+# Handlers are registered per contract: `{MemberErased: on_member_erased}`.
+EventHandler = Callable[[AsyncSession, Event[Any]], Awaitable[None]]
+EventHandlers = Mapping[type[EventModel], EventHandler]
 # Gets every new event of a batch at once (deduplicated, in order); may raise EventHandlerFailed.
-BatchHandler = Callable[[AsyncSession, list[Event]], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, list[Event[Any]]], Awaitable[None]]
 
 
 class EventHandlerFailed(ProblemError):
-    """A handler raised on one event; the batch was rolled back. Names the event."""
+    """A handler raised on one event, or its data broke the contract; the batch was rolled
+    back. Names the event."""
 
     status, slug, title = 500, "event-handler-failed", "Event handler failed"
 
-    def __init__(self, event: Event, index: int, error: BaseException) -> None:
+    def __init__(self, event: EventEnvelope | Event[Any], index: int, error: BaseException) -> None:
         super().__init__(
             f"Handling {event.type} failed: {type(error).__name__}: {error}"[:500],
             event_id=str(event.id),
@@ -126,7 +159,7 @@ def _inbox_insert(tables: KitTables) -> Any:
 _INBOX_INSERTS: dict[int, Any] = {}
 
 
-async def record_new_events(session: AsyncSession, tables: KitTables, events: list[Event]) -> set[uuid.UUID]:
+async def record_new_events(session: AsyncSession, tables: KitTables, events: list[EventEnvelope]) -> set[uuid.UUID]:
     """Insert the ids into the inbox; return those that were not there before."""
     if not events:
         return set()
@@ -142,17 +175,18 @@ async def record_new_events(session: AsyncSession, tables: KitTables, events: li
 async def apply_events(
     session: AsyncSession,
     tables: KitTables,
-    handlers: Mapping[str, EventHandler],
-    events: list[Event],
+    handlers: EventHandlers,
+    events: list[EventEnvelope],
     batch_handler: BatchHandler | None = None,
 ) -> EventBatchResult:
     """Apply each new event once, in order; duplicates are skipped.
 
-    With a `batch_handler`, it gets all the new events in one call (and `handlers` are
-    not called: the batch handler owns every type); otherwise each event goes to the
-    handler of its type. A handler's error is raised as `EventHandlerFailed` naming the
-    event (the caller's transaction must roll back), or as `ServiceUnavailable` when the
-    database is the trouble.
+    Each new event is parsed with its contract first. With a `batch_handler`, it gets all
+    the new events in one call (and `handlers` are not called: the batch handler owns every
+    type); otherwise each event goes to the handler of its type. A handler's error, or data
+    that breaks the contract, is raised as `EventHandlerFailed` naming the event (the
+    caller's transaction must roll back), or as `ServiceUnavailable` when the database is
+    the trouble.
     """
     unique = list({e.id: e for e in events}.values())  # the same id twice in one batch is applied once
     new_ids = await record_new_events(session, tables, unique)
@@ -160,12 +194,14 @@ async def apply_events(
     fresh = [e for e in unique if e.id in new_ids]
     if batch_handler is not None:
         if fresh:
-            await _apply_batch(session, batch_handler, fresh, events)
+            await _apply_batch(session, batch_handler, [_parsed(e, events) for e in fresh], events)
         return result
-    for event in fresh:
-        handler = handlers.get(event.type)
+    by_type = {model.event_type: handler for model, handler in handlers.items()}
+    for envelope in fresh:
+        handler = by_type.get(envelope.type)
         if handler is None:
             continue
+        event = _parsed(envelope, events)
         try:
             await handler(session, event)
         except Exception as exc:
@@ -173,19 +209,27 @@ async def apply_events(
     return result
 
 
-def _handler_error(error: Exception, event: Event, batch: list[Event]) -> ProblemError:
+def _parsed(envelope: EventEnvelope, batch: list[EventEnvelope]) -> Event[EventModel]:
+    try:
+        return parse_event(envelope)
+    except (ValidationError, UnknownEventType) as exc:
+        log.warning("event_contract_broken", event_id=str(envelope.id), event_type=envelope.type, error=str(exc)[:500])
+        raise EventHandlerFailed(envelope, _index_of(envelope, batch), exc) from exc
+
+
+def _handler_error(error: Exception, event: Event[Any], batch: list[EventEnvelope]) -> ProblemError:
     log.exception("event_handler_failed", event_id=str(event.id), event_type=event.type)
     if _consumer_unavailable(error):
         return ServiceUnavailable("The database is not available; retry later.")
     return EventHandlerFailed(event, _index_of(event, batch), error)
 
 
-def _index_of(event: Event, batch: list[Event]) -> int:
+def _index_of(event: EventEnvelope | Event[Any], batch: list[EventEnvelope]) -> int:
     return next(index for index, e in enumerate(batch) if e.id == event.id)
 
 
 async def _apply_batch(
-    session: AsyncSession, batch_handler: BatchHandler, fresh: list[Event], batch: list[Event]
+    session: AsyncSession, batch_handler: BatchHandler, fresh: list[Event[Any]], batch: list[EventEnvelope]
 ) -> None:
     try:
         await batch_handler(session, fresh)
@@ -214,9 +258,7 @@ async def _apply_batch(
     raise ServiceUnavailable("The batch failed as a whole; retry later.") from failure
 
 
-def events_router(
-    tables: KitTables, handlers: Mapping[str, EventHandler], batch_handler: BatchHandler | None = None
-) -> APIRouter:
+def events_router(tables: KitTables, handlers: EventHandlers, batch_handler: BatchHandler | None = None) -> APIRouter:
     """The service's `/internal/events` endpoint, fed by other services' relays.
 
     `batch_handler`, if given, receives all new events of each batch in one call."""

@@ -1,8 +1,10 @@
 """Writing events: `emit` puts the event in the outbox in the caller's transaction.
 
 Each session made by a service's `Database` carries the service's `Outbox` in
-`session.info`, so any service function can `await emit(session, "member.created", data)`
-and the event commits (or rolls back) with the change it describes.
+`session.info`, so any service function can `await emit(session, MemberCreated(...))` and
+the event commits (or rolls back) with the change it describes. Events are contract models
+(`services.common.contracts`): the type comes from the model, the data is its JSON, and the
+subscribers come from the subscription table.
 
 A batch of events costs one statement whatever its size: each column goes as one array
 and `unnest` turns the arrays back into rows (batch ingest writes thousands of events per
@@ -22,6 +24,7 @@ import orjson
 from fastapi.encoders import jsonable_encoder
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.contracts import SUBSCRIPTIONS, EventModel, Subscriptions, subscribers_for
 from services.common.db import new_id, utcnow, wake_after_commit
 from services.common.events.tables import KitTables
 from services.common.settings import ServiceName, Settings
@@ -30,12 +33,17 @@ from services.common.settings import ServiceName, Settings
 OUTBOX_CHANNEL = "outbox"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventDraft:
-    type: str
-    data: dict[str, Any]
+    """One event to write: its contract model, and optionally a chosen id and time."""
+
+    event: EventModel
     id: uuid.UUID | None = None
     occurred_at: datetime | None = None
+
+    @property
+    def type(self) -> str:
+        return self.event.event_type
 
 
 def event_json(data: dict[str, Any]) -> str:
@@ -52,27 +60,34 @@ def event_json(data: dict[str, Any]) -> str:
 
 
 class Outbox:
-    """A service's outbox: its tables, its name as event source, and who subscribes."""
+    """A service's outbox: its tables, its name as event source, and who subscribes.
 
-    def __init__(self, tables: KitTables, source: ServiceName, settings: Settings) -> None:
+    `subscriptions` is the kit's table (`contracts.SUBSCRIPTIONS`); the kit's own tests
+    give theirs."""
+
+    def __init__(
+        self,
+        tables: KitTables,
+        source: ServiceName,
+        settings: Settings,
+        *,
+        subscriptions: Subscriptions = SUBSCRIPTIONS,
+    ) -> None:
         self.tables = tables
         self.source = source
         self.settings = settings
+        self.subscriptions = subscriptions
         self._subscribers: dict[str, list[str]] = {}
-        self._routes: object = None
 
     @property
     def subscribers(self) -> list[str]:
-        return [name for name in self.settings.event_route_table if name != self.source]
+        return [name for name in self.subscriptions if name != self.source]
 
     def subscribers_for(self, event_type: str) -> list[str]:
-        """Who gets events of this type (cached while the settings' route table stays the same)."""
-        routes = self.settings.event_route_table
-        if routes is not self._routes:
-            self._subscribers, self._routes = {}, routes
+        """Who gets events of this type (cached: the table is fixed for the outbox's life)."""
         found = self._subscribers.get(event_type)
         if found is None:
-            found = self._subscribers[event_type] = self.settings.subscribers_for(self.source, event_type)
+            found = self._subscribers[event_type] = subscribers_for(self.subscriptions, self.source, event_type)
         return found
 
     async def write(self, session: AsyncSession, drafts: Sequence[EventDraft]) -> list[uuid.UUID]:
@@ -116,7 +131,7 @@ class Outbox:
                 ids,
                 [d.type for d in drafts],
                 occurred,
-                [event_json(d.data) for d in drafts],
+                [d.event.model_dump_json() for d in drafts],
                 route_types,
                 route_subscribers,
                 now,
@@ -133,14 +148,13 @@ def outbox_of(session: AsyncSession) -> Outbox:
 
 async def emit(
     session: AsyncSession,
-    event_type: str,
-    data: dict[str, Any],
+    event: EventModel,
     *,
     event_id: uuid.UUID | None = None,
     occurred_at: datetime | None = None,
 ) -> uuid.UUID:
     """Record an event in the outbox, in the same transaction as the change it describes."""
-    ids = await outbox_of(session).write(session, [EventDraft(event_type, data, event_id, occurred_at)])
+    ids = await outbox_of(session).write(session, [EventDraft(event, event_id, occurred_at)])
     return ids[0]
 
 

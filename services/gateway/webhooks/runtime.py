@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,13 +21,18 @@ from services.gateway.webhooks.service import WEBHOOKS_CHANNEL, MessageDraft, fa
 class WebhookFanout:
     """The gateway's batch handler for every domain event (`events_router(batch_handler=)`):
     one message per catalogue event and one delivery per subscribed endpoint, set-based, in
-    the inbox's transaction (so before the relay's call is acknowledged)."""
+    the inbox's transaction (so before the relay's call is acknowledged). Each event arrives
+    parsed with its contract; partners get the contract's fields, as the catalogue shows."""
 
     def __init__(self, runtime: WebhookRuntime) -> None:
         self.runtime = runtime
 
-    async def __call__(self, session: AsyncSession, events: list[Event]) -> None:
-        drafts = [MessageDraft(e.id, e.type, e.occurred_at, e.data) for e in events if e.type in DOMAIN_EVENT_TYPES]
+    async def __call__(self, session: AsyncSession, events: list[Event[Any]]) -> None:
+        drafts = [
+            MessageDraft(e.id, e.type, e.occurred_at, e.data.model_dump(mode="json"))
+            for e in events
+            if e.type in DOMAIN_EVENT_TYPES
+        ]
         if drafts and await fan_out(session, drafts):
             wake_after_commit(session, WEBHOOKS_CHANNEL)
 

@@ -15,11 +15,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.contracts.webhook import EndpointDisabled, WebhookTest
 from services.common.db import new_id, utcnow
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.common.settings import Settings
-from services.gateway.webhooks.catalogue import ALL_TYPES, ENDPOINT_DISABLED, WEBHOOK_TEST
+from services.gateway.webhooks.catalogue import ALL_TYPES
 from services.gateway.webhooks.crypto import SecretBox, generate_secret
 from services.gateway.webhooks.models import (
     FAILED,
@@ -282,9 +283,8 @@ async def send_test(session: AsyncSession, endpoint: WebhookEndpoint) -> uuid.UU
     if endpoint.disabled:
         raise WebhookEndpointDisabled("Enable the endpoint before sending it a test message.")
     now = utcnow()
-    draft = MessageDraft(
-        new_id(), WEBHOOK_TEST, now, {"endpoint_id": str(endpoint.id), "message": "This is a test message."}
-    )
+    test = WebhookTest(endpoint_id=endpoint.id, message="This is a test message.")
+    draft = MessageDraft(new_id(), test.event_type, now, test.model_dump(mode="json"))
     await session.execute(
         messages.insert().values(
             id=draft.id, event_type=draft.type, occurred_at=now, payload=message_payload(draft), created_at=now
@@ -455,17 +455,16 @@ async def disabled_notice(session: AsyncSession, disabled: Sequence[Any], reason
     total = 0
     now = utcnow()
     for row in disabled:
-        draft = MessageDraft(
-            new_id(),
-            ENDPOINT_DISABLED,
-            now,
+        # Validated, not constructed: `reason` comes untyped from the delivery worker.
+        notice = EndpointDisabled.model_validate(
             {
-                "endpoint_id": str(row.id),
+                "endpoint_id": row.id,
                 "url": row.url,
                 "reason": reason,
-                "disabled_at": rfc3339(now),
-                "failing_since": rfc3339(row.failing_since) if row.failing_since else None,
-            },
+                "disabled_at": now,
+                "failing_since": row.failing_since,
+            }
         )
+        draft = MessageDraft(new_id(), notice.event_type, now, notice.model_dump(mode="json"))
         total += await fan_out(session, [draft], exclude_endpoint=row.id)
     return total

@@ -24,13 +24,13 @@ from zoneinfo import ZoneInfo
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.contracts.activity import ActivityRecorded
 from services.common.db import utcnow
 from services.common.events import EventDraft, emit_many
 from services.common.problems import ProblemError, Unprocessable
 from services.members.activity import bulk
 from services.members.activity.schemas import ActivityCreate
 from services.members.communities.service import CommunityNotFound, community_zones
-from services.members.events import ACTIVITY_RECORDED, rfc3339
 from services.members.profiles.service import MemberNotFound, resolve_member_ids
 
 _one = TypeAdapter(ActivityCreate)
@@ -184,17 +184,14 @@ def _rollups(events: list[NewActivity]) -> tuple[list[tuple[DailyKey, int]], lis
 
 
 def _recorded_event(event: NewActivity) -> EventDraft:
-    return EventDraft(
-        ACTIVITY_RECORDED,
-        {
-            "activity_id": str(event.id),
-            "member_id": str(event.member_id),
-            "community_id": str(event.community_id),
-            "type": event.type,
-            "occurred_at": rfc3339(event.occurred_at),
-            "local_date": event.local_date.isoformat(),
-            "timezone": event.zone,
-            "properties": event.properties,
-        },
+    recorded = ActivityRecorded(
+        activity_id=event.id,
+        member_id=event.member_id,
+        community_id=event.community_id,
+        type=event.type,
         occurred_at=event.occurred_at,
+        local_date=event.local_date,
+        timezone=event.zone,
+        properties=event.properties,
     )
+    return EventDraft(recorded, occurred_at=event.occurred_at)

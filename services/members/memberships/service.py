@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.contracts.members import MemberJoinedCommunity, MemberLeftCommunity
 from services.common.db import table_of, utcnow
 from services.common.events import emit
 from services.common.problems import NotFound
 from services.members.communities.service import get_community
-from services.members.events import MEMBER_JOINED_COMMUNITY, MEMBER_LEFT_COMMUNITY, rfc3339
 from services.members.memberships.models import Membership
 from services.members.profiles.service import get_member
 
@@ -55,11 +55,7 @@ async def join_community(
         created = rejoined.scalar_one_or_none() is not None
     row = (await session.execute(sa.select(Membership).where(_key(community_id, member_id)))).scalar_one()
     if created:
-        await emit(
-            session,
-            MEMBER_JOINED_COMMUNITY,
-            {"member_id": str(member_id), "community_id": str(community_id), "joined_at": rfc3339(now)},
-        )
+        await emit(session, MemberJoinedCommunity(member_id=member_id, community_id=community_id, joined_at=now))
     return row, created
 
 
@@ -73,11 +69,7 @@ async def leave_community(session: AsyncSession, community_id: uuid.UUID, member
     )
     if left.scalar_one_or_none() is None:
         raise NotAMember("This member does not belong to this community.")
-    await emit(
-        session,
-        MEMBER_LEFT_COMMUNITY,
-        {"member_id": str(member_id), "community_id": str(community_id), "left_at": rfc3339(now)},
-    )
+    await emit(session, MemberLeftCommunity(member_id=member_id, community_id=community_id, left_at=now))
     return now
 
 

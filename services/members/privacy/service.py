@@ -15,12 +15,13 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.contracts.activity import ActivityRecorded
+from services.common.contracts.members import MemberCreated, MemberErased, MemberUpdated
 from services.common.db import table_of, utcnow
 from services.common.events import emit
 from services.common.events.outbox import outbox_of
 from services.members.activity.models import Activity
 from services.members.crypto import PersonalDataVault
-from services.members.events import ACTIVITY_RECORDED, MEMBER_CREATED, MEMBER_ERASED, MEMBER_UPDATED, rfc3339
 from services.members.memberships.models import Membership
 from services.members.privacy.schemas import ActivityExport, MemberExport, MemberReference, MembershipExport
 from services.members.profiles.models import Member, MemberTag
@@ -63,8 +64,11 @@ async def erase_member(session: AsyncSession, member_id: uuid.UUID) -> datetime:
         .values(left_at=now)
     )
     await _scrub_outbox(session, member_id)
-    await emit(session, MEMBER_ERASED, {"member_id": str(member_id), "erased_at": rfc3339(now)})
+    await emit(session, MemberErased(member_id=member_id, erased_at=now))
     return now
+
+
+_SCRUBBED = (ActivityRecorded.event_type, MemberCreated.event_type, MemberUpdated.event_type)
 
 
 async def _scrub_outbox(session: AsyncSession, member_id: uuid.UUID) -> None:
@@ -73,7 +77,7 @@ async def _scrub_outbox(session: AsyncSession, member_id: uuid.UUID) -> None:
     rows = (
         await session.execute(
             sa.select(outbox.c.id, outbox.c.type, outbox.c.data).where(
-                outbox.c.type.in_((ACTIVITY_RECORDED, MEMBER_CREATED, MEMBER_UPDATED)),
+                outbox.c.type.in_(_SCRUBBED),
                 outbox.c.data["member_id"].as_string() == str(member_id),
             )
         )
@@ -81,11 +85,13 @@ async def _scrub_outbox(session: AsyncSession, member_id: uuid.UUID) -> None:
     scrubbed = []
     for row in rows:
         data = dict(row.data)
-        if row.type == ACTIVITY_RECORDED:
+        # What remains still honours the contracts (consumers may read these events later).
+        if row.type == ActivityRecorded.event_type:
             data["properties"] = {}
         else:
             data["external_id"] = None
-            data.pop("tags", None)
+            if row.type == MemberCreated.event_type:
+                data["tags"] = []
         scrubbed.append({"event_id": row.id, "data": data})
     if scrubbed:
         await session.execute(

@@ -11,12 +11,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.contracts.members import MarketingConsent, MemberCreated, MemberField, MemberUpdated
 from services.common.db import table_of, utcnow
 from services.common.events import emit
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.members.crypto import PersonalDataVault
-from services.members.events import MEMBER_CREATED, MEMBER_UPDATED, rfc3339
 from services.members.memberships.models import Membership
 from services.members.profiles.models import Member, MemberTag
 from services.members.profiles.schemas import (
@@ -139,14 +139,13 @@ async def _insert_member(
     member = Member(**values)
     await emit(
         session,
-        MEMBER_CREATED,
-        {
-            "member_id": str(member_id),
-            "external_id": external_id,
-            "tags": member.tags,
-            "joined_at": rfc3339(member.joined_at),
-            "consent": {"marketing": member.consent_marketing},
-        },
+        MemberCreated(
+            member_id=member_id,
+            external_id=external_id,
+            tags=member.tags,
+            joined_at=member.joined_at,
+            consent=MarketingConsent(marketing=member.consent_marketing),
+        ),
     )
     return member
 
@@ -189,13 +188,17 @@ async def update_member(
     return await _apply_changes(session, vault, member, changes)
 
 
+_CONTACT_FIELDS: tuple[MemberField, ...] = ("email", "phone")
+_PLAIN_FIELDS: tuple[MemberField, ...] = ("external_id", "display_name", "attributes", "joined_at")
+
+
 async def _apply_changes(
     session: AsyncSession, vault: PersonalDataVault, member: Member, changes: dict[str, Any]
 ) -> Member:
     """Set the changed fields, write the tags, emit `member.updated` if anything changed."""
-    changed: list[str] = []
+    changed: list[MemberField] = []
     now = utcnow()
-    for field in ("email", "phone"):
+    for field in _CONTACT_FIELDS:
         if field not in changes:
             continue
         value = changes[field]
@@ -210,7 +213,7 @@ async def _apply_changes(
             member.consent_marketing = marketing
             member.consent_updated_at = now
             changed.append("consent")
-    for field in ("external_id", "display_name", "attributes", "joined_at"):
+    for field in _PLAIN_FIELDS:
         if field in changes and changes[field] != getattr(member, field):
             setattr(member, field, changes[field])
             changed.append(field)
@@ -227,11 +230,7 @@ async def _apply_changes(
     except sa.exc.IntegrityError as exc:
         # Only external_id is unique here; the request rolls back with this answer.
         raise taken from exc
-    await emit(
-        session,
-        MEMBER_UPDATED,
-        {"member_id": str(member.id), "external_id": member.external_id, "changed": sorted(changed)},
-    )
+    await emit(session, MemberUpdated(member_id=member.id, external_id=member.external_id, changed=sorted(changed)))
     return member
 
 

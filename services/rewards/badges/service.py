@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.contracts.rewards import BadgeAwarded
 from services.common.db import table_of
 from services.common.events import EventDraft, emit, emit_many
 from services.common.pagination import PageParams, keyset_after, paginate_rows
@@ -111,14 +112,8 @@ async def member_badges(session: AsyncSession, member_id: uuid.UUID, page: PageP
     )
 
 
-def _awarded(member_id: uuid.UUID, code: str, name: str, at: datetime, by: str | None) -> dict[str, Any]:
-    return {
-        "member_id": str(member_id),
-        "badge_code": code,
-        "badge_name": name,
-        "awarded_at": at.isoformat(),
-        "manual": by is not None,
-    }
+def _awarded(member_id: uuid.UUID, code: str, name: str, at: datetime, by: str | None) -> BadgeAwarded:
+    return BadgeAwarded(member_id=member_id, badge_code=code, badge_name=name, awarded_at=at, manual=by is not None)
 
 
 async def award_by_hand(
@@ -135,7 +130,7 @@ async def award_by_hand(
         .returning(HOLDERS.c.badge_code)
     )
     if inserted is not None:
-        await emit(session, "rewards.badge_awarded", _awarded(member_id, code, badge.name, now, by), occurred_at=now)
+        await emit(session, _awarded(member_id, code, badge.name, now, by), occurred_at=now)
     held = (
         await session.execute(sa.select(HOLDERS).where(HOLDERS.c.member_id == member_id, HOLDERS.c.badge_code == code))
     ).one()
@@ -202,11 +197,7 @@ async def award_earned(
     )
     names = {badge.code: badge.name for badge in badges}
     drafts = [
-        EventDraft(
-            "rewards.badge_awarded",
-            _awarded(row.member_id, row.badge_code, names[row.badge_code], now, None),
-            occurred_at=now,
-        )
+        EventDraft(_awarded(row.member_id, row.badge_code, names[row.badge_code], now, None), occurred_at=now)
         for row in inserted
     ]
     await emit_many(session, drafts)

@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.contracts.rewards import RedemptionCancelled, RedemptionCreated
 from services.common.db import new_id, table_of
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
@@ -318,7 +319,7 @@ async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UU
         "created_at": now,
     }
     read = RedemptionRead(**row, fulfilled_at=None, cancelled_at=None)
-    postings.emit("rewards.redemption_created", _event_data(read, balance=account.balance))
+    postings.emit(_created_event(read, account.balance))
     if reward.stock is not None:
         # Stock last (its bucket lock is held the shortest), everything else with it.
         params = {"k_reward_id": reward_id} | {f"r_{name}": value for name, value in row.items()}
@@ -377,8 +378,31 @@ async def return_unit(session: AsyncSession, reward_id: uuid.UUID) -> None:
             return
 
 
-def _event_data(redemption: RedemptionRead, **extra: Any) -> dict[str, Any]:
-    return redemption.model_dump(mode="json") | extra
+def _created_event(redemption: RedemptionRead, balance: int) -> RedemptionCreated:
+    return RedemptionCreated(
+        redemption_id=redemption.id,
+        member_id=redemption.member_id,
+        reward_id=redemption.reward_id,
+        cost=redemption.cost,
+        status="pending",
+        entry_id=redemption.entry_id,
+        balance=balance,
+        created_at=redemption.created_at,
+    )
+
+
+def _cancelled_event(redemption: RedemptionRead, balance: int, cancelled_at: datetime) -> RedemptionCancelled:
+    return RedemptionCancelled(
+        redemption_id=redemption.id,
+        member_id=redemption.member_id,
+        reward_id=redemption.reward_id,
+        cost=redemption.cost,
+        status="cancelled",
+        entry_id=redemption.entry_id,
+        balance=balance,
+        created_at=redemption.created_at,
+        cancelled_at=cancelled_at,
+    )
 
 
 async def get_redemption(session: AsyncSession, redemption_id: uuid.UUID) -> RedemptionRead:
@@ -444,7 +468,7 @@ async def cancel(session: AsyncSession, redemption: RedemptionRead, by: str, now
     postings = Postings(now)
     postings.restore(account, [(row.lot_id, row.points) for row in taken], "refund", redemption_id=redemption.id)
     cancelled = redemption.model_copy(update={"status": "cancelled", "cancelled_at": now})
-    postings.emit("rewards.redemption_cancelled", _event_data(cancelled, balance=account.balance))
+    postings.emit(_cancelled_event(cancelled, account.balance, now))
     await postings.flush(session)
     await return_unit(session, redemption.reward_id)
     return cancelled

@@ -14,16 +14,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from functools import lru_cache
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-import structlog
-from pydantic import BaseModel, TypeAdapter, ValidationError, field_validator
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.contracts.activity import ActivityRecorded
 from services.common.db import table_of, utcnow
 from services.common.events import Event
 from services.rewards.badges import service as badges
@@ -33,8 +29,6 @@ from services.rewards.points.service import AccountState, Postings, lock_account
 from services.rewards.program.service import Rule, load_program
 from services.rewards.sql import array_rows, insert_rows, row_params
 
-log = structlog.get_logger("qunyun.rewards.earning")
-
 COUNTS = table_of(ActivityCount)
 CHECK_INS = table_of(CheckInDay)
 COMMUNITIES = table_of(Community)
@@ -43,55 +37,10 @@ DAILY = table_of(DailyEarning)
 CHECK_IN = "check_in"
 
 
-@lru_cache(maxsize=1024)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-class Activity(BaseModel):
-    """The data of an `activity.recorded` event."""
-
-    activity_id: uuid.UUID
-    member_id: uuid.UUID
-    community_id: uuid.UUID
-    type: str
-    occurred_at: datetime
-    local_date: date
-    timezone: str
-    properties: dict[str, Any] | None = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            _zone(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError("unknown time zone") from exc
-        return value
-
-
-_ACTIVITIES = TypeAdapter(list[Activity])
-
-
-def parse_activities(events: Sequence[Event]) -> list[tuple[uuid.UUID, Activity]]:
-    """(event id, activity) for each well-formed event; a malformed one is logged and skipped,
-    so it cannot block the batches behind it (its id is in the inbox, it is not retried)."""
-    try:
-        return list(zip((e.id for e in events), _ACTIVITIES.validate_python([e.data for e in events]), strict=True))
-    except ValidationError:
-        pass  # find the culprits one by one
-    parsed = []
-    for event in events:
-        try:
-            parsed.append((event.id, Activity.model_validate(event.data)))
-        except ValidationError as exc:
-            log.warning("activity_event_rejected", event_id=str(event.id), errors=exc.error_count())
-    return parsed
-
-
-async def apply_activity_batch(session: AsyncSession, events: Sequence[Event]) -> None:
-    """Apply a batch of new `activity.recorded` events (the inbox has already dropped repeats)."""
-    activities = parse_activities(events)
+async def apply_activity_batch(session: AsyncSession, events: Sequence[Event[ActivityRecorded]]) -> None:
+    """Apply a batch of new `activity.recorded` events (the inbox has already dropped repeats
+    and read each with its contract: a malformed one never gets here)."""
+    activities = [(event.id, event.data) for event in events]
     if not activities:
         return
     now = utcnow()
@@ -110,7 +59,7 @@ async def apply_activity_batch(session: AsyncSession, events: Sequence[Event]) -
     await badges.award_earned(session, now=now, levels=levels, counts=counts, streaks=streaks, level_ranks=level_ranks)
 
 
-async def _remember_zones(session: AsyncSession, activities: Sequence[Activity], now: datetime) -> None:
+async def _remember_zones(session: AsyncSession, activities: Sequence[ActivityRecorded], now: datetime) -> None:
     zones = {a.community_id: a.timezone for a in activities}
     insert = postgresql.insert(COMMUNITIES)
     await session.execute(
@@ -123,7 +72,9 @@ async def _remember_zones(session: AsyncSession, activities: Sequence[Activity],
     )
 
 
-async def _count_activities(session: AsyncSession, activities: Sequence[Activity]) -> dict[tuple[uuid.UUID, str], int]:
+async def _count_activities(
+    session: AsyncSession, activities: Sequence[ActivityRecorded]
+) -> dict[tuple[uuid.UUID, str], int]:
     """Add to the per-member activity counts; returns the new totals (for count badges)."""
     added: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
     for a in activities:
@@ -141,7 +92,7 @@ async def _count_activities(session: AsyncSession, activities: Sequence[Activity
 
 
 async def _record_check_ins(
-    session: AsyncSession, check_ins: Sequence[Activity], accounts: dict[uuid.UUID, AccountState]
+    session: AsyncSession, check_ins: Sequence[ActivityRecorded], accounts: dict[uuid.UUID, AccountState]
 ) -> dict[uuid.UUID, int]:
     """Record check-in days and extend streaks; returns the streaks that changed.
 
@@ -204,7 +155,7 @@ async def _record_check_ins(
 
 async def _award(
     session: AsyncSession,
-    activities: Sequence[tuple[uuid.UUID, Activity]],
+    activities: Sequence[tuple[uuid.UUID, ActivityRecorded]],
     rules: Sequence[Rule],
     accounts: dict[uuid.UUID, AccountState],
     postings: Postings,
@@ -241,7 +192,7 @@ async def _award(
             source_event_id=a.activity_id,
             community_id=a.community_id,
         )
-        postings.emit("rewards.points_awarded", points_awarded(entry, account))
+        postings.emit(points_awarded(entry, account))
         earned.append(leaderboards.Earned(a.community_id, a.member_id, a.local_date, points, a.occurred_at))
     if spent:
         columns = ("member_id", "rule_id", "local_date", "points")
@@ -260,7 +211,7 @@ async def _award(
 
 
 async def _used_today(
-    session: AsyncSession, capped: Sequence[tuple[Activity, Rule]]
+    session: AsyncSession, capped: Sequence[tuple[ActivityRecorded, Rule]]
 ) -> dict[tuple[uuid.UUID, uuid.UUID, date], int]:
     """Points capped rules already gave these members on these local days."""
     if not capped:

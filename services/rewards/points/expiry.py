@@ -17,6 +17,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.contracts.rewards import PointsExpired
 from services.common.db import Database, utcnow
 from services.common.jobs import PeriodicJob, QueueDepth
 from services.common.observability import Metrics
@@ -50,13 +51,7 @@ async def expire_due_lots(session: AsyncSession, now: datetime, limit: int = 500
         count += 1
     for member_id, points in expired.items():
         postings.emit(
-            "rewards.points_expired",
-            {
-                "member_id": str(member_id),
-                "points": points,
-                "balance": accounts[member_id].balance,
-                "expired_at": now.isoformat(),
-            },
+            PointsExpired(member_id=member_id, points=points, balance=accounts[member_id].balance, expired_at=now)
         )
     await postings.flush(session)
     return count

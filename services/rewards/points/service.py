@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.contracts import EventModel
+from services.common.contracts.rewards import LevelChanged, PointsAwarded, PointsDeducted
 from services.common.db import new_id, table_of
 from services.common.events import EventDraft, emit_many
 from services.common.pagination import PageParams, keyset_after, paginate_rows
@@ -265,8 +267,8 @@ class Postings:
         lot.remaining = 0
         return entry
 
-    def emit(self, event_type: str, data: dict[str, Any]) -> None:
-        self.events.append(EventDraft(event_type, data, occurred_at=self.now))
+    def emit(self, event: EventModel) -> None:
+        self.events.append(EventDraft(event, occurred_at=self.now))
 
     def settle_levels(self, levels: Sequence[LevelInfo]) -> dict[uuid.UUID, int]:
         """Move credited members to the level their lifetime points reach (`level_changed`
@@ -282,16 +284,15 @@ class Postings:
             promoted = now_at.level is not None and (
                 now_at.level.min_lifetime_points > (before.min_lifetime_points if before else 0)
             )
-            if promoted:
+            if promoted and now_at.level is not None:
                 self.emit(
-                    "rewards.level_changed",
-                    {
-                        "member_id": str(account.member_id),
-                        "from_level": account.level_name,
-                        "to_level": new_name,
-                        "lifetime": account.lifetime,
-                        "changed_at": self.now.isoformat(),
-                    },
+                    LevelChanged(
+                        member_id=account.member_id,
+                        level=now_at.level.name,
+                        previous_level=account.level_name,
+                        lifetime=account.lifetime,
+                        changed_at=self.now,
+                    )
                 )
             account.level_name = new_name
             account.changed = True
@@ -490,19 +491,19 @@ async def write_accounts(session: AsyncSession, accounts: Iterable[AccountState]
         account.changed = False
 
 
-def points_awarded(entry: dict[str, Any], account: AccountState) -> dict[str, Any]:
-    """The `rewards.points_awarded` data for a credit entry."""
-    return {
-        "member_id": str(account.member_id),
-        "entry_id": str(entry["id"]),
-        "points": entry["delta"],
-        "reason": entry["reason"],
-        "balance": entry["balance_after"],
-        "lifetime": account.lifetime,
-        "source_event_id": str(entry["source_event_id"]) if entry["source_event_id"] else None,
-        "community_id": str(entry["community_id"]) if entry["community_id"] else None,
-        "awarded_at": entry["created_at"].isoformat(),
-    }
+def points_awarded(entry: dict[str, Any], account: AccountState) -> PointsAwarded:
+    """The `rewards.points_awarded` event of a credit entry."""
+    return PointsAwarded(
+        member_id=account.member_id,
+        entry_id=entry["id"],
+        points=entry["delta"],
+        reason=entry["reason"],
+        balance=entry["balance_after"],
+        lifetime=account.lifetime,
+        source_event_id=entry["source_event_id"],
+        community_id=entry["community_id"],
+        awarded_at=entry["created_at"],
+    )
 
 
 async def adjust(
@@ -526,21 +527,20 @@ async def adjust(
     ranks: dict[uuid.UUID, int] = {}
     if delta > 0:
         entry = postings.credit(account, delta, "adjustment", adjustment_id=adjustment_id)
-        postings.emit("rewards.points_awarded", points_awarded(entry, account))
+        postings.emit(points_awarded(entry, account))
         ranks = postings.settle_levels(levels)
     else:
         lots = await open_lots(session, member_id) if account.balance >= -delta else []
         entry = postings.debit(account, -delta, "adjustment", lots, adjustment_id=adjustment_id)
         postings.emit(
-            "rewards.points_deducted",
-            {
-                "member_id": str(member_id),
-                "entry_id": str(entry["id"]),
-                "points": -delta,
-                "reason": "adjustment",
-                "balance": account.balance,
-                "deducted_at": now.isoformat(),
-            },
+            PointsDeducted(
+                member_id=member_id,
+                entry_id=entry["id"],
+                points=-delta,
+                reason="adjustment",
+                balance=account.balance,
+                deducted_at=now,
+            )
         )
     row = {
         "id": adjustment_id,
