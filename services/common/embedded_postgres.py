@@ -141,6 +141,7 @@ class EmbeddedPostgres:
         """Attach to the server running on pgdata, or initdb (if new) and start one; wait until ready."""
         if self.pid is not None:
             return
+        bin_dir()  # the first import of the wheel, with its warning silenced
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         with self._locked():
             self._refuse_other_major_version()
