@@ -1,13 +1,15 @@
 """Start `qunyun up` as a real process tree and hand tests a ready system.
 
-    with start_qunyun(tmp_path, backend="postgres") as run:
+    with start_qunyun(tmp_path) as run:
         with run.client(headers=run.admin_headers()) as api:   # logged in as the admin
             member = api.post("/v1/members", json={...}).json()
 
-`start_qunyun` picks five free ports on 127.0.0.1, a temp data dir (SQLite) or fresh
-Postgres databases (dropped afterwards), sets the bootstrap admin's credentials, and
-returns once the banner is printed (every service answered /healthz). On exit it stops
-the tree with SIGTERM if the test has not already done so.
+`start_qunyun` picks five free ports on 127.0.0.1 and a data dir under `tmp_path`, sets the
+bootstrap admin's credentials, and returns once the banner is printed (every service
+answered /healthz). The backend is "embedded" (what `make run` does: no
+QUNYUN_DATABASE_URL, so `up` runs its own PostgreSQL under the data dir) or "postgres"
+(fresh databases on the test server, dropped afterwards). On exit it stops the tree with
+SIGTERM if the test has not already done so, and kills whatever process of it is left.
 """
 
 from __future__ import annotations
@@ -53,6 +55,15 @@ class QunyunRun:
     @property
     def base_url(self) -> str:
         return self.urls["gateway"]
+
+    @property
+    def pgdata(self) -> Path:
+        """The embedded server's cluster directory (what `make run` uses)."""
+        return self.data_dir / "postgres"
+
+    def postgres_pids(self) -> list[int]:
+        """Live processes of the embedded server: its postmaster and every backend."""
+        return postgres_processes(self.pgdata)
 
     def client(self, service: str = "gateway", **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.urls[service], timeout=10, trust_env=False, **kwargs)  # type: ignore[arg-type]
@@ -127,6 +138,36 @@ def wait_until_gone(pids: list[int], timeout: float = 20) -> list[int]:
     return alive
 
 
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The pid recorded in `postmaster.pid` (the file outlives a killed server)."""
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+
+
+def postgres_processes(pgdata: Path) -> list[int]:
+    """Live processes of a PostgreSQL server on `pgdata`: found by the data directory in their
+    command line (the postmaster's), and by the postmaster pid and its children (backends
+    rewrite their command line)."""
+    wanted = os.fsencode(pgdata.resolve())
+    postmaster = postmaster_pid(pgdata)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            parent = parent_of(pid)
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        ours = wanted in argv or (postmaster is not None and pid == postmaster and b"postgres" in argv[0])
+        if (ours or (postmaster is not None and parent == postmaster)) and is_alive(pid):
+            found.append(pid)
+    return found
+
+
 def qunyun_env(data_dir: Path, port_base: int, **settings: str) -> dict[str, str]:
     """The environment of a `qunyun` run: ours, without the caller's QUNYUN_* settings."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("QUNYUN_")}
@@ -160,7 +201,7 @@ def drop_databases(template: str) -> None:
 def start_qunyun(
     tmp_path: Path,
     *,
-    backend: str = "sqlite",
+    backend: str = "embedded",
     admin: tuple[str, str] | None = ("admin@e2e.test", "e2e-admin-password-1"),
     ready_timeout: float = 120,
     **settings: str,
@@ -170,6 +211,8 @@ def start_qunyun(
     `admin=None` leaves QUNYUN_ADMIN_* unset, so `up` generates the admin's password.
     """
     data_dir = tmp_path / "var"
+    if backend not in ("embedded", "postgres"):
+        raise ValueError(f"unknown backend {backend!r}: 'embedded' or 'postgres'")
     if backend == "postgres":
         settings.setdefault("QUNYUN_DATABASE_URL", postgres_template())
     if admin is not None:
@@ -232,7 +275,8 @@ def start_qunyun(
                 process.kill()
                 process.wait()
         reader.join(timeout=5)
-        for pid in run.pids.values():  # never leave a service behind, whatever the test did
+        # Never leave a service or a database server behind, whatever the test did.
+        for pid in [*run.pids.values(), *postgres_processes(run.pgdata)]:
             if is_alive(pid):
                 os.kill(pid, signal.SIGKILL)
         if "QUNYUN_DATABASE_URL" in settings and settings["QUNYUN_DATABASE_URL"].startswith("postgresql"):
