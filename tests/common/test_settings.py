@@ -139,7 +139,9 @@ def test_a_url_template_replaces_the_embedded_server() -> None:
 
 
 def test_the_embedded_server_is_needed_while_one_service_has_no_url() -> None:
-    overrides = {f"{service}_database_url": f"postgresql+asyncpg://db/{service}" for service in SERVICES}
+    overrides: dict[str, Any] = {
+        f"{service}_database_url": f"postgresql+asyncpg://db/{service}" for service in SERVICES
+    }
     assert not Settings(**overrides).uses_embedded_postgres
     del overrides["feedback_database_url"]
     partly = Settings(**overrides)
