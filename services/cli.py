@@ -56,6 +56,13 @@ def _embedded_server(settings: Settings, services: Sequence[ServiceName]) -> Emb
     qunyun's); None when every one of them has a database URL."""
     if not settings.uses_embedded_postgres_for(services):
         return None
+    if settings.env == "production":
+        # A private server in a container's scratch space would lose the data with the container.
+        missing = [name for name in services if not settings.has_database_url(name)]
+        raise _fail(
+            f"QUNYUN_ENV=production needs a database URL for {', '.join(missing)}: set QUNYUN_DATABASE_URL "
+            "(or QUNYUN_<SERVICE>_DATABASE_URL); the embedded PostgreSQL is for development"
+        )
     server = settings.embedded_postgres()
     try:
         server.start()

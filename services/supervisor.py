@@ -159,10 +159,10 @@ class Supervisor:
 
     async def _wait_ready(self) -> None:
         async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
-            await asyncio.wait_for(
-                asyncio.gather(*(self._wait_healthy(client, child) for child in self.children)),
-                timeout=self.ready_timeout,
-            )
+            # asyncio.timeout, not wait_for: a Ctrl-C during start-up cancels the gather
+            # cleanly instead of leaving a "never retrieved" CancelledError on the terminal.
+            async with asyncio.timeout(self.ready_timeout):
+                await asyncio.gather(*(self._wait_healthy(client, child) for child in self.children))
 
     async def _wait_healthy(self, client: httpx.AsyncClient, child: Child) -> None:
         while True:

