@@ -236,53 +236,70 @@ def start_qunyun(
         settings.setdefault("QUNYUN_DATABASE_URL", postgres_template())
     if admin is not None:
         settings.update(QUNYUN_ADMIN_EMAIL=admin[0], QUNYUN_ADMIN_PASSWORD=admin[1])
-    env = qunyun_env(data_dir, free_port_base(), **settings)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up", "--stop-timeout", "15"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
-    )
-    run = QunyunRun(
-        process=process,
-        urls={},
-        pids={},
-        admin_email=admin[0] if admin else None,
-        admin_password=admin[1] if admin else None,
-        data_dir=data_dir,
-    )
-    banner_done = threading.Event()
-    ready: list[bool] = []
 
-    def read_output() -> None:
-        assert process.stdout is not None
-        in_banner = False
-        for raw in process.stdout:
-            line = raw.rstrip("\n")
-            run.output.append(line)
-            if line.startswith(READY_LINE):
-                in_banner = True
-            elif in_banner and (match := _SERVICE_LINE.match(line)):
-                run.urls[match.group(1)] = match.group(2)
-                run.pids[match.group(1)] = int(match.group(3))
-            elif in_banner and line.startswith("  password  "):
-                run.admin_password = line.split()[1]
-            elif in_banner and line.startswith("  admin     ") and run.admin_email is None:
-                run.admin_email = line.split()[1]
-            elif in_banner and not line.strip():
-                in_banner = False
-                ready.append(True)
-                banner_done.set()
-        banner_done.set()  # the process ended: let the waiter see it
+    def launch() -> tuple[QunyunRun, threading.Thread, bool]:
+        """One `qunyun up`; whether it printed its banner within ready_timeout."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "up", "--stop-timeout", "15"],
+            cwd=tmp_path,
+            env=qunyun_env(data_dir, free_port_base(), **settings),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        run = QunyunRun(
+            process=process,
+            urls={},
+            pids={},
+            admin_email=admin[0] if admin else None,
+            admin_password=admin[1] if admin else None,
+            data_dir=data_dir,
+        )
+        banner_done = threading.Event()
+        ready: list[bool] = []
 
-    reader = threading.Thread(target=read_output, daemon=True)
-    reader.start()
+        def read_output() -> None:
+            assert process.stdout is not None
+            in_banner = False
+            for raw in process.stdout:
+                line = raw.rstrip("\n")
+                run.output.append(line)
+                if line.startswith(READY_LINE):
+                    in_banner = True
+                elif in_banner and (match := _SERVICE_LINE.match(line)):
+                    run.urls[match.group(1)] = match.group(2)
+                    run.pids[match.group(1)] = int(match.group(3))
+                elif in_banner and line.startswith("  password  "):
+                    run.admin_password = line.split()[1]
+                elif in_banner and line.startswith("  admin     ") and run.admin_email is None:
+                    run.admin_email = line.split()[1]
+                elif in_banner and not line.strip():
+                    in_banner = False
+                    ready.append(True)
+                    banner_done.set()
+            banner_done.set()  # the process ended: let the waiter see it
+
+        reader = threading.Thread(target=read_output, daemon=True)
+        reader.start()
+        return run, reader, banner_done.wait(ready_timeout) and bool(ready)
+
+    run, reader, ready = launch()
+    # Between picking free ports and binding them (after migrations), another process on
+    # this machine may take one: that is the machine's fault, not qunyun's; try new ports.
+    for _ in range(2):
+        if ready or "address already in use" not in run.text():
+            break
+        try:
+            run.process.wait(timeout=30)  # `up` stops the services it started, then exits
+        except subprocess.TimeoutExpired:
+            break
+        reader.join(timeout=5)
+        run, reader, ready = launch()
+    process = run.process
     try:
-        if not banner_done.wait(ready_timeout) or not ready:
+        if not ready:
             raise AssertionError(f"`qunyun up` did not become ready; output:\n{run.text()}")
         yield run
     finally:
