@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from services.common.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError
+from services.common.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError, socket_dir_for
 from tests.e2e.runner import postgres_processes, postmaster_pid, scratch_dir, wait_until_gone
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,8 @@ def pgdata() -> Iterator[Path]:
         server.stop()
         yield path
         assert postgres_processes(path) == []
+        # A killed owner cannot tidy up its socket dir in /tmp: the test does.
+        shutil.rmtree(socket_dir_for(path), ignore_errors=True)
 
 
 async def _select_one(url: str) -> object:
@@ -65,6 +68,7 @@ def test_urls_reach_the_server_through_a_short_socket_dir(pgdata: Path) -> None:
     finally:
         server.stop()
     assert server.pid is None
+    assert not server.socket_dir.exists()  # nothing left in /tmp
 
 
 def test_a_server_that_cannot_start_says_why(pgdata: Path) -> None:

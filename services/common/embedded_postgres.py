@@ -160,21 +160,13 @@ class EmbeddedPostgres:
         """Stop the server if this object started it: fast shutdown, then kill. Idempotent."""
         self._attached_pid = None
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.send_signal(signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint
-        try:
-            process.wait(timeout)
-            return
-        except subprocess.TimeoutExpired:
-            pass
-        process.send_signal(signal.SIGQUIT)  # immediate shutdown: crash recovery at the next start
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # the postmaster's session holds its backends
-            process.wait()
+        if process.poll() is None:
+            _shut_down(process, timeout)
+        if self.socket_dir != self.pgdata:
+            with contextlib.suppress(OSError):  # not empty: a killed server's lock file; harmless
+                self.socket_dir.rmdir()  # the server removed its socket: leave nothing in /tmp
 
     # -- starting ------------------------------------------------------------------------
 
@@ -373,6 +365,22 @@ class EmbeddedPostgres:
         except FileNotFoundError:
             return f"No log at {self.log_path}."
         return f"The end of its log ({self.log_path}):\n" + "\n".join(lines)
+
+
+def _shut_down(process: subprocess.Popen[bytes], timeout: float) -> None:
+    process.send_signal(signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint
+    try:
+        process.wait(timeout)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    process.send_signal(signal.SIGQUIT)  # immediate shutdown: crash recovery at the next start
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # the postmaster's session holds its backends
+        process.wait()
 
 
 class _Account(TypedDict, total=False):
