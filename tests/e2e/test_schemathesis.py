@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.runner import QunyunRun, start_qunyun
+from tests.e2e.runner import QunyunRun, scratch_dir, start_qunyun
 
 pytestmark = pytest.mark.e2e
 
@@ -65,8 +65,8 @@ ALL_SCOPES = [
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QunyunRun]:
-    with start_qunyun(tmp_path_factory.mktemp("schemathesis")) as run:
+def running() -> Iterator[QunyunRun]:
+    with scratch_dir("qunyun-schemathesis-") as workdir, start_qunyun(workdir) as run:
         wait_for_merged_document(run)
         yield run
 
