@@ -1,11 +1,12 @@
 """Fixtures shared by the whole suite, and the run's Postgres.
 
 The suite runs on Postgres only, in parallel (pytest-xdist). The controller process picks
-the server once (`QUNYUN_TEST_PG`, else the machine's 127.0.0.1:5432, else an embedded
-server started for the run), migrates one template database per service, and drops every
-database of the run at the end. Each worker clones its own databases from the templates
-and runs one in-process system on them; between tests only the tables a test wrote to are
-emptied. If the server named by `QUNYUN_TEST_PG` does not answer, the run fails loudly.
+the server once: `QUNYUN_TEST_PG`, else the machine's 127.0.0.1:5432, else an embedded
+server started for the run (`QUNYUN_TEST_PG=embedded` asks for one whatever else answers).
+It migrates one template database per service and drops every database of the run at the
+end. Each worker clones its own databases from the templates and runs one in-process
+system on them; between tests only the tables a test wrote to are emptied. If the server
+named by `QUNYUN_TEST_PG` does not answer, the run fails loudly.
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.pg import LOCAL_SERVER, SERVER_ENV, answers, drop_run_databases, migrate_templates, pg_server, run_id
+from tests.pg import (
+    EMBEDDED,
+    LOCAL_SERVER,
+    SERVER_ENV,
+    answers,
+    drop_run_databases,
+    migrate_templates,
+    pg_server,
+    run_id,
+)
 from tests.system import System, running_system
 
 _embedded: Any = None  # the embedded server this run started, if any
@@ -48,7 +58,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # the controller chose the server and migrated the templates
     run_id()  # fixed now, so every worker inherits it
     started = time.perf_counter()
-    if SERVER_ENV in os.environ:
+    if os.environ.get(SERVER_ENV) == EMBEDDED:
+        os.environ[SERVER_ENV] = _start_embedded_server()
+        where = f"an embedded server in {_embedded_dir} (asked for)"
+    elif SERVER_ENV in os.environ:
         if not asyncio.run(answers(pg_server(), timeout=10)):
             raise pytest.UsageError(f"{SERVER_ENV} names a Postgres server that does not answer: {pg_server()}")
         where = f"{SERVER_ENV}"

@@ -34,6 +34,7 @@ from services.common.settings import SERVICES
 SERVER_ENV = "QUNYUN_TEST_PG"
 RUN_ENV = "QUNYUN_TEST_RUN"  # set by the controller, inherited by xdist workers
 LOCAL_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+EMBEDDED = "embedded"  # QUNYUN_TEST_PG=embedded: a server of the run's own, whatever else answers
 _NAME_SLOT = "qunyun-database-name-slot"
 
 
