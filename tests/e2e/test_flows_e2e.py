@@ -7,9 +7,11 @@ relay has delivered `activity.recorded` to rewards and the points show up.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,33 @@ def test_a_check_in_earns_points_through_the_running_relay(tmp_path: Path) -> No
                 202,
             )
             assert poll_points(partner, member_id, 25)["balance"] == 25
+
+        # A flash redemption on the embedded server: 50 at once by a member who can afford 25.
+        # Row locks hold here as in production: only 201 and 409, never a 500.
+        with run.client(headers=run.admin_headers()) as admin:
+            reward = created(
+                admin.post("/v1/rewards", json={"name": "Sticker", "cost": 1, "stock": 100, "per_member_limit": 100})
+            )
+        answers = asyncio.run(redeem_at_once(run, token, reward["id"], 50))
+        statuses = Counter(answer.status_code for answer in answers)
+        assert statuses == {201: 25, 409: 25}, [answer.text for answer in answers if answer.status_code != 201]
+        refused = {answer.json()["type"] for answer in answers if answer.status_code == 409}
+        assert refused == {"https://qunyun.dev/problems/insufficient-points"}
+        with run.client(headers={"Authorization": f"Bearer {token}"}) as member:
+            assert created(member.get(f"/v1/members/{member_id}/points"), 200)["balance"] == 0
+
+
+async def redeem_at_once(run: QunyunRun, token: str, reward_id: str, count: int) -> list[httpx.Response]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=run.urls["gateway"], timeout=30, trust_env=False, headers=headers) as client:
+        return await asyncio.gather(
+            *(
+                client.post(
+                    "/v1/redemptions", json={"reward_id": reward_id}, headers={"Idempotency-Key": str(uuid.uuid4())}
+                )
+                for _ in range(count)
+            )
+        )
 
 
 def test_request_id_round_trips_through_the_gateway(tmp_path: Path) -> None:
