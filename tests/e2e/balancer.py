@@ -8,16 +8,23 @@ the refusing upstream is skipped for a second. Any other failure (the upstream d
 it held the request) is a 502: the request may have been applied, so only the caller may
 decide to retry. It listens on 127.0.0.1 only and passes bodies and headers through
 unchanged, apart from hop-by-hop headers.
+
+`GET /_balancer/stats` answers its own figures: requests forwarded, fail-overs, requests
+cut (502), and the event ids relays posted through it (`/internal/events`): how many
+posts, how many distinct ids, how many ids were posted more than once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
+import json
 import os
 import signal
 import time
+from collections import Counter
 
 import uvloop
 from aiohttp import ClientConnectorError, ClientError, ClientSession, ClientTimeout, TCPConnector, web
@@ -38,6 +45,8 @@ _HOP_BY_HOP = frozenset(
     }
 )
 DOWN_FOR_SECONDS = 1.0
+EVENTS_PATH = "/internal/events"  # where relays post events: counted, see Balancer.stats
+STATS_PATH = "/_balancer/stats"  # the balancer's own figures (JSON), never forwarded
 
 
 class Balancer:
@@ -51,6 +60,8 @@ class Balancer:
         self._session: ClientSession | None = None
         self.forwarded = 0
         self.failed_over = 0
+        self.cut = 0  # requests that failed after they were sent (502)
+        self.event_posts: Counter[str] = Counter()  # relay posts: event id -> times forwarded
 
     async def start(self) -> None:
         self._session = ClientSession(
@@ -72,9 +83,30 @@ class Balancer:
             u for u in turn if self._down_until.get(u, 0) > now
         ]
 
+    def stats(self) -> dict[str, int]:
+        return {
+            "forwarded": self.forwarded,
+            "failed_over": self.failed_over,
+            "cut": self.cut,
+            "events_posted": sum(self.event_posts.values()),
+            "events_distinct": len(self.event_posts),
+            "events_posted_again": sum(1 for n in self.event_posts.values() if n > 1),
+        }
+
+    async def handle_stats(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    def _count_events(self, request: web.Request, body: bytes) -> None:
+        """Which event ids relays post (a relay that died mid-post makes another post them again)."""
+        if request.method != "POST" or request.path != EVENTS_PATH:
+            return
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            self.event_posts.update(str(event["id"]) for event in json.loads(body)["events"])
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
         body = await request.read()
+        self._count_events(request, body)
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
         refused = []
         for upstream in self._order():
@@ -99,6 +131,7 @@ class Balancer:
                 self.failed_over += 1
                 refused.append(f"{upstream}: {exc}")
             except (ClientError, TimeoutError) as exc:  # it may have been applied: the caller decides
+                self.cut += 1
                 return web.json_response(
                     {"title": "Bad gateway", "status": 502, "detail": f"{upstream}: {type(exc).__name__}: {exc}"},
                     status=502,
@@ -122,6 +155,7 @@ async def serve(port: int, upstreams: list[str], parent_pid: int | None = None) 
     balancer = Balancer(upstreams)
     await balancer.start()
     app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_get(STATS_PATH, balancer.handle_stats)
     app.router.add_route("*", "/{tail:.*}", balancer.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -135,7 +169,7 @@ async def serve(port: int, upstreams: list[str], parent_pid: int | None = None) 
     await stop.wait()
     if watcher is not None:
         watcher.cancel()
-    print(f"balancer stopping: {balancer.forwarded} forwarded, {balancer.failed_over} fail-overs", flush=True)
+    print(f"balancer stopping: {json.dumps(balancer.stats())}", flush=True)
     await runner.cleanup()
     await balancer.close()
 

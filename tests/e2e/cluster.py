@@ -251,5 +251,13 @@ class Cluster:
                 proc.signal_group(signal.SIGKILL)
                 proc.process.wait(timeout=10)
 
+    async def balancer_stats(self) -> dict[str, dict[str, int]]:
+        """Each balancer's figures (see `tests.e2e.balancer`), by service."""
+        async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
+            return {
+                service: (await client.get(balancer.url + "/_balancer/stats")).json()
+                for service, balancer in self.balancers.items()
+            }
+
     def logs(self, lines: int = 30) -> str:
         return "\n".join(f"--- {proc.name} ({proc.log_path})\n{proc.log_tail(lines)}" for proc in self.all_procs())
