@@ -42,6 +42,8 @@ from tests.pg import clone_template, database_name, drop_databases
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_EMAIL = "admin@chaos.test"
 ADMIN_PASSWORD = "chaos-admin-password-1"
+# Public paths of the services under test: anonymous, a gateway that routes them answers 401.
+ROUTE_PROBES = ("/v1/members", "/v1/events/batch", "/v1/rewards", "/v1/redemptions")
 
 
 def free_port() -> int:
@@ -194,19 +196,26 @@ class Cluster:
         return env
 
     async def start(self, timeout: float = 90) -> None:
-        """Balancers, then the domain services, then the gateways one at a time (each
-        loads its route table from the services and bootstraps the admin); all ready."""
+        """Every process at once (the gateways create the same bootstrap admin safely), then
+        wait until each answers `/readyz` and each gateway routes to every service."""
         env = self.env()
-        for balancer in self.balancers.values():
-            balancer.start(env)
-        domain = [r for service in SERVICES if service != "gateway" for r in self.replicas[service]]
-        for replica in domain:
-            replica.start(env)
-        await self.wait_ready(domain, timeout)
-        await self.wait_ready(list(self.balancers.values()), timeout, path="/healthz", any_answer=True)
-        for gateway in self.replicas["gateway"]:
-            gateway.start(env)
-            await self.wait_ready([gateway], timeout)
+        for proc in self.all_procs():
+            proc.start(env)
+        await self.wait_ready(list(self.balancers.values()), timeout, path="/_balancer/stats", any_answer=True)
+        await self.wait_ready([r for service in SERVICES for r in self.replicas[service]], timeout)
+        await self.wait_routes(timeout)
+
+    async def wait_routes(self, timeout: float) -> None:
+        """Until every gateway knows every service's routes: a gateway that started before a
+        service answered loads that service's part of its route table again on demand."""
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
+            for gateway in self.replicas["gateway"]:
+                for path in ROUTE_PROBES:
+                    while (await client.get(gateway.url + path)).status_code in (404, 503):
+                        if time.monotonic() > deadline:
+                            raise AssertionError(f"{gateway.name} does not route {path}:\n{self.logs()}")
+                        await asyncio.sleep(0.2)
 
     async def wait_ready(
         self, procs: list[Proc], timeout: float, *, path: str = "/readyz", any_answer: bool = False

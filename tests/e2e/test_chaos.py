@@ -24,10 +24,15 @@ after the partner answered but before it recorded the answer sends that message 
 with the same `webhook-id`, and partners dedupe by it. Here no gateway is killed, the
 receiver answers 200 at once and nothing times out, so no attempt is ever repeated: each
 expected `webhook-id` must arrive at each endpoint once, in total (not only once
-distinct). The killed members and rewards replicas do make their relays post some events
-twice (a batch whose outcome was never recorded is claimed again when its lease ends),
-but consumers apply an event id once, so those re-posts must create no second ledger
-entry and no second webhook message.
+distinct). The gateways' attempt logs are checked against the receipts too: every request
+the receiver got is one logged attempt, and each delivery has exactly one successful
+attempt, so a repeat would show whether the gateway knew it was repeating.
+
+The killed members and rewards replicas do make relays post some events twice (a post
+cut by the kill is retried; a batch whose outcome was never recorded is claimed again
+when its lease ends), but consumers apply an event id once, so those re-posts must
+create no second ledger entry and no second webhook message. The balancers count the
+event ids relays post through them, to show the re-posts happened.
 
 A request cut by a kill is the client's to retry: event batches are sent again with the
 same ids (those already recorded answer as duplicates), redemptions with the same
@@ -86,8 +91,9 @@ SETTINGS = {
     "QUNYUN_RELAY_RETRY_BASE_SECONDS": "0.2",
     "QUNYUN_RELAY_RETRY_MAX_SECONDS": "2",
     "QUNYUN_WEBHOOK_RETRY_SCHEDULE": "1,1,1,1,1,1,1,1,1,1",
-    "QUNYUN_WEBHOOK_TIMEOUT_SECONDS": "10",
-    "QUNYUN_WEBHOOK_LEASE_SECONDS": "20",
+    # Generous: a timed-out attempt that the receiver did get would be sent again.
+    "QUNYUN_WEBHOOK_TIMEOUT_SECONDS": "30",
+    "QUNYUN_WEBHOOK_LEASE_SECONDS": "60",
     "QUNYUN_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT": "8",
     # Eight processes on one server that others share: small pools.
     "QUNYUN_DB_POOL_SIZE": "4",
@@ -202,11 +208,8 @@ class Gateways:
 
     async def expect(self, method: str, path: str, status: int, **kwargs: Any) -> Any:
         answer = await self.request(method, path, **kwargs)
-        assert answer is not None and answer.status_code == status, (
-            method,
-            path,
-            answer.text if answer else "connection failed",
-        )
+        assert answer is not None, f"{method} {path}: connection failed"
+        assert answer.status_code == status, (method, path, answer.text)
         return answer.json()
 
     async def aclose(self) -> None:
@@ -263,7 +266,8 @@ async def send_events(gateways: Gateways, partner: dict[str, str], traffic: Traf
                     break
                 traffic.event_answers["retried"] += 1
                 await asyncio.sleep(0.25)
-            assert answer is not None and answer.status_code == 200, answer.text if answer else "no answer"
+            assert answer is not None, "the gateways did not answer"
+            assert answer.status_code == 200, answer.text
             body = answer.json()
             assert body["rejected"] == [], body["rejected"][:3]
             traffic.event_answers["accepted"] += body["accepted"]
@@ -364,7 +368,7 @@ async def _run(cluster: Cluster, db: Databases, gateways: Gateways, receiver: We
     )
     partner = {"X-API-Key": key["key"]}
     community = await gateways.expect("POST", "/v1/communities", 201, json={"name": "Chaos"}, headers=admin)
-    secrets: dict[str, str] = {}
+    endpoints: dict[str, tuple[str, str]] = {}  # name -> (id, secret)
     for name in ("a", "b"):
         endpoint = await gateways.expect(
             "POST",
@@ -373,7 +377,7 @@ async def _run(cluster: Cluster, db: Databases, gateways: Gateways, receiver: We
             json={"url": receiver.url(name), "event_types": list(WEBHOOK_TYPES)},
             headers=admin,
         )
-        secrets[name] = endpoint["secret"]
+        endpoints[name] = (endpoint["id"], endpoint["secret"])
     reward_ids = [
         (
             await gateways.expect(
@@ -420,7 +424,7 @@ async def _run(cluster: Cluster, db: Databases, gateways: Gateways, receiver: We
     await _wait_until_quiet(db, receiver)
     total_time = time.monotonic() - started
 
-    figures = await _check_everything(db, traffic, member_ids, reward_ids, receiver, secrets)
+    figures = await _check_everything(db, traffic, member_ids, reward_ids, receiver, endpoints)
     figures["balancers"] = await cluster.balancer_stats()
     print(
         json.dumps(
@@ -447,18 +451,28 @@ async def _pending(db: Databases, service: str) -> int:
 async def _kill_mid_way(
     cluster: Cluster, db: Databases, traffic: Traffic, events_task: asyncio.Task[None]
 ) -> dict[str, Any]:
-    """SIGKILL the second members and rewards replicas once 40% of the events are in and
-    both services' relays have work in hand (or soon after, whatever they have)."""
+    """SIGKILL the second members and rewards replicas mid-way: once 40% of the event
+    batches are in and a tenth of the redemptions are done (or soon after), while both
+    services' relays have events in hand (or soon after, whatever they have)."""
     batches_total = EVENTS // BATCH
-    while traffic.batches_done < batches_total * 0.4 and not events_task.done():
-        await asyncio.sleep(0.05)
-    deadline = time.monotonic() + 5
-    members_pending = rewards_pending = 0
-    while time.monotonic() < deadline:
-        members_pending, rewards_pending = await _pending(db, "members"), await _pending(db, "rewards")
-        if members_pending and rewards_pending:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not events_task.done():
+        if traffic.batches_done >= batches_total * 0.4 and len(traffic.redemptions) >= REDEMPTIONS // 10:
             break
         await asyncio.sleep(0.05)
+    deadline = time.monotonic() + 5
+    busy: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        busy = {
+            f"{service}_outbox_{status}": int(
+                await db.scalar(service, "SELECT count(*) FROM outbox_pending WHERE status = :s", s=status)
+            )
+            for service in ("members", "rewards")
+            for status in ("pending", "in_flight")
+        }
+        if busy["members_outbox_in_flight"] and busy["rewards_outbox_in_flight"]:
+            break
+        await asyncio.sleep(0.02)
     victims: list[Proc] = [cluster.replicas["members"][1], cluster.replicas["rewards"][1]]
     for victim in victims:
         cluster.kill(victim)
@@ -466,8 +480,7 @@ async def _kill_mid_way(
         "killed": [v.name for v in victims],
         "after_batches": traffic.batches_done,
         "redeemed_before": len(traffic.redemptions),
-        "members_outbox_pending": members_pending,
-        "rewards_outbox_pending": rewards_pending,
+        **busy,
     }
 
 
@@ -495,9 +508,7 @@ async def _wait_until_quiet(db: Databases, receiver: WebhookReceiver) -> None:
             return
         await asyncio.sleep(0.25)
     stuck = {
-        service: await db.rows(
-            service, "SELECT subscriber, status, attempts, last_error FROM outbox_pending LIMIT 5"
-        )
+        service: await db.rows(service, "SELECT subscriber, status, attempts, last_error FROM outbox_pending LIMIT 5")
         for service in ("members", "rewards", "gateway")
     }
     raise AssertionError(f"not quiet within {QUIET_TIMEOUT} s: {state}; pending rows: {stuck}")
@@ -509,7 +520,7 @@ async def _check_everything(
     member_ids: list[str],
     reward_ids: list[str],
     receiver: WebhookReceiver,
-    secrets: dict[str, str],
+    endpoints: dict[str, tuple[str, str]],
 ) -> dict[str, Any]:
     sent = {uuid.UUID(e["id"]): e for e in traffic.events}
     earning = {event_id for event_id, e in sent.items() if e["type"] in EARNING}
@@ -534,7 +545,8 @@ async def _check_everything(
         row.id for row in await db.rows("members", "SELECT id FROM outbox WHERE type = 'activity.recorded'")
     }
     inbox = [row.event_id for row in await db.rows("rewards", "SELECT event_id FROM inbox")]
-    assert set(inbox) == recorded_ids and len(inbox) == len(recorded_ids)
+    assert set(inbox) == recorded_ids
+    assert len(inbox) == len(recorded_ids)
 
     # Exactly one earning entry per earning event (one rule per type), none for the others.
     earned = await db.rows(
@@ -545,9 +557,10 @@ async def _check_everything(
     assert set(per_event) == earning, (len(per_event), len(earning))
     assert max(per_event.values()) == 1, per_event.most_common(3)
     for row in earned:
-        assert (row.reason, row.delta) == (f"earned:{sent[row.source_event_id]['type']}", EARNING[
-            sent[row.source_event_id]["type"]
-        ])
+        assert (row.reason, row.delta) == (
+            f"earned:{sent[row.source_event_id]['type']}",
+            EARNING[sent[row.source_event_id]["type"]],
+        )
 
     # Redemptions: every 201 is one redemption, there is no other, the stock matches.
     assert len(traffic.redemptions) == REDEMPTIONS
@@ -556,9 +569,7 @@ async def _check_everything(
     redemptions = await db.rows("rewards", "SELECT id, member_id, reward_id, cost FROM redemptions")
     assert {str(row.id) for row in redemptions} == answered
     assert len(redemptions) == REDEMPTIONS
-    stock_left = dict(
-        await db.rows("rewards", "SELECT reward_id, sum(remaining) FROM reward_stock GROUP BY reward_id")
-    )
+    stock_left = dict(await db.rows("rewards", "SELECT reward_id, sum(remaining) FROM reward_stock GROUP BY reward_id"))
     taken = Counter(str(row.reward_id) for row in redemptions)
     for reward_id in reward_ids:
         assert REWARD_STOCK - stock_left[uuid.UUID(reward_id)] == taken[reward_id], reward_id
@@ -570,8 +581,7 @@ async def _check_everything(
     if traffic.stuck_keys:
         completed = await db.scalar(
             "rewards",
-            "SELECT count(*) FROM idempotency_keys WHERE key = ANY(CAST(:keys AS text[])) "
-            "AND completed_at IS NOT NULL",
+            "SELECT count(*) FROM idempotency_keys WHERE key = ANY(CAST(:keys AS text[])) AND completed_at IS NOT NULL",
             keys=traffic.stuck_keys,
         )
         assert completed == 0
@@ -604,17 +614,39 @@ async def _check_everything(
     assert by_type["rewards.points_awarded"] == len(earning)
     assert by_type["rewards.redemption_created"] == REDEMPTIONS
     expected_ids = {f"msg_{row.id.hex}" for row in outbox}
-    duplicates = {}
-    for name, secret in secrets.items():
+    # What the gateways logged: attempts per (endpoint, webhook-id), and how many succeeded.
+    logged = {
+        (str(row.endpoint_id), f"msg_{row.message_id.hex}"): (row.attempts, row.succeeded)
+        for row in await db.rows(
+            "gateway",
+            "SELECT d.endpoint_id, d.message_id, count(a.id) AS attempts, "
+            "count(a.id) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS succeeded "
+            "FROM webhook_deliveries d LEFT JOIN webhook_attempts a ON a.delivery_id = d.id "
+            "GROUP BY d.endpoint_id, d.message_id",
+        )
+    }
+    duplicates: dict[str, int] = {}
+    failed_attempts: dict[str, int] = {}
+    for name, (endpoint_id, secret) in endpoints.items():
         got = receiver.received[name]
         ids = Counter(receipt.headers["webhook-id"] for receipt in got)
         duplicates[name] = sum(n - 1 for n in ids.values())
         assert set(ids) == expected_ids, (name, len(set(ids) - expected_ids), len(expected_ids - set(ids)))
+        # Every request the receiver got is an attempt the gateway logged, one succeeded.
+        mine = {webhook: counts for (endpoint, webhook), counts in logged.items() if endpoint == endpoint_id}
+        assert set(mine) == expected_ids
+        wrong = {webhook: (ids[webhook], counts) for webhook, counts in mine.items() if counts != (ids[webhook], 1)}
+        assert not wrong, f"{name}: receipts vs (attempts logged, succeeded): {list(wrong.items())[:5]}"
+        failed_attempts[name] = sum(attempts - 1 for attempts, _ in mine.values())
         signer = Webhook(secret)
         for receipt in got:
             message = signer.verify(receipt.body, receipt.headers)
             assert message["type"] in WEBHOOK_TYPES
-    assert duplicates == {name: 0 for name in secrets}, f"webhooks delivered twice: {duplicates}"
+    # No gateway died and the receiver answers at once: one attempt, one receipt each. (A
+    # repeat would be legitimate only after an attempt the gateway saw fail, e.g. a timeout
+    # on a starved machine; the check above pairs each repeat with such a logged failure.)
+    assert duplicates == failed_attempts, (duplicates, failed_attempts)
+    assert duplicates == dict.fromkeys(endpoints, 0), f"webhooks delivered twice: {duplicates}"
 
     return {
         "events": len(activities),
@@ -623,4 +655,5 @@ async def _check_everything(
         "webhook_messages": len(expected_ids),
         "webhook_receipts": {name: len(got) for name, got in receiver.received.items()},
         "webhook_duplicates": duplicates,
+        "webhook_failed_attempts": failed_attempts,
     }
