@@ -24,7 +24,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.problems import internal_error_response, route_template
+from services.common.problems import (
+    database_unavailable,
+    database_unavailable_response,
+    internal_error_response,
+    route_template,
+)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -268,11 +273,16 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            self.log.exception("unhandled_error", method=scope["method"], route=route_template(scope))
+        except Exception as exc:
             if response_started:
+                self.log.exception("unhandled_error", method=scope["method"], route=route_template(scope))
                 raise  # too late for a clean answer: let the server drop the connection
-            await internal_error_response(scope.get("path"))(scope, receive, send_with_id)
+            if database_unavailable(exc):  # e.g. raised in a middleware, outside the handlers
+                self.log.warning("database_unavailable", route=route_template(scope), error=str(exc)[:300])
+                await database_unavailable_response(scope.get("path"))(scope, receive, send_with_id)
+            else:
+                self.log.exception("unhandled_error", method=scope["method"], route=route_template(scope))
+                await internal_error_response(scope.get("path"))(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = route_template(scope)

@@ -16,7 +16,8 @@ import structlog
 from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -254,6 +255,38 @@ def _allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
+# SQLSTATEs that say "the database cannot take this now", whatever the request: connection
+# exceptions (class 08), insufficient resources (class 53, e.g. 53300 too many clients)
+# and the server shutting down or starting up (57P01-57P03).
+_UNAVAILABLE_STATE_CLASSES = ("08", "53")
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database cannot serve right now (down, refusing new
+    connections, saturated, the pool exhausted), not that this request is wrong: the
+    answer is 503 with Retry-After, which clients and relays retry, never a 500."""
+    if isinstance(error, OperationalError | PoolTimeout | ConnectionError):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    state = getattr(error.orig, "sqlstate", None)
+    return isinstance(state, str) and (state[:2] in _UNAVAILABLE_STATE_CLASSES or state in _UNAVAILABLE_STATES)
+
+
+def database_unavailable_response(instance: str | None = None) -> Response:
+    return problem_response(
+        503,
+        "service-unavailable",
+        "Service unavailable",
+        "The database cannot take this request now; retry shortly.",
+        instance=instance,
+        headers={"Retry-After": "1"},
+    )
+
+
 def internal_error_response(instance: str | None = None) -> Response:
     """The 500 answer: a problem with no trace of what went wrong inside (that goes to the log)."""
     return problem_response(500, detail="An unexpected error occurred.", instance=instance)
@@ -273,7 +306,11 @@ _UNSTORABLE_TEXT_STATES = frozenset({"22021", "22P05"})
 
 async def _database_error_handler(request: Request, exc: Exception) -> Response:
     """Text the database cannot store is the caller's mistake (422, and the request's
-    transaction is rolled back); any other database error stays a 500."""
+    transaction is rolled back); a database that cannot serve now is a 503 (retry); any
+    other database error stays a 500."""
+    if database_unavailable(exc):
+        log.warning("database_unavailable", route=route_template(request.scope), error=str(exc)[:300])
+        return database_unavailable_response(request.url.path)
     assert isinstance(exc, DBAPIError)
     if getattr(exc.orig, "sqlstate", None) not in _UNSTORABLE_TEXT_STATES:
         raise exc
@@ -298,6 +335,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(DBAPIError, _database_error_handler)
+    app.add_exception_handler(PoolTimeout, _database_error_handler)
     app.add_exception_handler(Exception, _unhandled_handler)
 
 

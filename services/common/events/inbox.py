@@ -35,14 +35,19 @@ import structlog
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts import EventModel, UnknownEventType, contract_for
 from services.common.db import SessionDep, utcnow
 from services.common.events.tables import KitTables
 from services.common.identity import Caller
-from services.common.problems import Forbidden, ProblemError, ServiceUnavailable, problem_responses
+from services.common.problems import (
+    Forbidden,
+    ProblemError,
+    ServiceUnavailable,
+    database_unavailable,
+    problem_responses,
+)
 
 log = structlog.get_logger("qunyun.inbox")
 
@@ -113,11 +118,9 @@ class EventHandlerFailed(ProblemError):
 
 def _consumer_unavailable(error: BaseException) -> bool:
     """Errors that say "this service cannot work right now", whatever the event."""
-    if isinstance(error, OperationalError | TimeoutError | ConnectionError):
+    if isinstance(error, TimeoutError) or database_unavailable(error):
         return True
-    if isinstance(error, ProblemError):
-        return error.status_code == 503
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+    return isinstance(error, ProblemError) and error.status_code == 503
 
 
 def _inbox_insert(tables: KitTables) -> Any:
