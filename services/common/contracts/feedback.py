@@ -1,7 +1,7 @@
 """Contracts of the feedback service: tickets, SLA, CSAT and suggestions.
 
-No service emits these yet: they are the contract the feedback work will emit (API.md).
-Payloads carry ids, states and times, never a ticket's or comment's text.
+Emitted by the feedback service (API.md). Payloads carry ids, states and times, never a
+ticket's or comment's text, and internal notes are never announced at all.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class TicketCreated(EventModel):
     category: TicketCategory
     priority: TicketPriority
     status: Literal["new"]
+    assignee_id: uuid.UUID | None = Field(default=None, description="The agent assigned at filing, if any")
     first_response_due_at: UtcDatetime
     resolution_due_at: UtcDatetime
     created_at: UtcDatetime
@@ -172,6 +173,7 @@ class SuggestionStatusChanged(EventModel):
     member_id: uuid.UUID = Field(description="The author")
     status: SuggestionStatus
     previous_status: SuggestionStatus
+    response: str | None = Field(default=None, description="The operator's public response, if any")
     changed_at: UtcDatetime
 
 
