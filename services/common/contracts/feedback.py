@@ -34,6 +34,7 @@ class TicketCreated(EventModel):
         category="complaint",
         priority="high",
         status="new",
+        assignee_id="5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b",
         first_response_due_at="2026-11-21T09:00:00Z",
         resolution_due_at="2026-11-22T08:00:00Z",
         created_at="2026-11-21T08:00:00Z",
@@ -165,6 +166,7 @@ class SuggestionStatusChanged(EventModel):
         member_id=MEMBER_ID,
         status="planned",
         previous_status="open",
+        response="We will try it in December.",
         changed_at="2026-11-25T08:00:00Z",
     )
 

@@ -3,8 +3,10 @@
 A calendar is a community's working days (ISO weekdays, 1 = Monday) and a daily window
 `[start, end)` in its time zone, the way Zendesk and Chatwoot count. Each day's window is
 placed in local time and converted to UTC on its own, so a daylight-saving change moves
-the UTC instants of the window, never its length in wall-clock hours; a window whose
-local start does not exist (a spring-forward gap) starts at the gap's end.
+the UTC instants of the window, never its length in wall-clock hours; a local time that
+does not exist (a spring-forward gap) is read with the offset before the gap, as RFC 5545
+does (02:30 in a one-hour gap is 03:30 after it), and an ambiguous one (fall back) is its
+first occurrence.
 """
 
 from __future__ import annotations
@@ -30,12 +32,7 @@ class Calendar:
 
 
 def _utc(day: date, at: time, zone: ZoneInfo) -> datetime:
-    local = datetime.combine(day, at, tzinfo=zone)
-    # A local time in a spring-forward gap does not round-trip: take the instant after the gap.
-    moment = local.astimezone(UTC)
-    if moment.astimezone(zone).replace(tzinfo=None) != local.replace(tzinfo=None):
-        moment = local.replace(fold=1).astimezone(UTC)
-    return moment
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)  # fold=0: see the module docstring
 
 
 def windows(calendar: Calendar, since: datetime) -> Iterator[tuple[datetime, datetime]]:

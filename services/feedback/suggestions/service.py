@@ -203,6 +203,7 @@ async def update_suggestion(
                     completed_at=now,
                 ),
             )
+    await session.flush()  # the answer is read with a statement, not from the identity map
     return await get_suggestion(session, suggestion_id, caller)
 
 
