@@ -174,3 +174,22 @@ async def test_round_robin_assignment_skips_disabled_agents(system: System, api:
     lin = uuid.uuid4()
     assignees = [(await file_ticket(api, lin))["assignee_id"] for _ in range(4)]
     assert assignees == [a.id, b.id, a.id, b.id]
+
+
+async def test_the_readme_tour_step_file_answer_rate(system: System, api: Api) -> None:
+    """The README's step 8, call for call: the admin acts as an agent."""
+    lin, community, admin = uuid.uuid4(), uuid.uuid4(), staff("admin")
+    body = {"subject": "Order missing", "body": "My tea never arrived.", "category": "complaint", "priority": "high"}
+    async with api(member(lin)) as client:
+        tid = (await client.post("/v1/tickets", json=body | {"community_id": str(community)})).json()["id"]
+    async with api(admin) as client:
+        note = {"body": "Long-time member: check the courier first.", "internal": True}
+        assert (await client.post(f"/v1/tickets/{tid}/comments", json=note)).status_code == 201
+        reply = {"body": "Sorry! A new parcel leaves today."}
+        assert (await client.post(f"/v1/tickets/{tid}/comments", json=reply)).status_code == 201
+        assert (await client.post(f"/v1/tickets/{tid}/resolve")).json()["first_response_at"]
+    async with api(member(lin)) as client:
+        thread = (await client.get(f"/v1/tickets/{tid}/comments")).json()["items"]
+        assert [c["body"] for c in thread] == ["Sorry! A new parcel leaves today."]
+        rated = await client.post(f"/v1/tickets/{tid}/satisfaction", json={"rating": 5, "comment": "Fast and friendly"})
+        assert rated.status_code == 201
