@@ -18,8 +18,8 @@ WEEKDAYS = frozenset({1, 2, 3, 4, 5})
 BERLIN = Calendar("Europe/Berlin", WEEKDAYS, time(9), time(17))
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_friday_night_is_not_breached_on_saturday() -> None:
