@@ -1,12 +1,29 @@
-"""The feedback service app. Its domain endpoints arrive in later issues."""
+"""The feedback service app: tickets with SLA clocks, comments, CSAT, support analytics, suggestions."""
 
 import httpx
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
+from services.common.jobs import PeriodicJob
 from services.common.settings import Settings, get_settings
+from services.feedback.analytics.router import router as analytics_router
 from services.feedback.db import kit_tables
 from services.feedback.events import EVENT_HANDLERS
+from services.feedback.privacy.router import router as privacy_router
+from services.feedback.sla.job import sla_job
+from services.feedback.sla.router import router as sla_router
+from services.feedback.suggestions.router import router as suggestions_router
+from services.feedback.tickets.router import router as tickets_router
+
+
+def sla_worker(app: FastAPI) -> PeriodicJob:
+    return sla_job(app.state.db, app.state.settings, app.state.metrics)
+
+
+async def init_state(app: FastAPI) -> None:
+    known: set[str] = set()
+    app.state.known_agents = known  # staff ids already in the agent rotation
+    app.state.on_test_reset = known.clear
 
 
 def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
@@ -14,7 +31,11 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         "feedback",
         settings or get_settings(),
         kit_tables=kit_tables,
-        routers=[],
+        routers=[tickets_router, sla_router, analytics_router, suggestions_router, privacy_router],
         event_handlers=EVENT_HANDLERS,
         transport=transport,
+        on_startup=[init_state],
+        background=[sla_worker],
+        description="Tickets with SLA clocks and business hours, comments and internal notes, CSAT, "
+        "support analytics, and the suggestion board.",
     )

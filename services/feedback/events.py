@@ -1,10 +1,35 @@
 """Events the feedback service emits and the handlers for those it consumes.
 
-It holds no personal data yet, so it does not take `member.erased`: its line in
-`services.common.contracts.subscriptions` stays empty until it has a handler (the app
-refuses to start when the two disagree).
+Consumed (its line in `services.common.contracts.subscriptions`): `rewards.level_changed`
+(the voter's level weighs their votes: event-carried state) and `member.erased`
+(pseudonymization). Emitted (contracts in `services.common.contracts.feedback`), in the
+transaction of the change: `feedback.ticket_created`, `feedback.ticket_status_changed`,
+`feedback.ticket_commented` (public comments only: internal notes are never announced),
+`feedback.sla_breached` (the SLA job), `feedback.csat_requested`, `feedback.csat_received`,
+`feedback.suggestion_created`, `feedback.suggestion_status_changed`,
+`feedback.suggestion_completed`. No payload carries a ticket's or comment's text.
 """
 
-from services.common.events import EventHandlers
+from __future__ import annotations
 
-EVENT_HANDLERS: EventHandlers = {}
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.contracts.members import MemberErased
+from services.common.contracts.rewards import LevelChanged
+from services.common.events import Event, EventHandlers
+from services.feedback.privacy.service import erase_member
+from services.feedback.suggestions.service import apply_level_changed
+
+
+async def handle_level_changed(session: AsyncSession, event: Event[LevelChanged]) -> None:
+    await apply_level_changed(session, event.data)
+
+
+async def handle_member_erased(session: AsyncSession, event: Event[MemberErased]) -> None:
+    await erase_member(session, event.data.member_id, event.data.erased_at)
+
+
+EVENT_HANDLERS: EventHandlers = {
+    LevelChanged: handle_level_changed,
+    MemberErased: handle_member_erased,
+}

@@ -1,8 +1,10 @@
 """Events the rewards service consumes, and how a relay's batch reaches them.
 
 Consumed (its line in `services.common.contracts.subscriptions`): `activity.recorded`
-(earning) and `member.erased` (privacy). Emitted, through the outbox in the transaction of
-the change (contracts in `services.common.contracts.rewards`): `rewards.points_awarded`,
+(earning), `feedback.suggestion_completed` (the author earns by the rule
+`suggestion_completed`, as an activity of that type) and `member.erased` (privacy).
+Emitted, through the outbox in the transaction of the change (contracts in
+`services.common.contracts.rewards`): `rewards.points_awarded`,
 `rewards.points_deducted`, `rewards.points_expired`, `rewards.level_changed`,
 `rewards.badge_awarded`, `rewards.redemption_created`, `rewards.redemption_cancelled`.
 
@@ -21,14 +23,22 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.activity import ActivityRecorded
+from services.common.contracts.feedback import SuggestionCompleted
 from services.common.contracts.members import MemberErased
 from services.common.events import Event, EventHandlers
-from services.rewards.earning.service import apply_activity_batch
+from services.rewards.earning.service import activity_from_suggestion, apply_activity_batch
 from services.rewards.privacy.service import erase_member
 
 
 async def handle_activity_recorded(session: AsyncSession, event: Event[ActivityRecorded]) -> None:
     await apply_activity_batch(session, [event])
+
+
+async def handle_suggestion_completed(session: AsyncSession, event: Event[SuggestionCompleted]) -> None:
+    activity = await activity_from_suggestion(session, event.data)
+    await apply_activity_batch(
+        session, [Event(event.id, ActivityRecorded.event_type, event.source, event.occurred_at, activity)]
+    )
 
 
 async def handle_member_erased(session: AsyncSession, event: Event[MemberErased]) -> None:
@@ -37,6 +47,7 @@ async def handle_member_erased(session: AsyncSession, event: Event[MemberErased]
 
 EVENT_HANDLERS: EventHandlers = {
     ActivityRecorded: handle_activity_recorded,
+    SuggestionCompleted: handle_suggestion_completed,
     MemberErased: handle_member_erased,
 }
 _BY_TYPE = {model.event_type: handler for model, handler in EVENT_HANDLERS.items()}

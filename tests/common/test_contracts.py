@@ -110,7 +110,9 @@ def test_a_second_contract_for_one_type_is_refused() -> None:
 
 def test_routing_follows_the_subscription_table() -> None:
     assert subscribers_for(SUBSCRIPTIONS, "members", "activity.recorded") == ["gateway", "rewards"]
-    assert subscribers_for(SUBSCRIPTIONS, "members", "member.erased") == ["gateway", "rewards"]
+    assert subscribers_for(SUBSCRIPTIONS, "members", "member.erased") == ["gateway", "rewards", "feedback"]
+    assert subscribers_for(SUBSCRIPTIONS, "rewards", "rewards.level_changed") == ["gateway", "feedback"]
+    assert subscribers_for(SUBSCRIPTIONS, "feedback", "feedback.suggestion_completed") == ["gateway", "rewards"]
     assert subscribers_for(SUBSCRIPTIONS, "members", "member.created") == ["gateway"]
     assert subscribers_for(SUBSCRIPTIONS, "rewards", "rewards.points_awarded") == ["gateway"]
     assert subscribers_for(SUBSCRIPTIONS, "gateway", "webhook.test") == []  # never to the source
@@ -131,7 +133,9 @@ def test_every_service_app_starts_with_its_declared_subscriptions() -> None:
 def test_handlers_that_disagree_with_the_subscription_fail_at_start_up() -> None:
     settings = settings_for({})
     too_few: EventHandlers = {ActivityRecorded: REWARDS_HANDLERS[ActivityRecorded]}
-    with pytest.raises(SubscriptionMismatch, match=r"no handler for \['member.erased'\]"):
+    with pytest.raises(
+        SubscriptionMismatch, match=r"no handler for \['feedback.suggestion_completed', 'member.erased'\]"
+    ):
         create_service_app("rewards", settings, kit_tables=kit_tables, routers=[], event_handlers=too_few)
     too_many: EventHandlers = {**REWARDS_HANDLERS, ThingCreated: REWARDS_HANDLERS[ActivityRecorded]}
     with pytest.raises(SubscriptionMismatch, match=r"nobody routes to it: \['thing.created'\]"):
@@ -141,7 +145,7 @@ def test_handlers_that_disagree_with_the_subscription_fail_at_start_up() -> None
     with pytest.raises(SubscriptionMismatch, match="batch handler"):
         create_service_app("gateway", settings, kit_tables=kit_tables, routers=[])  # ALL needs a batch handler
     with pytest.raises(SubscriptionMismatch, match="subscribes to no event type"):
-        create_service_app("feedback", settings, kit_tables=kit_tables, routers=[], batch_handler=apply_new_events)
+        create_service_app("content", settings, kit_tables=kit_tables, routers=[], batch_handler=apply_new_events)
 
 
 async def test_the_suite_checks_every_event_written_to_an_outbox(system: System) -> None:

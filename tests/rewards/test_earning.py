@@ -34,7 +34,8 @@ async def test_default_program_is_in_force(api: Api) -> None:
     assert by_type["check_in"]["points"] == 5
     assert (by_type["message_sent"]["points"], by_type["message_sent"]["daily_cap"]) == (1, 20)
     assert by_type["invite_accepted"]["daily_cap"] is None
-    assert len(rules) == 7
+    assert (by_type["suggestion_completed"]["points"], by_type["suggestion_completed"]["daily_cap"]) == (50, None)
+    assert len(rules) == 8
     assert [lv["name"] for lv in levels] == ["Newcomer", "Regular", "Active", "Core", "Legend"]
     assert levels[0]["min_lifetime_points"] == 0
 

@@ -1,7 +1,7 @@
 """Contracts of the feedback service: tickets, SLA, CSAT and suggestions.
 
-No service emits these yet: they are the contract the feedback work will emit (API.md).
-Payloads carry ids, states and times, never a ticket's or comment's text.
+Emitted by the feedback service (API.md). Payloads carry ids, states and times, never a
+ticket's or comment's text, and internal notes are never announced at all.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class TicketCreated(EventModel):
         category="complaint",
         priority="high",
         status="new",
+        assignee_id="5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b",
         first_response_due_at="2026-11-21T09:00:00Z",
         resolution_due_at="2026-11-22T08:00:00Z",
         created_at="2026-11-21T08:00:00Z",
@@ -45,6 +46,7 @@ class TicketCreated(EventModel):
     category: TicketCategory
     priority: TicketPriority
     status: Literal["new"]
+    assignee_id: uuid.UUID | None = Field(default=None, description="The agent assigned at filing, if any")
     first_response_due_at: UtcDatetime
     resolution_due_at: UtcDatetime
     created_at: UtcDatetime
@@ -164,6 +166,7 @@ class SuggestionStatusChanged(EventModel):
         member_id=MEMBER_ID,
         status="planned",
         previous_status="open",
+        response="We will try it in December.",
         changed_at="2026-11-25T08:00:00Z",
     )
 
@@ -172,6 +175,7 @@ class SuggestionStatusChanged(EventModel):
     member_id: uuid.UUID = Field(description="The author")
     status: SuggestionStatus
     previous_status: SuggestionStatus
+    response: str | None = Field(default=None, description="The operator's public response, if any")
     changed_at: UtcDatetime
 
 

@@ -110,6 +110,7 @@ class LevelChanged(EventModel):
                     "level": "Regular",
                     "previous_level": "Newcomer",
                     "lifetime": 500,
+                    "rank": 1,
                     "changed_at": "2026-11-21T01:30:02Z",
                 }
             ]
@@ -120,6 +121,9 @@ class LevelChanged(EventModel):
     level: str = Field(description="The level reached")
     previous_level: str | None = Field(description="The level before, or null for a first level")
     lifetime: int = Field(ge=0, description="Lifetime earned points that reached it")
+    rank: int | None = Field(
+        default=None, ge=0, description="The level's place on the ladder, 0 for the lowest (weighs suggestion votes)"
+    )
     changed_at: UtcDatetime
 
 

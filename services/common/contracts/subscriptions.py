@@ -15,7 +15,9 @@ from typing import Literal
 
 from services.common.contracts.activity import ActivityRecorded
 from services.common.contracts.base import EventModel
+from services.common.contracts.feedback import SuggestionCompleted
 from services.common.contracts.members import MemberErased
+from services.common.contracts.rewards import LevelChanged
 from services.common.settings import ServiceName
 
 ALL: Literal["*"] = "*"
@@ -27,9 +29,11 @@ SUBSCRIPTIONS: Subscriptions = MappingProxyType(
     {
         # Partner webhooks: every event, filtered per endpoint by its `event_types`.
         "gateway": ALL,
-        # Earning (set-based per batch) and erasure.
-        "rewards": frozenset({ActivityRecorded, MemberErased}),
-        # content and feedback hold no personal data yet, so nothing to erase: no subscription.
+        # Earning (set-based per batch), the author's reward for a completed suggestion, erasure.
+        "rewards": frozenset({ActivityRecorded, SuggestionCompleted, MemberErased}),
+        # Feedback: voters' levels weigh suggestion votes (event-carried state), and erasure.
+        "feedback": frozenset({LevelChanged, MemberErased}),
+        # content holds no personal data yet, so nothing to erase: no subscription.
     }
 )
 

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.contracts.activity import ActivityRecorded
+from services.common.contracts.activity import ActivityRecorded, known_zone
+from services.common.contracts.feedback import SuggestionCompleted
 from services.common.db import table_of, utcnow
 from services.common.events import Event
 from services.rewards.badges import service as badges
@@ -35,6 +36,25 @@ COMMUNITIES = table_of(Community)
 DAILY = table_of(DailyEarning)
 
 CHECK_IN = "check_in"
+SUGGESTION_COMPLETED = "suggestion_completed"
+DEFAULT_ZONE = "Asia/Shanghai"  # members' default community zone, for a community rewards has not seen
+
+
+async def activity_from_suggestion(session: AsyncSession, completed: SuggestionCompleted) -> ActivityRecorded:
+    """A completed suggestion as an activity of its author, so the rule `suggestion_completed`
+    pays it like any earning rule (once per event, capped, counted for badges)."""
+    zone = await session.scalar(sa.select(COMMUNITIES.c.timezone).where(COMMUNITIES.c.id == completed.community_id))
+    zone = zone or DEFAULT_ZONE
+    return ActivityRecorded(
+        activity_id=completed.suggestion_id,
+        member_id=completed.member_id,
+        community_id=completed.community_id,
+        type=SUGGESTION_COMPLETED,
+        occurred_at=completed.completed_at,
+        local_date=completed.completed_at.astimezone(known_zone(zone)).date(),
+        timezone=zone,
+        properties={},
+    )
 
 
 async def apply_activity_batch(session: AsyncSession, events: Sequence[Event[ActivityRecorded]]) -> None:

@@ -32,7 +32,12 @@ class LedgerEntryRead(BaseModel):
     id: uuid.UUID
     delta: int
     balance_after: int
-    reason: str = Field(description="earned:<rule>, adjustment, redemption, refund or expired")
+    reason: str = Field(
+        description=(
+            "earned:<rule> (earned:check_in, earned:suggestion_completed, ...), adjustment, redemption, "
+            "refund or expired"
+        )
+    )
     source_event_id: uuid.UUID | None
     redemption_id: uuid.UUID | None = None
     adjustment_id: uuid.UUID | None = None

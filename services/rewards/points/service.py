@@ -291,6 +291,7 @@ class Postings:
                         level=now_at.level.name,
                         previous_level=account.level_name,
                         lifetime=account.lifetime,
+                        rank=now_at.rank,
                         changed_at=self.now,
                     )
                 )

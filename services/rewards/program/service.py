@@ -35,6 +35,8 @@ DEFAULT_RULES: tuple[tuple[str, int, int | None], ...] = (
     ("invite_accepted", 20, None),
     ("event_attended", 10, None),
     ("poll_voted", 2, 10),
+    # Paid to a suggestion's author when feedback marks it done (`feedback.suggestion_completed`).
+    ("suggestion_completed", 50, None),
 )
 DEFAULT_LEVELS: tuple[tuple[str, int], ...] = (
     ("Newcomer", 0),

@@ -1,0 +1,194 @@
+"""Tickets, their threads and ratings, support settings and the agent rotation."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.common.contracts.feedback import TicketCategory, TicketPriority, TicketStatus
+from services.common.db import SessionDep, utcnow
+from services.common.identity import Caller, Identity, require
+from services.common.pagination import PageDep
+from services.common.problems import problem_responses
+from services.feedback.tickets import policy, service
+from services.feedback.tickets.models import Ticket
+from services.feedback.tickets.schemas import (
+    AgentPage,
+    AgentRead,
+    AgentUpdate,
+    CommentCreate,
+    CommentPage,
+    CommentRead,
+    RatingCreate,
+    RatingRead,
+    SupportSettingsBody,
+    TicketCreate,
+    TicketPage,
+    TicketRead,
+    TicketUpdate,
+)
+
+router = APIRouter(tags=["tickets"])
+
+SettingsEditor = Annotated[Identity, Depends(require("operator"))]
+Admin = Annotated[Identity, Depends(require())]
+SupportStaff = Annotated[Identity, Depends(require("agent", "operator"))]
+
+
+async def ticket_caller(request: Request, caller: Caller, session: SessionDep) -> Identity:
+    """The caller; a staff member with the agent role joins the round-robin rotation on first sight.
+
+    Feedback never reads the gateway's staff table: agents are learned from the internal
+    token, and an admin disables one here (`PATCH /v1/support-agents/{id}`)."""
+    if caller.kind == "staff" and "agent" in caller.roles:
+        known: set[str] = request.app.state.known_agents
+        if caller.id not in known:
+            try:
+                agent_id = uuid.UUID(caller.id)
+            except ValueError:
+                return caller
+            await service.remember_agent(session, agent_id, utcnow())
+            known.add(caller.id)
+    return caller
+
+
+TicketCaller = Annotated[Identity, Depends(ticket_caller)]
+
+
+async def _ticket(ticket_id: uuid.UUID, session: SessionDep, caller: TicketCaller) -> Ticket:
+    return await service.load_ticket(session, ticket_id, caller, lock=True)
+
+
+async def _readable_ticket(ticket_id: uuid.UUID, session: SessionDep, caller: TicketCaller) -> Ticket:
+    return await service.load_ticket(session, ticket_id, caller)
+
+
+TicketDep = Annotated[Ticket, Depends(_ticket)]  # locked: for changes
+ReadableTicketDep = Annotated[Ticket, Depends(_readable_ticket)]
+
+
+@router.post("/v1/tickets", status_code=201, responses=problem_responses(401, 403, 422))
+async def create_ticket(body: TicketCreate, session: SessionDep, caller: TicketCaller) -> TicketRead:
+    """File a ticket (a member for themself, an agent or partner for `member_id`); its SLA clock starts."""
+    return await service.create_ticket(session, body, caller, utcnow())
+
+
+@router.get("/v1/tickets", responses=problem_responses(401, 403, 422))
+async def list_tickets(
+    page: PageDep,
+    session: SessionDep,
+    caller: TicketCaller,
+    status: TicketStatus | None = None,
+    priority: TicketPriority | None = None,
+    category: TicketCategory | None = None,
+    assignee_id: uuid.UUID | None = None,
+    community_id: uuid.UUID | None = None,
+    member_id: uuid.UUID | None = None,
+    breached: bool | None = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+) -> TicketPage:
+    """Tickets, newest first: every ticket for agents, their own for a member."""
+    return await service.list_tickets(
+        session,
+        caller,
+        page,
+        status=status,
+        priority=priority,
+        category=category,
+        assignee_id=assignee_id,
+        community_id=community_id,
+        member_id=member_id,
+        breached=breached,
+        tag=tag,
+    )
+
+
+@router.get("/v1/tickets/{ticket_id}", responses=problem_responses(401, 403, 404))
+async def get_ticket(ticket: ReadableTicketDep, session: SessionDep) -> TicketRead:
+    """One ticket with its SLA state (a member sees only their own)."""
+    return await service.read_ticket(session, ticket)
+
+
+@router.patch("/v1/tickets/{ticket_id}", responses=problem_responses(401, 403, 404, 409, 422))
+async def update_ticket(body: TicketUpdate, ticket: TicketDep, session: SessionDep, caller: TicketCaller) -> TicketRead:
+    """Change status, priority (due times move), assignee or tags (agents)."""
+    policy.ensure_agent(caller, ticket.member_id)
+    await service.update_ticket(session, ticket, body, caller, utcnow())
+    return await service.read_ticket(session, ticket)
+
+
+@router.post("/v1/tickets/{ticket_id}/resolve", responses=problem_responses(401, 403, 404, 409))
+async def resolve_ticket(ticket: TicketDep, session: SessionDep, caller: TicketCaller) -> TicketRead:
+    """Resolve the ticket (agents); the owner is asked for a rating."""
+    policy.ensure_agent(caller, ticket.member_id)
+    await service.change_status(session, ticket, "resolved", caller, utcnow())
+    return await service.read_ticket(session, ticket)
+
+
+@router.post("/v1/tickets/{ticket_id}/reopen", responses=problem_responses(401, 403, 404, 409))
+async def reopen_ticket(ticket: TicketDep, session: SessionDep, caller: TicketCaller) -> TicketRead:
+    """Reopen a resolved ticket: agents any time, the owner within the reopen window."""
+    await service.reopen_ticket(session, ticket, caller, utcnow())
+    return await service.read_ticket(session, ticket)
+
+
+@router.post("/v1/tickets/{ticket_id}/close", responses=problem_responses(401, 403, 404, 409))
+async def close_ticket(ticket: TicketDep, session: SessionDep, caller: TicketCaller) -> TicketRead:
+    """Close a resolved ticket for good (agents)."""
+    policy.ensure_agent(caller, ticket.member_id)
+    await service.change_status(session, ticket, "closed", caller, utcnow())
+    return await service.read_ticket(session, ticket)
+
+
+@router.post("/v1/tickets/{ticket_id}/comments", status_code=201, responses=problem_responses(401, 403, 404, 409, 422))
+async def create_comment(
+    body: CommentCreate, ticket: TicketDep, session: SessionDep, caller: TicketCaller
+) -> CommentRead:
+    """Reply on the thread (the owner: public only); an agent's first public reply is the first response."""
+    return await service.add_comment(session, ticket, body, caller, utcnow())
+
+
+@router.get("/v1/tickets/{ticket_id}/comments", responses=problem_responses(401, 403, 404, 422))
+async def list_comments(
+    ticket: ReadableTicketDep, page: PageDep, session: SessionDep, caller: TicketCaller
+) -> CommentPage:
+    """The thread, oldest first (members never see internal notes)."""
+    return await service.list_comments(session, ticket, caller, page)
+
+
+@router.post(
+    "/v1/tickets/{ticket_id}/satisfaction", status_code=201, responses=problem_responses(401, 403, 404, 409, 422)
+)
+async def rate_ticket(body: RatingCreate, ticket: TicketDep, session: SessionDep, caller: TicketCaller) -> RatingRead:
+    """The owner rates the support they got, 1 to 5, once, after resolution."""
+    return await service.rate_ticket(session, ticket, body, caller, utcnow())
+
+
+@router.get("/v1/support-settings", responses=problem_responses(401, 403))
+async def get_support_settings(session: SessionDep, _caller: SupportStaff) -> SupportSettingsBody:
+    """The reopen window and the assignment policy."""
+    return await service.get_settings(session)
+
+
+@router.put("/v1/support-settings", responses=problem_responses(401, 403, 422))
+async def put_support_settings(
+    body: SupportSettingsBody, session: SessionDep, _caller: SettingsEditor
+) -> SupportSettingsBody:
+    """Set the reopen window and the assignment policy (operators)."""
+    return await service.put_settings(session, body, utcnow())
+
+
+@router.get("/v1/support-agents", responses=problem_responses(401, 403))
+async def list_support_agents(session: SessionDep, _caller: SupportStaff) -> AgentPage:
+    """The agents in the round-robin rotation (learned from their requests)."""
+    return await service.list_agents(session)
+
+
+@router.patch("/v1/support-agents/{agent_id}", responses=problem_responses(401, 403, 422))
+async def update_support_agent(
+    agent_id: uuid.UUID, body: AgentUpdate, session: SessionDep, _caller: Admin
+) -> AgentRead:
+    """Take an agent out of the rotation, or put them back (admins)."""
+    return await service.set_agent_disabled(session, agent_id, body.disabled, utcnow())

@@ -1,0 +1,506 @@
+"""The ticket rules: filing, the status machine, comments, CSAT, assignment.
+
+Service functions only add and flush; the request's session commits once. Every change
+that partners hear about writes its event in the same transaction. Mutations lock the
+ticket row first, so two agents acting at once are serialized, not interleaved.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from services.common.contracts.feedback import (
+    CsatReceived,
+    CsatRequested,
+    TicketCommented,
+    TicketCreated,
+    TicketStatusChanged,
+)
+from services.common.db import new_id, table_of
+from services.common.events import emit
+from services.common.identity import Identity
+from services.common.pagination import PageParams, keyset_after, paginate_rows
+from services.common.problems import Forbidden, Unprocessable
+from services.feedback.sla import service as sla
+from services.feedback.tickets import policy
+from services.feedback.tickets.errors import (
+    AlreadyRated,
+    InvalidTransition,
+    ReopenWindowPassed,
+    TicketNotFound,
+    TicketNotResolved,
+)
+from services.feedback.tickets.models import Agent, Comment, Rating, SupportSettings, Ticket
+from services.feedback.tickets.schemas import (
+    AgentPage,
+    AgentRead,
+    CommentCreate,
+    CommentPage,
+    CommentRead,
+    RatingCreate,
+    RatingRead,
+    SlaRead,
+    SupportSettingsBody,
+    TicketCreate,
+    TicketPage,
+    TicketRead,
+    TicketUpdate,
+)
+
+TICKETS = table_of(Ticket)
+COMMENTS = table_of(Comment)
+RATINGS = table_of(Rating)
+AGENTS = table_of(Agent)
+SETTINGS = table_of(SupportSettings)
+
+# Where each status may go (`resolved -> open` is a reopen). `closed` is final.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"open", "pending", "resolved"}),
+    "open": frozenset({"pending", "resolved"}),
+    "pending": frozenset({"open", "resolved"}),
+    "resolved": frozenset({"open", "closed"}),
+    "closed": frozenset(),
+}
+UNRESOLVED = ("new", "open", "pending")
+
+
+def ticket_read(ticket: Ticket, rating: Rating | None = None) -> TicketRead:
+    return TicketRead(
+        id=ticket.id,
+        member_id=ticket.member_id,
+        community_id=ticket.community_id,
+        subject=ticket.subject,
+        body=ticket.body,
+        category=ticket.category,  # type: ignore[arg-type]
+        priority=ticket.priority,  # type: ignore[arg-type]
+        status=ticket.status,  # type: ignore[arg-type]
+        tags=list(ticket.tags),
+        assignee_id=ticket.assignee_id,
+        created_at=ticket.created_at,
+        updated_at=ticket.updated_at,
+        first_response_at=ticket.first_response_at,
+        resolved_at=ticket.resolved_at,
+        closed_at=ticket.closed_at,
+        sla=SlaRead(
+            first_response_due_at=ticket.first_response_due_at,
+            resolution_due_at=ticket.resolution_due_at,
+            breached=ticket.breached,
+        ),
+        satisfaction=RatingRead(rating=rating.rating, comment=rating.comment, created_at=rating.created_at)
+        if rating
+        else None,
+    )
+
+
+def comment_read(comment: Comment) -> CommentRead:
+    return CommentRead(
+        id=comment.id,
+        ticket_id=comment.ticket_id,
+        author_kind=comment.author_kind,  # type: ignore[arg-type]
+        author_id=comment.author_id,
+        internal=comment.internal,
+        body=comment.body,
+        created_at=comment.created_at,
+    )
+
+
+# --- support settings and agents -------------------------------------------------------
+
+
+async def get_settings(session: AsyncSession) -> SupportSettingsBody:
+    row = await session.get(SupportSettings, 1)
+    if row is None:
+        return SupportSettingsBody()
+    return SupportSettingsBody(reopen_window_days=row.reopen_window_days, assignment=row.assignment)  # type: ignore[arg-type]
+
+
+async def put_settings(session: AsyncSession, body: SupportSettingsBody, now: datetime) -> SupportSettingsBody:
+    insert = postgresql.insert(SETTINGS)
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[SETTINGS.c.id],
+            set_={
+                "reopen_window_days": insert.excluded.reopen_window_days,
+                "assignment": insert.excluded.assignment,
+                "updated_at": now,
+            },
+        ),
+        [{"id": 1, **body.model_dump(), "updated_at": now}],
+    )
+    return body
+
+
+async def remember_agent(session: AsyncSession, agent_id: uuid.UUID, now: datetime) -> None:
+    """Put a staff member with the agent role into the rotation (once; disabled stays disabled)."""
+    await session.execute(
+        postgresql.insert(AGENTS)
+        .values(id=agent_id, disabled=False, first_seen_at=now)
+        .on_conflict_do_nothing(index_elements=[AGENTS.c.id])
+    )
+
+
+async def list_agents(session: AsyncSession) -> AgentPage:
+    rows = await session.execute(sa.select(AGENTS).order_by(AGENTS.c.first_seen_at, AGENTS.c.id))
+    return AgentPage(items=[AgentRead.model_validate(row, from_attributes=True) for row in rows])
+
+
+async def set_agent_disabled(session: AsyncSession, agent_id: uuid.UUID, disabled: bool, now: datetime) -> AgentRead:
+    insert = postgresql.insert(AGENTS)
+    row = (
+        await session.execute(
+            insert.values(id=agent_id, disabled=disabled, first_seen_at=now)
+            .on_conflict_do_update(index_elements=[AGENTS.c.id], set_={"disabled": disabled})
+            .returning(AGENTS)
+        )
+    ).one()
+    return AgentRead.model_validate(row, from_attributes=True)
+
+
+async def next_agent(session: AsyncSession, now: datetime) -> uuid.UUID | None:
+    """Round-robin: the enabled agent assigned least recently (never assigned first).
+
+    The chosen row is locked and stamped, so concurrent filings pick different agents
+    (SKIP LOCKED moves a second filing on to the next agent rather than waiting)."""
+    chosen = (
+        sa.select(AGENTS.c.id)
+        .where(AGENTS.c.disabled.is_(False))
+        .order_by(AGENTS.c.last_assigned_at.asc().nulls_first(), AGENTS.c.first_seen_at, AGENTS.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .cte("chosen")
+    )
+    agent_id: uuid.UUID | None = await session.scalar(
+        AGENTS.update().where(AGENTS.c.id == chosen.c.id).values(last_assigned_at=now).returning(AGENTS.c.id)
+    )
+    return agent_id
+
+
+# --- tickets ---------------------------------------------------------------------------
+
+
+async def create_ticket(session: AsyncSession, body: TicketCreate, caller: Identity, now: datetime) -> TicketRead:
+    owner = policy.owner_for_new_ticket(caller, body.member_id)
+    assignee = body.assignee_id if policy.is_agent(caller) else None
+    if assignee is None and (await get_settings(session)).assignment == "round_robin":
+        assignee = await next_agent(session, now)
+    due = await sla.due_times(session, body.priority, body.community_id, first_response_from=now, resolution_from=now)
+    ticket = Ticket(
+        id=new_id(),
+        member_id=owner,
+        community_id=body.community_id,
+        subject=body.subject,
+        body=body.body,
+        category=body.category,
+        priority=body.priority,
+        status="new",
+        tags=body.tags,
+        assignee_id=assignee,
+        created_by=caller.key,
+        created_at=now,
+        updated_at=now,
+        business_hours_only=due.business_hours_only,
+        first_response_due_at=due.first_response_due_at,
+        resolution_due_at=due.resolution_due_at,
+    )
+    session.add(ticket)
+    await emit(
+        session,
+        TicketCreated(
+            ticket_id=ticket.id,
+            member_id=owner,
+            community_id=ticket.community_id,
+            category=body.category,
+            priority=body.priority,
+            status="new",
+            assignee_id=assignee,
+            first_response_due_at=ticket.first_response_due_at,
+            resolution_due_at=ticket.resolution_due_at,
+            created_at=now,
+        ),
+    )
+    return ticket_read(ticket)
+
+
+async def load_ticket(session: AsyncSession, ticket_id: uuid.UUID, caller: Identity, *, lock: bool = False) -> Ticket:
+    """The ticket if the caller may see it; a 404 otherwise (members: anyone else's too)."""
+    ticket = await session.get(Ticket, ticket_id, with_for_update=lock)
+    if ticket is None:
+        raise TicketNotFound("No such ticket.")
+    policy.ensure_can_see(caller, ticket.member_id)
+    return ticket
+
+
+async def read_ticket(session: AsyncSession, ticket: Ticket) -> TicketRead:
+    return ticket_read(ticket, await session.get(Rating, ticket.id))
+
+
+async def list_tickets(
+    session: AsyncSession,
+    caller: Identity,
+    page: PageParams,
+    *,
+    status: str | None = None,
+    priority: str | None = None,
+    category: str | None = None,
+    assignee_id: uuid.UUID | None = None,
+    community_id: uuid.UUID | None = None,
+    member_id: uuid.UUID | None = None,
+    breached: bool | None = None,
+    tag: str | None = None,
+) -> TicketPage:
+    """Newest first, one statement per page whatever the page (keyset on created_at, id)."""
+    if caller.kind == "member":
+        if member_id is not None and member_id != caller.member_id:
+            return TicketPage(items=[])
+        member_id = caller.member_id
+    else:
+        policy.ensure_agent(caller)
+    t = TICKETS
+    filters: list[sa.ColumnElement[bool]] = []
+    for column, value in (
+        (t.c.status, status),
+        (t.c.priority, priority),
+        (t.c.category, category),
+        (t.c.assignee_id, assignee_id),
+        (t.c.community_id, community_id),
+        (t.c.member_id, member_id),
+        (t.c.breached, breached),
+    ):
+        if value is not None:
+            filters.append(column == value)
+    if tag is not None:
+        filters.append(sa.literal(tag.strip().lower(), sa.String(64)) == sa.any_(t.c.tags))
+    keys = (t.c.created_at, t.c.id)
+    after = keyset_after(keys, page.cursor, descending=True)
+    if after is not None:
+        filters.append(after)
+    rating = RATINGS.alias("rating")
+    rows = (
+        await session.execute(
+            sa.select(
+                t,
+                rating.c.rating.label("csat_rating"),
+                rating.c.comment.label("csat_comment"),
+                rating.c.created_at.label("csat_at"),
+            )
+            .outerjoin(rating, rating.c.ticket_id == t.c.id)
+            .where(*filters)
+            .order_by(t.c.created_at.desc(), t.c.id.desc())
+            .limit(page.limit + 1)
+        )
+    ).all()
+    items, cursor = paginate_rows(rows, page.limit, lambda r: (r.created_at, r.id))
+    reads = []
+    for row in items:
+        values = dict(row._mapping)
+        csat = (values.pop("csat_rating"), values.pop("csat_comment"), values.pop("csat_at"))
+        ticket = Ticket.model_construct(**values)
+        found = Rating.model_construct(rating=csat[0], comment=csat[1], created_at=csat[2]) if csat[0] else None
+        reads.append(ticket_read(ticket, found))
+    return TicketPage(items=reads, next_cursor=cursor)
+
+
+async def _recompute_due(session: AsyncSession, ticket: Ticket, *, resolution_from: datetime) -> None:
+    due = await sla.due_times(
+        session,
+        ticket.priority,
+        ticket.community_id,
+        first_response_from=ticket.created_at,
+        resolution_from=resolution_from,
+    )
+    ticket.first_response_due_at = due.first_response_due_at
+    ticket.resolution_due_at = due.resolution_due_at
+    ticket.business_hours_only = due.business_hours_only
+
+
+async def _minutes(session: AsyncSession, ticket: Ticket, start: datetime, end: datetime) -> int:
+    clock = await sla.clock_for(session, ticket.community_id, ticket.business_hours_only)
+    return clock.minutes_between(start, end)
+
+
+async def change_status(session: AsyncSession, ticket: Ticket, to: str, caller: Identity, now: datetime) -> None:
+    """Move the ticket along the status machine (409 for a move it does not allow)."""
+    before = ticket.status
+    if to == before:
+        return
+    if to not in TRANSITIONS[before]:
+        detail = "A closed ticket is final." if before == "closed" else f"A ticket cannot go from {before} to {to}."
+        raise InvalidTransition(detail, status_from=before, status_to=to)
+    if before == "resolved" and to == "open":
+        await _reopen(session, ticket, caller, now)
+    ticket.status = to
+    ticket.updated_at = now
+    if to == "resolved":
+        ticket.resolved_at = now
+        ticket.resolution_minutes = await _minutes(session, ticket, ticket.created_at, now)
+    elif to == "closed":
+        ticket.closed_at = now
+    await emit(
+        session,
+        TicketStatusChanged(
+            ticket_id=ticket.id,
+            member_id=ticket.member_id,
+            status=to,
+            previous_status=before,
+            changed_at=now,  # type: ignore[arg-type]
+        ),
+    )
+    if to == "resolved":
+        await request_survey(session, ticket, now)
+
+
+async def _reopen(session: AsyncSession, ticket: Ticket, caller: Identity, now: datetime) -> None:
+    if not policy.is_agent(caller):
+        window = (await get_settings(session)).reopen_window_days
+        if ticket.resolved_at is None or now > ticket.resolved_at + timedelta(days=window):
+            raise ReopenWindowPassed(f"A ticket may be reopened within {window} days of its resolution.")
+    ticket.resolved_at = None
+    ticket.reopened_at = now
+    await _recompute_due(session, ticket, resolution_from=now)
+
+
+async def reopen_ticket(session: AsyncSession, ticket: Ticket, caller: Identity, now: datetime) -> None:
+    if ticket.status != "resolved":
+        raise InvalidTransition(
+            "Only a resolved ticket can be reopened." if ticket.status != "closed" else "A closed ticket is final.",
+            status_from=ticket.status,
+            status_to="open",
+        )
+    await change_status(session, ticket, "open", caller, now)
+
+
+async def update_ticket(
+    session: AsyncSession, ticket: Ticket, body: TicketUpdate, caller: Identity, now: datetime
+) -> None:
+    fields = body.model_fields_set
+    if "priority" in fields and body.priority is not None and body.priority != ticket.priority:
+        ticket.priority = body.priority
+        # A new priority restarts neither clock: both targets count from when they started.
+        await _recompute_due(session, ticket, resolution_from=ticket.reopened_at or ticket.created_at)
+    if "assignee_id" in fields:
+        ticket.assignee_id = body.assignee_id
+    if "tags" in fields and body.tags is not None:
+        ticket.tags = body.tags
+    ticket.updated_at = now
+    if "status" in fields and body.status is not None:
+        await change_status(session, ticket, body.status, caller, now)
+
+
+async def request_survey(session: AsyncSession, ticket: Ticket, now: datetime) -> None:
+    """Ask the owner for a rating once per ticket (`feedback.csat_requested`, for the partner bot)."""
+    if ticket.csat_requested_at is not None or ticket.member_erased_at is not None:
+        return
+    ticket.csat_requested_at = now
+    await emit(
+        session,
+        CsatRequested(
+            ticket_id=ticket.id, member_id=ticket.member_id, community_id=ticket.community_id, requested_at=now
+        ),
+    )
+
+
+# --- comments --------------------------------------------------------------------------
+
+
+async def add_comment(
+    session: AsyncSession, ticket: Ticket, body: CommentCreate, caller: Identity, now: datetime
+) -> CommentRead:
+    kind, author = policy.author_of(caller)
+    if body.internal and kind != "agent":
+        raise Unprocessable(
+            "Members write public comments only.",
+            errors=[{"loc": ["body", "internal"], "msg": "only agents write internal notes"}],
+        )
+    if ticket.status == "closed":
+        raise InvalidTransition("A closed ticket takes no more comments.", status_from="closed", status_to="closed")
+    comment = Comment(
+        id=new_id(),
+        ticket_id=ticket.id,
+        author_kind=kind,
+        author_id=author,
+        internal=body.internal,
+        body=body.body,
+        created_at=now,
+    )
+    session.add(comment)
+    ticket.updated_at = now
+    if body.internal:
+        return comment_read(comment)  # internal notes are never announced
+    if kind == "agent" and ticket.first_response_at is None:
+        ticket.first_response_at = now
+        ticket.first_response_minutes = await _minutes(session, ticket, ticket.created_at, now)
+    await emit(
+        session,
+        TicketCommented(
+            ticket_id=ticket.id,
+            member_id=ticket.member_id,
+            comment_id=comment.id,
+            author_kind=kind,
+            commented_at=now,  # type: ignore[arg-type]
+        ),
+    )
+    # An agent's reply opens a new ticket; the owner's reply brings a pending one back.
+    if kind == "agent" and ticket.status == "new":
+        await change_status(session, ticket, "open", caller, now)
+    elif kind == "member" and ticket.status == "pending":
+        await change_status(session, ticket, "open", caller, now)
+    return comment_read(comment)
+
+
+async def list_comments(session: AsyncSession, ticket: Ticket, caller: Identity, page: PageParams) -> CommentPage:
+    """The thread, oldest first; members never see internal notes."""
+    c = COMMENTS
+    filters: list[sa.ColumnElement[bool]] = [c.c.ticket_id == ticket.id]
+    if not policy.is_agent(caller):
+        filters.append(c.c.internal.is_(False))
+    after = keyset_after((c.c.created_at, c.c.id), page.cursor)
+    if after is not None:
+        filters.append(after)
+    rows = (
+        (
+            await session.execute(
+                sa.select(Comment)
+                .where(*filters)
+                .order_by(col(Comment.created_at), col(Comment.id))
+                .limit(page.limit + 1)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    items, cursor = paginate_rows(rows, page.limit, lambda r: (r.created_at, r.id))
+    return CommentPage(items=[comment_read(item) for item in items], next_cursor=cursor)
+
+
+# --- CSAT ------------------------------------------------------------------------------
+
+
+async def rate_ticket(
+    session: AsyncSession, ticket: Ticket, body: RatingCreate, caller: Identity, now: datetime
+) -> RatingRead:
+    if not caller.is_member(ticket.member_id):
+        if caller.kind == "member":
+            raise TicketNotFound("No such ticket.")
+        raise Forbidden("Only the ticket's owner rates it.")
+    if ticket.status not in ("resolved", "closed"):
+        raise TicketNotResolved("A ticket is rated once it is resolved.")
+    created = await session.scalar(
+        postgresql.insert(RATINGS)
+        .values(
+            ticket_id=ticket.id, member_id=ticket.member_id, rating=body.rating, comment=body.comment, created_at=now
+        )
+        .on_conflict_do_nothing(index_elements=[RATINGS.c.ticket_id])
+        .returning(RATINGS.c.ticket_id)
+    )
+    if created is None:
+        raise AlreadyRated("This ticket was already rated.")
+    await emit(
+        session, CsatReceived(ticket_id=ticket.id, member_id=ticket.member_id, rating=body.rating, received_at=now)
+    )
+    return RatingRead(rating=body.rating, comment=body.comment, created_at=now)
