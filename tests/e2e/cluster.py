@@ -9,8 +9,8 @@
         cluster.stop()
         await cluster.drop_databases()
 
-Every service gets one database of this test run (cloned from the run's migrated
-templates, see `tests.pg`), shared by its replicas. A service with more than one replica
+Every service gets one migrated database on an embedded PostgreSQL server of the
+cluster's own (under `workdir`), shared by its replicas. A service with more than one replica
 (the gateway included) sits behind a `tests.e2e.balancer` process: every process reaches
 it through that balancer (`QUNYUN_<SERVICE>_URL`), round-robin, failing over when a
 replica refuses connections. Clients of the public API talk to each gateway replica
@@ -36,8 +36,9 @@ from pathlib import Path
 
 import httpx
 
+from services.common.embedded_postgres import EmbeddedPostgres
+from services.common.migrations import ensure_database, upgrade
 from services.common.settings import SERVICES, ServiceName
-from tests.pg import clone_template, database_name, drop_databases
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_EMAIL = "admin@chaos.test"
@@ -108,7 +109,7 @@ class Cluster:
     databases: dict[ServiceName, str] = field(default_factory=dict)  # service -> database URL
     replicas: dict[ServiceName, list[Proc]] = field(default_factory=dict)
     balancers: dict[ServiceName, Proc] = field(default_factory=dict)
-    _database_names: list[str] = field(default_factory=list)
+    _server: EmbeddedPostgres | None = None
 
     def __post_init__(self) -> None:
         for service in SERVICES:
@@ -153,15 +154,21 @@ class Cluster:
     # --- databases -----------------------------------------------------------------------
 
     async def create_databases(self) -> None:
-        """One migrated database per service (a clone of the run's template)."""
+        """One migrated database per service, on a PostgreSQL server of the cluster's own: its
+        eight processes need dozens of connections, which the run's shared server (and the
+        tests running beside this one) should not have to spare."""
+        self._server = EmbeddedPostgres(self.workdir / "postgres")
+        await asyncio.to_thread(self._server.start)
         for service in SERVICES:
-            name = database_name(f"chaos_{service}")
-            self._database_names.append(name)
-            self.databases[service] = await clone_template(service, name)
+            url = self._server.database_url(f"qunyun_{service}")
+            await ensure_database(url)
+            await upgrade(service, url)
+            self.databases[service] = url
 
     async def drop_databases(self) -> None:
-        await drop_databases(self._database_names)
-        self._database_names.clear()
+        if self._server is not None:
+            await asyncio.to_thread(self._server.stop)
+            self._server = None
 
     # --- processes -----------------------------------------------------------------------
 

@@ -198,6 +198,9 @@ def qunyun_env(data_dir: Path, port_base: int, **settings: str) -> dict[str, str
             "QUNYUN_WEBHOOK_ALLOW_PRIVATE": "true",
             "QUNYUN_RATE_LIMIT": "100000/minute",
             "QUNYUN_LOG_LEVEL": "WARNING",
+            # Five processes per run, beside the in-process workers, on a server of 100 connections.
+            "QUNYUN_DB_POOL_SIZE": "2",
+            "QUNYUN_DB_MAX_OVERFLOW": "8",
         }
     )
     env.update(settings)

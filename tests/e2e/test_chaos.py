@@ -96,7 +96,7 @@ SETTINGS = {
     "QUNYUN_WEBHOOK_TIMEOUT_SECONDS": "30",
     "QUNYUN_WEBHOOK_LEASE_SECONDS": "60",
     "QUNYUN_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT": "8",
-    # Eight processes on one server that others share: small pools.
+    # Eight processes on one server: small pools.
     "QUNYUN_DB_POOL_SIZE": "3",
     "QUNYUN_DB_MAX_OVERFLOW": "3",
     "QUNYUN_UPSTREAM_TIMEOUT_SECONDS": "30",
