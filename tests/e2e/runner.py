@@ -223,16 +223,20 @@ def drop_databases(template: str) -> None:
 def start_qunyun(
     tmp_path: Path,
     *,
-    backend: str = "embedded",
+    backend: str | None = None,
     admin: tuple[str, str] | None = ("admin@e2e.test", "e2e-admin-password-1"),
     ready_timeout: float = 120,
     **settings: str,
 ) -> Iterator[QunyunRun]:
     """`qunyun up` on free ports, ready; stopped (and its Postgres databases dropped) afterwards.
 
+    `backend` is "embedded" (`make run`'s default) or "postgres" (the test server through
+    QUNYUN_DATABASE_URL); unset, `QUNYUN_E2E_BACKEND` decides, else "embedded". So
+    `QUNYUN_E2E_BACKEND=postgres make e2e` runs every default-backend e2e test on Postgres.
     `admin=None` leaves QUNYUN_ADMIN_* unset, so `up` generates the admin's password.
     """
     data_dir = tmp_path / "var"
+    backend = backend or os.environ.get("QUNYUN_E2E_BACKEND", "embedded")
     if backend not in ("embedded", "postgres"):
         raise ValueError(f"unknown backend {backend!r}: 'embedded' or 'postgres'")
     if backend == "postgres":
