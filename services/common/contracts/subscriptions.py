@@ -15,7 +15,14 @@ from typing import Literal
 
 from services.common.contracts.activity import ActivityRecorded
 from services.common.contracts.base import EventModel
-from services.common.contracts.members import MemberErased
+from services.common.contracts.content import PollVoted
+from services.common.contracts.members import (
+    MemberCreated,
+    MemberErased,
+    MemberJoinedCommunity,
+    MemberLeftCommunity,
+    MemberUpdated,
+)
 from services.common.settings import ServiceName
 
 ALL: Literal["*"] = "*"
@@ -29,7 +36,14 @@ SUBSCRIPTIONS: Subscriptions = MappingProxyType(
         "gateway": ALL,
         # Earning (set-based per batch) and erasure.
         "rewards": frozenset({ActivityRecorded, MemberErased}),
-        # content and feedback hold no personal data yet, so nothing to erase: no subscription.
+        # Content: event-carried state (consent for the contact budget, memberships for polls,
+        # the activity histogram and zones for best times) and erasure.
+        "content": frozenset(
+            {ActivityRecorded, MemberCreated, MemberUpdated, MemberJoinedCommunity, MemberLeftCommunity, MemberErased}
+        ),
+        # Members records a poll vote as `poll_voted` activity (then it flows on like any other).
+        "members": frozenset({PollVoted}),
+        # feedback holds no personal data yet, so nothing to erase: no subscription.
     }
 )
 
