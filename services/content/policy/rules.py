@@ -64,9 +64,20 @@ def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
     maps to the first instant after the gap (the wall clock jumps over it)."""
     naive = datetime.combine(day, at)
     moment = naive.replace(tzinfo=zone).astimezone(UTC)
-    if moment.astimezone(zone).replace(tzinfo=None) != naive:  # inside a gap: fold=0 lands before it
-        moment = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
-    return moment
+    if moment.astimezone(zone).replace(tzinfo=None) == naive:
+        return moment
+    # Inside a gap: fold=0 reads the time with the offset before the jump (an instant after
+    # the gap), fold=1 with the offset after it (an instant before). The gap ends at the
+    # first instant between them whose wall clock has passed `naive`: search for it.
+    low, high = naive.replace(tzinfo=zone, fold=1).astimezone(UTC), moment
+    low, high = min(low, high), max(low, high)
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) >= naive:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0)
 
 
 def local_day_bounds(moment: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
