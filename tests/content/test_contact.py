@@ -107,7 +107,7 @@ async def test_contact_policy_defaults_and_access(system: System) -> None:
     community_id = await create_community(system)
     async with await system.client(OPERATOR) as op:
         default = (await op.get(f"/v1/communities/{community_id}/contact-policy")).json()
-        assert default["is_default"] and default["quiet_hours_inherited"]
+        assert (default["is_default"], default["quiet_hours_inherited"]) == (True, True)
         assert default["quiet_hours"] == {"start": "23:00", "end": "08:00"}
         bad = await op.put(f"/v1/communities/{community_id}/contact-policy", json={"weekly_max": -1})
         assert bad.status_code == 422

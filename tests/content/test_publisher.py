@@ -48,7 +48,7 @@ async def test_two_publishers_release_each_due_post_exactly_once(system: System)
     finally:
         await replica.dispose()
     assert sum(counts) == len(due)
-    assert counts[0] > 0 and counts[1] > 0  # both took a share
+    assert min(counts[:2]) > 0  # both took a share
     published = await content_events(system, "content.post_published")
     assert sorted(e["post_id"] for e in published) == sorted(str(p) for p in due)
     async with content.db.session() as session:
