@@ -48,7 +48,12 @@ API_EVENT_TYPES = {
 
 
 def test_every_event_type_of_the_api_has_a_published_contract() -> None:
-    assert set(PUBLISHED_EVENT_TYPES) == API_EVENT_TYPES | {"rewards.points_deducted", "rewards.points_expired"}
+    assert set(PUBLISHED_EVENT_TYPES) == API_EVENT_TYPES | {
+        "rewards.points_deducted",
+        "rewards.points_expired",
+        "content.post_cancelled",
+        "content.poll_voted",
+    }
     assert "thing.created" in EVENT_TYPES  # test contracts register too...
     assert "thing.created" not in PUBLISHED_EVENT_TYPES  # ...but are never published
 
@@ -109,11 +114,12 @@ def test_a_second_contract_for_one_type_is_refused() -> None:
 
 
 def test_routing_follows_the_subscription_table() -> None:
-    assert subscribers_for(SUBSCRIPTIONS, "members", "activity.recorded") == ["gateway", "rewards"]
-    assert subscribers_for(SUBSCRIPTIONS, "members", "member.erased") == ["gateway", "rewards", "feedback"]
+    assert subscribers_for(SUBSCRIPTIONS, "members", "activity.recorded") == ["gateway", "rewards", "content"]
+    assert subscribers_for(SUBSCRIPTIONS, "members", "member.erased") == ["gateway", "rewards", "content", "feedback"]
+    assert subscribers_for(SUBSCRIPTIONS, "members", "member.created") == ["gateway", "content"]
+    assert subscribers_for(SUBSCRIPTIONS, "content", "content.poll_voted") == ["gateway", "members"]
     assert subscribers_for(SUBSCRIPTIONS, "rewards", "rewards.level_changed") == ["gateway", "feedback"]
     assert subscribers_for(SUBSCRIPTIONS, "feedback", "feedback.suggestion_completed") == ["gateway", "rewards"]
-    assert subscribers_for(SUBSCRIPTIONS, "members", "member.created") == ["gateway"]
     assert subscribers_for(SUBSCRIPTIONS, "rewards", "rewards.points_awarded") == ["gateway"]
     assert subscribers_for(SUBSCRIPTIONS, "gateway", "webhook.test") == []  # never to the source
 
@@ -145,7 +151,14 @@ def test_handlers_that_disagree_with_the_subscription_fail_at_start_up() -> None
     with pytest.raises(SubscriptionMismatch, match="batch handler"):
         create_service_app("gateway", settings, kit_tables=kit_tables, routers=[])  # ALL needs a batch handler
     with pytest.raises(SubscriptionMismatch, match="subscribes to no event type"):
-        create_service_app("content", settings, kit_tables=kit_tables, routers=[], batch_handler=apply_new_events)
+        create_service_app(
+            "content",
+            settings,
+            kit_tables=kit_tables,
+            routers=[],
+            batch_handler=apply_new_events,
+            subscriptions={**SUBSCRIPTIONS, "content": frozenset()},
+        )
 
 
 async def test_the_suite_checks_every_event_written_to_an_outbox(system: System) -> None:

@@ -177,7 +177,7 @@ async def test_round_robin_assignment_skips_disabled_agents(system: System, api:
 
 
 async def test_the_readme_tour_step_file_answer_rate(system: System, api: Api) -> None:
-    """The README's step 8, call for call: the admin acts as an agent."""
+    """The README's step 9, call for call: the admin acts as an agent."""
     lin, community, admin = uuid.uuid4(), uuid.uuid4(), staff("admin")
     body = {"subject": "Order missing", "body": "My tea never arrived.", "category": "complaint", "priority": "high"}
     async with api(member(lin)) as client:

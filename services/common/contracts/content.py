@@ -1,6 +1,6 @@
 """Contracts of the content service: the post workflow.
 
-No service emits these yet: they are the contract the content work will emit, as API.md
+Emitted by the content service through its outbox, as API.md
 describes it (`draft -> in_review -> approved | rejected`, `approved -> scheduled ->
 published`; every transition emits its `content.post_*` event).
 """
@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, JsonValue
 
 from services.common.contracts.base import EventModel, UtcDatetime, with_example
-from services.common.contracts.members import COMMUNITY_ID
+from services.common.contracts.members import COMMUNITY_ID, MEMBER_ID
 
 PostKind = Literal["announcement", "promotion", "activity", "poll", "tip"]
 
@@ -96,3 +96,34 @@ class PostPublished(_PostEvent):
     body: str
     options: list[str] | None = Field(description="The choices of a poll; null for other kinds")
     published_at: UtcDatetime
+
+
+class PostCancelled(_PostEvent):
+    """A scheduled post was taken off the schedule (it is `approved` again)."""
+
+    event_type = "content.post_cancelled"
+    model_config = _post_example(publish_at="2026-11-21T12:00:00Z", cancelled_at="2026-11-20T07:00:00Z")
+
+    publish_at: UtcDatetime = Field(description="When it would have been published")
+    cancelled_at: UtcDatetime
+
+
+class PollVoted(EventModel):
+    """A member voted in a published poll (the members service records it as `poll_voted` activity)."""
+
+    event_type = "content.poll_voted"
+    model_config = with_example(
+        vote_id="5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b",
+        post_id=POST_ID,
+        community_id=COMMUNITY_ID,
+        member_id=MEMBER_ID,
+        option="Tuesday",
+        voted_at="2026-11-21T12:05:00Z",
+    )
+
+    vote_id: uuid.UUID = Field(description="The vote's id (the activity's id in members)")
+    post_id: uuid.UUID
+    community_id: uuid.UUID
+    member_id: uuid.UUID
+    option: str
+    voted_at: UtcDatetime

@@ -55,13 +55,25 @@ class MemberUpdated(EventModel):
     event_type = "member.updated"
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"member_id": MEMBER_ID, "external_id": "wx-9f2c41", "changed": ["display_name", "tags"]}]
+            "examples": [
+                {
+                    "member_id": MEMBER_ID,
+                    "external_id": "wx-9f2c41",
+                    "changed": ["display_name", "tags"],
+                    "consent": {"marketing": True},
+                }
+            ]
         }
     )
 
     member_id: uuid.UUID
     external_id: str | None = Field(description="The partner's id for the member; null once the member is erased")
     changed: list[MemberField] = Field(description="The fields that changed (their values are not sent)")
+    consent: MarketingConsent | None = Field(
+        default=None,
+        description="The member's marketing consent after the change (content keeps a copy for the contact "
+        "budget); null only in events written before this field existed",
+    )
 
 
 class MemberJoinedCommunity(EventModel):

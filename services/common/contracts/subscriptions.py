@@ -15,8 +15,15 @@ from typing import Literal
 
 from services.common.contracts.activity import ActivityRecorded
 from services.common.contracts.base import EventModel
+from services.common.contracts.content import PollVoted
 from services.common.contracts.feedback import SuggestionCompleted
-from services.common.contracts.members import MemberErased
+from services.common.contracts.members import (
+    MemberCreated,
+    MemberErased,
+    MemberJoinedCommunity,
+    MemberLeftCommunity,
+    MemberUpdated,
+)
 from services.common.contracts.rewards import LevelChanged
 from services.common.settings import ServiceName
 
@@ -31,9 +38,15 @@ SUBSCRIPTIONS: Subscriptions = MappingProxyType(
         "gateway": ALL,
         # Earning (set-based per batch), the author's reward for a completed suggestion, erasure.
         "rewards": frozenset({ActivityRecorded, SuggestionCompleted, MemberErased}),
+        # Content: event-carried state (consent for the contact budget, memberships for polls,
+        # the activity histogram and zones for best times) and erasure.
+        "content": frozenset(
+            {ActivityRecorded, MemberCreated, MemberUpdated, MemberJoinedCommunity, MemberLeftCommunity, MemberErased}
+        ),
+        # Members records a poll vote as `poll_voted` activity (then it flows on like any other).
+        "members": frozenset({PollVoted}),
         # Feedback: voters' levels weigh suggestion votes (event-carried state), and erasure.
         "feedback": frozenset({LevelChanged, MemberErased}),
-        # content holds no personal data yet, so nothing to erase: no subscription.
     }
 )
 

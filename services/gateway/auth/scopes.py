@@ -15,6 +15,7 @@ KNOWN_SCOPES: tuple[str, ...] = (
     "events:write",
     "content:read",
     "content:write",
+    "contact:write",
     "rewards:read",
     "rewards:write",
     "tickets:read",

@@ -230,7 +230,15 @@ async def _apply_changes(
     except sa.exc.IntegrityError as exc:
         # Only external_id is unique here; the request rolls back with this answer.
         raise taken from exc
-    await emit(session, MemberUpdated(member_id=member.id, external_id=member.external_id, changed=sorted(changed)))
+    await emit(
+        session,
+        MemberUpdated(
+            member_id=member.id,
+            external_id=member.external_id,
+            changed=sorted(changed),
+            consent=MarketingConsent(marketing=member.consent_marketing),
+        ),
+    )
     return member
 
 

@@ -1,0 +1,1 @@
+"""What content knows about communities and their members, learned from members' events."""

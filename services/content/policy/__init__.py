@@ -1,0 +1,1 @@
+"""Publishing policy per community: quiet hours, the promotion cap, the minimum gap; best times."""

@@ -1,0 +1,1 @@
+"""Polls: one vote per member of the community, live results."""

@@ -1,0 +1,1 @@
+"""Posts: the review workflow, the calendar and the publisher."""

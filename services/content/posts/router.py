@@ -1,0 +1,100 @@
+"""`/v1/posts`: drafting, review, scheduling and the calendar."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import AwareDatetime
+
+from services.common.db import SessionDep, utcnow
+from services.common.pagination import PageDep
+from services.common.problems import problem_responses
+from services.content.access import Operator, PostReader, Reviewer, ZonesDep, actor_id
+from services.content.posts import service
+from services.content.posts.schemas import (
+    PostCreate,
+    PostPage,
+    PostRead,
+    PostStatus,
+    PostUpdate,
+    RejectBody,
+    ScheduleBody,
+)
+
+router = APIRouter(prefix="/v1/posts", tags=["posts"])
+
+
+def _read(row: object) -> PostRead:
+    return PostRead.model_validate(row, from_attributes=True)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(401, 403, 404, 422, 503))
+async def create_post(data: PostCreate, session: SessionDep, caller: Operator, zones: ZonesDep) -> PostRead:
+    """Draft a post in a community."""
+    await zones.zone_of(session, data.community_id)  # the community must exist in members
+    return _read(await service.create_post(session, data, actor_id(caller), utcnow()))
+
+
+@router.get("", responses=problem_responses(401, 403, 422))
+async def list_posts(
+    session: SessionDep,
+    page: PageDep,
+    _caller: PostReader,
+    community_id: uuid.UUID | None = None,
+    post_status: Annotated[PostStatus | None, Query(alias="status")] = None,
+    start: Annotated[AwareDatetime | None, Query(alias="from", description="calendar time at or after")] = None,
+    end: Annotated[AwareDatetime | None, Query(alias="to", description="calendar time before")] = None,
+) -> PostPage:
+    """The calendar: posts by publication time (creation time until scheduled), keyset-paged."""
+    rows, next_cursor = await service.list_posts(
+        session, page, community_id=community_id, status=post_status, start=start, end=end
+    )
+    return PostPage(items=[_read(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{post_id}", responses=problem_responses(401, 403, 404))
+async def get_post(post_id: uuid.UUID, session: SessionDep, _caller: PostReader) -> PostRead:
+    """Read one post."""
+    return _read(await service.get_post(session, post_id))
+
+
+@router.patch("/{post_id}", responses=problem_responses(401, 403, 404, 409, 422))
+async def update_post(post_id: uuid.UUID, data: PostUpdate, session: SessionDep, _caller: Operator) -> PostRead:
+    """Edit a draft or a rejected post."""
+    return _read(await service.update_post(session, post_id, data, utcnow()))
+
+
+@router.post("/{post_id}/submit", responses=problem_responses(401, 403, 404, 409))
+async def submit_post(post_id: uuid.UUID, session: SessionDep, _caller: Operator) -> PostRead:
+    """Send a draft (or a rejected post, edited) to review."""
+    return _read(await service.submit_post(session, post_id, utcnow()))
+
+
+@router.post("/{post_id}/approve", responses=problem_responses(401, 403, 404, 409))
+async def approve_post(post_id: uuid.UUID, session: SessionDep, caller: Reviewer) -> PostRead:
+    """Approve a post in review (reviewers)."""
+    return _read(await service.approve_post(session, post_id, actor_id(caller), utcnow()))
+
+
+@router.post("/{post_id}/reject", responses=problem_responses(401, 403, 404, 409, 422))
+async def reject_post(post_id: uuid.UUID, data: RejectBody, session: SessionDep, caller: Reviewer) -> PostRead:
+    """Reject a post in review, saying why (reviewers)."""
+    return _read(await service.reject_post(session, post_id, actor_id(caller), data.reason, utcnow()))
+
+
+@router.post("/{post_id}/schedule", responses=problem_responses(401, 403, 404, 409, 422, 503))
+async def schedule_post(
+    post_id: uuid.UUID, data: ScheduleBody, session: SessionDep, _caller: Operator, zones: ZonesDep
+) -> PostRead:
+    """Schedule an approved post; a time that breaks the publishing policy is a 422 naming the rule."""
+    post = await service.get_post(session, post_id)
+    zone = await zones.zone_of(session, post.community_id)
+    return _read(await service.schedule_post(session, post_id, data.publish_at, zone, utcnow()))
+
+
+@router.post("/{post_id}/cancel", responses=problem_responses(401, 403, 404, 409))
+async def cancel_post(post_id: uuid.UUID, session: SessionDep, _caller: Operator) -> PostRead:
+    """Take a scheduled post off the schedule (it is approved again)."""
+    return _read(await service.cancel_post(session, post_id, utcnow()))

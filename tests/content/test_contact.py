@@ -1,0 +1,115 @@
+"""Contact permits: the rolling weekly budget across partners, promotions and consent (learned
+from members' events), quiet hours with `retry_at`, replies, and 50 concurrent asks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.content.factories import OPERATOR, PROBLEMS, create_community, create_member, set_policy
+from tests.system import System, member, partner, staff
+
+BOT = partner("contact:write")
+
+
+async def permit(system: System, member_id: str, community_id: str, kind: str, caller: Any = BOT) -> Any:
+    async with await system.client(caller) as client:
+        return await client.post(
+            "/v1/contact-permits", json={"member_id": member_id, "community_id": community_id, "kind": kind}
+        )
+
+
+async def quiet_free_community(system: System, **contact: Any) -> str:
+    community_id = await create_community(system)
+    await set_policy(system, community_id, quiet_hours=None)  # permits inherit no quiet hours
+    body = {"weekly_max": 3, "weekly_max_promotions": 1} | contact
+    async with await system.client(OPERATOR) as op:
+        response = await op.put(f"/v1/communities/{community_id}/contact-policy", json=body)
+    assert response.status_code == 200, response.text
+    return community_id
+
+
+async def test_budget_counts_across_partners_and_kinds(system: System) -> None:
+    community_id = await quiet_free_community(system)
+    member_id = await create_member(system, community_id, marketing=True)
+    await system.drain()
+    granted = await permit(system, member_id, community_id, "promotion")
+    assert granted.status_code == 201, granted.text
+    assert granted.json()["remaining"] == {"week": 2, "promotions": 0}
+    second_promo = await permit(system, member_id, community_id, "promotion", partner("contact:write"))
+    assert (second_promo.status_code, second_promo.json()["type"]) == (409, PROBLEMS + "contact-budget-exhausted")
+    assert second_promo.json()["retry_at"]
+    assert (await permit(system, member_id, community_id, "survey", OPERATOR)).json()["remaining"]["week"] == 1
+    assert (await permit(system, member_id, community_id, "reminder")).status_code == 201
+    refused = await permit(system, member_id, community_id, "announcement")
+    assert (refused.status_code, refused.json()["type"]) == (409, PROBLEMS + "contact-budget-exhausted")
+    for _ in range(3):  # replies never count and are never refused
+        reply = await permit(system, member_id, community_id, "reply")
+        assert (reply.status_code, reply.json()["permit_id"]) == (201, None)
+    async with await system.client(member(member_id)) as client:
+        budget = await client.get(f"/v1/members/{member_id}/contact-budget", params={"community_id": community_id})
+        assert budget.status_code == 200
+        body = budget.json()
+        assert (body["week_used"], body["weekly_max"], body["promotions_used"], body["weekly_max_promotions"]) == (
+            3,
+            3,
+            1,
+            1,
+        )
+        assert body["next_allowed_at"] is not None
+        other = await create_member(system)
+        assert (await client.get(f"/v1/members/{other}/contact-budget")).status_code == 404
+    async with await system.client(partner("read")) as client:
+        assert (await permit(system, member_id, community_id, "survey", partner("read"))).status_code == 403
+
+
+async def test_promotions_need_marketing_consent_learned_from_events(system: System) -> None:
+    community_id = await quiet_free_community(system)
+    member_id = await create_member(system, community_id, marketing=False)
+    await system.drain()
+    refused = await permit(system, member_id, community_id, "promotion")
+    assert (refused.status_code, refused.json()["type"]) == (409, PROBLEMS + "no-consent")
+    assert (await permit(system, member_id, community_id, "survey")).status_code == 201
+    async with await system.client(OPERATOR) as op:
+        assert (await op.patch(f"/v1/members/{member_id}", json={"consent": {"marketing": True}})).status_code == 200
+    await system.drain()
+    assert (await permit(system, member_id, community_id, "promotion")).status_code == 201
+
+
+async def test_quiet_hours_refuse_with_retry_at(system: System) -> None:
+    community_id = await quiet_free_community(system, quiet_hours={"start": "00:00", "end": "23:59"})
+    member_id = await create_member(system, community_id)
+    await system.drain()
+    refused = await permit(system, member_id, community_id, "survey")
+    # Unless this runs in the one free minute of the day, it is quiet now.
+    if refused.status_code == 409:
+        assert refused.json()["type"] == PROBLEMS + "quiet-hours"
+        assert refused.json()["retry_at"].endswith("Z")
+    assert (await permit(system, member_id, community_id, "reply")).status_code == 201
+
+
+async def test_fifty_concurrent_permits_with_three_left_grant_exactly_three(system: System) -> None:
+    community_id = await quiet_free_community(system, weekly_max=5)
+    member_id = await create_member(system, community_id)
+    await system.drain()
+    for _ in range(2):
+        assert (await permit(system, member_id, community_id, "survey")).status_code == 201
+    answers = await asyncio.gather(*(permit(system, member_id, community_id, "reminder") for _ in range(50)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes.count(201) == 3, codes
+    assert codes.count(409) == 47
+    async with await system.client(OPERATOR) as op:
+        budget = await op.get(f"/v1/members/{member_id}/contact-budget", params={"community_id": community_id})
+    assert budget.json()["week_used"] == 5
+
+
+async def test_contact_policy_defaults_and_access(system: System) -> None:
+    community_id = await create_community(system)
+    async with await system.client(OPERATOR) as op:
+        default = (await op.get(f"/v1/communities/{community_id}/contact-policy")).json()
+        assert (default["is_default"], default["quiet_hours_inherited"]) == (True, True)
+        assert default["quiet_hours"] == {"start": "23:00", "end": "08:00"}
+        bad = await op.put(f"/v1/communities/{community_id}/contact-policy", json={"weekly_max": -1})
+        assert bad.status_code == 422
+    async with await system.client(staff("agent")) as agent:
+        assert (await agent.get(f"/v1/communities/{community_id}/contact-policy")).status_code == 403

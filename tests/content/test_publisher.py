@@ -1,0 +1,58 @@
+"""The publisher: due posts published exactly once with two replicas racing; not-yet-due
+and cancelled posts stay put."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from services.common.db import Database, new_id, utcnow
+from services.content.posts.publisher import Publisher
+from services.content.posts.service import POSTS
+from tests.content.factories import content_events
+from tests.system import System
+
+
+async def test_two_publishers_release_each_due_post_exactly_once(system: System) -> None:
+    now = utcnow()
+    community_id = uuid.uuid4()
+    due = [new_id() for _ in range(300)]
+    later = new_id()
+    rows = [
+        {
+            "id": post_id,
+            "community_id": community_id,
+            "title": f"Post {i}",
+            "body": "b",
+            "kind": "announcement",
+            "status": "scheduled",
+            "publish_at": now - timedelta(seconds=1),
+            "calendar_at": now - timedelta(seconds=1),
+            "author_id": uuid.uuid4(),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i, post_id in enumerate([*due, later])
+    ]
+    rows[-1]["publish_at"] = rows[-1]["calendar_at"] = now + timedelta(hours=1)
+    content = system.state("content")
+    async with content.db.session() as session:
+        await session.execute(POSTS.insert(), rows)
+        await session.commit()
+    # A second replica: its own engine and pool on the same database.
+    replica = Database(content.db.url, content.settings, info=content.db.sessionmaker.kw["info"])
+    try:
+        first, second = Publisher(content.db, batch=25), Publisher(replica, batch=25)
+        counts = await asyncio.gather(first.run_once(), second.run_once(), first.run_once(), second.run_once())
+    finally:
+        await replica.dispose()
+    assert sum(counts) == len(due)
+    assert min(counts[:2]) > 0  # both took a share
+    published = await content_events(system, "content.post_published")
+    assert sorted(e["post_id"] for e in published) == sorted(str(p) for p in due)
+    async with content.db.session() as session:
+        statuses = dict((await session.execute(POSTS.select().with_only_columns(POSTS.c.id, POSTS.c.status))).all())
+    assert statuses[later] == "scheduled"
+    assert {statuses[p] for p in due} == {"published"}
+    assert await Publisher(content.db).run_once() == 0
