@@ -7,14 +7,31 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.common.identity import Identity, require
+from services.common.identity import Caller, Identity, require
+from services.common.problems import Forbidden
 from services.content.communities.service import CommunityZones
 
 # Operators (and admins) write posts and policies; reviewers also read the calendar.
 Operator = Annotated[Identity, Depends(require("operator"))]
 Reviewer = Annotated[Identity, Depends(require("reviewer"))]
 PostReader = Annotated[Identity, Depends(require("operator", "reviewer"))]
-PermitRequester = Annotated[Identity, Depends(require("operator", scopes=("contact:write",)))]
+
+
+def can_request_permit(caller: Identity) -> bool:
+    """Who asks before touching a member: operators, partners with `contact:write`, and our own
+    services acting as the system (feedback, before its CSAT survey). Never a member."""
+    if caller.kind == "member":
+        return False
+    return caller.kind == "system" or caller.has_role("operator") or caller.has_scope("contact:write")
+
+
+async def permit_requester(caller: Caller) -> Identity:
+    if not can_request_permit(caller):
+        raise Forbidden("Your role does not allow this.")
+    return caller
+
+
+PermitRequester = Annotated[Identity, Depends(permit_requester)]
 
 
 def actor_id(caller: Identity) -> uuid.UUID:

@@ -14,6 +14,7 @@ from services.feedback.sla.job import sla_job
 from services.feedback.sla.router import router as sla_router
 from services.feedback.suggestions.router import router as suggestions_router
 from services.feedback.tickets.router import router as tickets_router
+from services.feedback.tickets.surveys import Surveys
 
 
 def sla_worker(app: FastAPI) -> PeriodicJob:
@@ -24,6 +25,7 @@ async def init_state(app: FastAPI) -> None:
     known: set[str] = set()
     app.state.known_agents = known  # staff ids already in the agent rotation
     app.state.on_test_reset = known.clear
+    app.state.surveys = Surveys(app.state.db, app.state.http, app.state.settings, app.state.metrics)
 
 
 def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:

@@ -58,6 +58,17 @@ async def set_policy(system: System, community_id: str, **fields: Any) -> dict[s
     return result
 
 
+async def quiet_free_community(system: System, **contact: Any) -> str:
+    """A community without quiet hours, so permits do not depend on the time of day."""
+    community_id = await create_community(system)
+    await set_policy(system, community_id, quiet_hours=None)  # permits inherit no quiet hours
+    body = {"weekly_max": 3, "weekly_max_promotions": 1} | contact
+    async with await system.client(OPERATOR) as op:
+        response = await op.put(f"/v1/communities/{community_id}/contact-policy", json=body)
+    assert response.status_code == 200, response.text
+    return community_id
+
+
 async def approved_post(system: System, community_id: str, kind: str = "announcement", **fields: Any) -> str:
     body = {"community_id": community_id, "title": "Hello", "body": "Welcome all", "kind": kind} | fields
     if kind == "poll":

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.content.factories import OPERATOR, PROBLEMS, create_community, create_member, set_policy
+from services.common.identity import SYSTEM
+from tests.content.factories import OPERATOR, PROBLEMS, create_community, create_member, quiet_free_community
 from tests.system import System, member, partner, staff
 
 BOT = partner("contact:write")
@@ -17,16 +18,6 @@ async def permit(system: System, member_id: str, community_id: str, kind: str, c
         return await client.post(
             "/v1/contact-permits", json={"member_id": member_id, "community_id": community_id, "kind": kind}
         )
-
-
-async def quiet_free_community(system: System, **contact: Any) -> str:
-    community_id = await create_community(system)
-    await set_policy(system, community_id, quiet_hours=None)  # permits inherit no quiet hours
-    body = {"weekly_max": 3, "weekly_max_promotions": 1} | contact
-    async with await system.client(OPERATOR) as op:
-        response = await op.put(f"/v1/communities/{community_id}/contact-policy", json=body)
-    assert response.status_code == 200, response.text
-    return community_id
 
 
 async def test_budget_counts_across_partners_and_kinds(system: System) -> None:
@@ -113,3 +104,18 @@ async def test_contact_policy_defaults_and_access(system: System) -> None:
         assert bad.status_code == 422
     async with await system.client(staff("agent")) as agent:
         assert (await agent.get(f"/v1/communities/{community_id}/contact-policy")).status_code == 403
+
+
+async def test_our_services_ask_as_the_system_and_members_never_do(system: System) -> None:
+    community_id = await quiet_free_community(system)
+    member_id = await create_member(system, community_id)
+    body = {"member_id": member_id, "community_id": community_id, "kind": "survey"}
+    async with system.direct("content", SYSTEM) as feedback:  # how feedback asks before a CSAT survey
+        granted = await feedback.post("/v1/contact-permits", json=body)
+    assert granted.status_code == 201, granted.text
+    assert granted.json()["remaining"]["week"] == 2
+    refused = await permit(system, member_id, community_id, "survey", member(member_id))
+    assert refused.status_code == 403  # not even for themself
+    async with system.direct("content", member(member_id)) as client:  # nor straight to the service
+        assert (await client.post("/v1/contact-permits", json=body)).status_code == 403
+    assert (await permit(system, member_id, community_id, "survey", staff("agent"))).status_code == 403

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
 from services.common.contracts.feedback import TicketCategory, TicketPriority, TicketStatus
 from services.common.db import SessionDep, utcnow
@@ -29,6 +29,7 @@ from services.feedback.tickets.schemas import (
     TicketRead,
     TicketUpdate,
 )
+from services.feedback.tickets.surveys import Surveys
 
 router = APIRouter(tags=["tickets"])
 
@@ -67,6 +68,14 @@ async def _readable_ticket(ticket_id: uuid.UUID, session: SessionDep, caller: Ti
 
 TicketDep = Annotated[Ticket, Depends(_ticket)]  # locked: for changes
 ReadableTicketDep = Annotated[Ticket, Depends(_readable_ticket)]
+
+
+def _survey_after_commit(request: Request, background: BackgroundTasks, before: str, ticket: Ticket) -> None:
+    """A ticket that became resolved gets its survey once this request has committed: asking
+    content for the permit must not hold the ticket's row lock (see `tickets/surveys.py`)."""
+    if before != "resolved" and ticket.status == "resolved":
+        surveys: Surveys = request.app.state.surveys
+        background.add_task(surveys.request, ticket.id)
 
 
 @router.post("/v1/tickets", status_code=201, responses=problem_responses(401, 403, 422))
@@ -112,18 +121,31 @@ async def get_ticket(ticket: ReadableTicketDep, session: SessionDep) -> TicketRe
 
 
 @router.patch("/v1/tickets/{ticket_id}", responses=problem_responses(401, 403, 404, 409, 422))
-async def update_ticket(body: TicketUpdate, ticket: TicketDep, session: SessionDep, caller: TicketCaller) -> TicketRead:
+async def update_ticket(
+    body: TicketUpdate,
+    ticket: TicketDep,
+    session: SessionDep,
+    caller: TicketCaller,
+    request: Request,
+    background: BackgroundTasks,
+) -> TicketRead:
     """Change status, priority (due times move), assignee or tags (agents)."""
     policy.ensure_agent(caller, ticket.member_id)
+    before = ticket.status
     await service.update_ticket(session, ticket, body, caller, utcnow())
+    _survey_after_commit(request, background, before, ticket)
     return await service.read_ticket(session, ticket)
 
 
 @router.post("/v1/tickets/{ticket_id}/resolve", responses=problem_responses(401, 403, 404, 409))
-async def resolve_ticket(ticket: TicketDep, session: SessionDep, caller: TicketCaller) -> TicketRead:
-    """Resolve the ticket (agents); the owner is asked for a rating."""
+async def resolve_ticket(
+    ticket: TicketDep, session: SessionDep, caller: TicketCaller, request: Request, background: BackgroundTasks
+) -> TicketRead:
+    """Resolve the ticket (agents); the owner is asked for a rating if content grants the contact."""
     policy.ensure_agent(caller, ticket.member_id)
+    before = ticket.status
     await service.change_status(session, ticket, "resolved", caller, utcnow())
+    _survey_after_commit(request, background, before, ticket)
     return await service.read_ticket(session, ticket)
 
 

@@ -1,5 +1,8 @@
 """The ticket rules: filing, the status machine, comments, CSAT, assignment.
 
+The survey after a resolution needs content's permit, so it runs after the commit
+(`tickets/surveys.py`).
+
 Service functions only add and flush; the request's session commits once. Every change
 that partners hear about writes its event in the same transaction. Mutations lock the
 ticket row first, so two agents acting at once are serialized, not interleaved.
@@ -17,7 +20,6 @@ from sqlmodel import col
 
 from services.common.contracts.feedback import (
     CsatReceived,
-    CsatRequested,
     TicketCommented,
     TicketCreated,
     TicketStatusChanged,
@@ -351,8 +353,6 @@ async def change_status(session: AsyncSession, ticket: Ticket, to: str, caller: 
             changed_at=now,  # type: ignore[arg-type]
         ),
     )
-    if to == "resolved":
-        await request_survey(session, ticket, now)
 
 
 async def _reopen(session: AsyncSession, ticket: Ticket, caller: Identity, now: datetime) -> None:
@@ -390,19 +390,6 @@ async def update_ticket(
     ticket.updated_at = now
     if "status" in fields and body.status is not None:
         await change_status(session, ticket, body.status, caller, now)
-
-
-async def request_survey(session: AsyncSession, ticket: Ticket, now: datetime) -> None:
-    """Ask the owner for a rating once per ticket (`feedback.csat_requested`, for the partner bot)."""
-    if ticket.csat_requested_at is not None or ticket.member_erased_at is not None:
-        return
-    ticket.csat_requested_at = now
-    await emit(
-        session,
-        CsatRequested(
-            ticket_id=ticket.id, member_id=ticket.member_id, community_id=ticket.community_id, requested_at=now
-        ),
-    )
 
 
 # --- comments --------------------------------------------------------------------------
