@@ -10,11 +10,13 @@ them as signed webhooks).
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-import structlog
+from datetime import datetime
 
-from services.common.db import Database, utcnow
-from services.common.jobs import PeriodicJob, QueueDepth
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.db import Database
+from services.common.jobs import PeriodicJob, QueueDepth, drain_due, due_depth
 from services.common.observability import Metrics
 from services.common.settings import Settings
 from services.content.posts.service import POSTS, PUBLISHER_CHANNEL, publish_due
@@ -32,30 +34,18 @@ class Publisher:
 
     async def run_once(self) -> int:
         """Publish what is due, a batch per transaction, until nothing is left."""
-        total = 0
-        for _ in range(self.max_passes):
-            async with self.db.session() as session:
-                published = await publish_due(session, utcnow(), self.batch)
-                await self.db.commit(session)
-            total += len(published)
-            if len(published) < self.batch:
-                break
+        total = await drain_due(self.db, _publish_count, batch=self.batch, max_passes=self.max_passes)
         if total:
             log.info("posts_published", posts=total)
         return total
 
     async def depth(self) -> QueueDepth:
         """Posts due and not yet published, and how overdue the oldest is."""
-        now = utcnow()
-        async with self.db.session() as session:
-            count, oldest = (
-                await session.execute(
-                    sa.select(sa.func.count(), sa.func.min(POSTS.c.publish_at)).where(
-                        POSTS.c.status == "scheduled", POSTS.c.publish_at <= now
-                    )
-                )
-            ).one()
-        return QueueDepth(int(count), max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
+        return await due_depth(self.db, POSTS.c.publish_at, POSTS.c.status == "scheduled")
+
+
+async def _publish_count(session: AsyncSession, now: datetime, batch: int) -> int:
+    return len(await publish_due(session, now, batch))
 
 
 def publisher_job(db: Database, settings: Settings, metrics: Metrics | None = None) -> PeriodicJob:

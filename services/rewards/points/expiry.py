@@ -18,8 +18,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.rewards import PointsExpired
-from services.common.db import Database, utcnow
-from services.common.jobs import PeriodicJob, QueueDepth
+from services.common.db import Database
+from services.common.jobs import PeriodicJob, QueueDepth, drain_due, due_depth
 from services.common.observability import Metrics
 from services.common.settings import Settings
 from services.rewards.points.service import LOTS, OpenLot, Postings, select_for_update
@@ -68,30 +68,16 @@ class Expiry:
         self.max_passes = max_passes
 
     async def run_once(self) -> int:
-        total = 0
-        for _ in range(self.max_passes):
-            async with self.db.session() as session:
-                expired = await expire_due_lots(session, utcnow(), self.batch)
-                await self.db.commit(session)
-            total += expired
-            if expired == 0:
-                break
+        # Each member in a batch holds at least one due lot: fewer lots than the batch means
+        # no member was left out.
+        total = await drain_due(self.db, expire_due_lots, batch=self.batch, max_passes=self.max_passes)
         if total:
             log.info("points_expired", lots=total)
         return total
 
     async def depth(self) -> QueueDepth:
         """Lots due to expire (that still hold points) and how overdue the oldest is."""
-        now = utcnow()
-        async with self.db.session() as session:
-            count, oldest = (
-                await session.execute(
-                    sa.select(sa.func.count(), sa.func.min(LOTS.c.expires_at)).where(
-                        LOTS.c.expires_at <= now, LOTS.c.remaining > 0
-                    )
-                )
-            ).one()
-        return QueueDepth(int(count), max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
+        return await due_depth(self.db, LOTS.c.expires_at, LOTS.c.remaining > 0)
 
 
 def expiry_job(db: Database, settings: Settings, metrics: Metrics | None = None) -> PeriodicJob:
