@@ -78,13 +78,6 @@ def pytest_configure(config: pytest.Config) -> None:
 _SETUP_REPORT = pytest.StashKey[str]()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Real-process tests first: they are the longest (up to a minute each), so started
-    early the quick in-process tests fill the other workers around them, instead of one
-    worker finishing a long e2e test alone at the end of the run."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
-
-
 def pytest_report_header(config: pytest.Config) -> str | None:
     return config.stash.get(_SETUP_REPORT, None)
 
