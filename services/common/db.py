@@ -44,6 +44,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def rfc3339(moment: datetime) -> str:
+    """`2026-11-21T08:00:00Z`: how the API and events write a time (UTC, `Z`)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def new_id() -> uuid.UUID:
     return uuid.uuid4()
 

@@ -44,7 +44,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import Database, utcnow
+from services.common.db import Database, rfc3339, utcnow
 from services.common.events.outbox import OUTBOX_CHANNEL, Outbox
 from services.common.events.tables import KitTables
 from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, sign_internal_token
@@ -67,7 +67,7 @@ def event_envelope(row: Any, source: str) -> dict[str, Any]:
         "id": str(row.id),
         "type": row.type,
         "source": source,
-        "occurred_at": row.occurred_at.isoformat().replace("+00:00", "Z"),
+        "occurred_at": rfc3339(row.occurred_at),
         "data": row.data,
     }
 

@@ -19,12 +19,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import new_id, table_of
+from services.common.db import new_id, rfc3339, table_of
 from services.common.problems import Conflict
 from services.content.communities.service import marketing_consent
 from services.content.contact.models import ContactBudget, ContactPermit, ContactPolicy
 from services.content.contact.schemas import ContactBudgetRead, ContactPolicyUpdate, PermitRead, Remaining
-from services.content.policy.rules import QuietHours, rfc3339
+from services.content.policy.rules import QuietHours
 from services.content.policy.service import load_policy
 
 POLICIES = table_of(ContactPolicy)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from services.common.db import rfc3339
+
 DEFAULT_QUIET = (time(23, 0), time(8, 0))
 DEFAULT_MAX_PROMOTIONS = 2
 DEFAULT_MIN_GAP_MINUTES = 60
@@ -136,10 +138,6 @@ def next_allowed(
             return at
         at = breach.moved_to
     return None
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _minutes(gap: timedelta) -> int:

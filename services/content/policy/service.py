@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import table_of
+from services.common.db import rfc3339, table_of
 from services.common.problems import ProblemError
 from services.content.communities.service import hour_histogram, hour_of_week, week_start
 from services.content.policy.models import PublishingPolicy
@@ -21,7 +21,6 @@ from services.content.policy.rules import (
     QuietHours,
     first_breach,
     next_allowed,
-    rfc3339,
 )
 from services.content.policy.schemas import BestTime, PublishingPolicyUpdate
 from services.content.posts.models import Post

@@ -9,14 +9,14 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.webhook import EndpointDisabled, WebhookTest
-from services.common.db import new_id, utcnow
+from services.common.db import new_id, rfc3339, utcnow
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.common.settings import Settings
@@ -77,10 +77,6 @@ class MessageDraft:
     type: str
     occurred_at: datetime
     data: dict[str, Any]
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def message_payload(draft: MessageDraft) -> str:
