@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
 from services.common.contracts.feedback import TicketCategory, TicketPriority, TicketStatus
-from services.common.db import SessionDep, utcnow
+from services.common.db import SessionDep, on_rollback, utcnow
 from services.common.identity import Caller, Identity, require
 from services.common.pagination import PageDep
 from services.common.problems import problem_responses
@@ -52,6 +52,11 @@ async def ticket_caller(request: Request, caller: Caller, session: SessionDep) -
                 return caller
             await service.remember_agent(session, agent_id, utcnow())
             known.add(caller.id)
+
+            async def forget() -> None:  # the insert was rolled back with the request: ask again
+                known.discard(caller.id)
+
+            on_rollback(session, forget)
     return caller
 
 
