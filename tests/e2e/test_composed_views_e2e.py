@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.engine import make_url
 
+from services.common.settings import ServiceName
 from tests.e2e.cluster import ADMIN_EMAIL, ADMIN_PASSWORD, Cluster
 from tests.pg import drop_databases
 from tests.system import clone_databases
@@ -26,7 +27,7 @@ from tests.system import clone_databases
 pytestmark = pytest.mark.e2e
 
 ANSWER_WITHIN_SECONDS = 1.5
-FROZEN = "rewards"
+FROZEN: ServiceName = "rewards"
 
 
 @pytest_asyncio.fixture
