@@ -37,6 +37,10 @@ async def test_overview_combines_member_points_badges_open_tickets_and_contact_b
     body = answer.json()
     assert body["degraded"] == []
     assert body["member"]["id"] == seeded.member_id
+    # How long each part took, for whoever tunes it (W3C Server-Timing).
+    timing = [entry.split(";dur=") for entry in answer.headers["server-timing"].split(", ")]
+    assert {name for name, _ in timing} == {"member", "points", "badges", "open-tickets", "contact-budget"}
+    assert all(float(ms) >= 0 for _, ms in timing)
     assert body["member"]["email"] == "mei@example.com"
     # Each part is exactly what its owning service answers.
     async with await system.client(OPERATOR) as op:

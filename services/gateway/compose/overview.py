@@ -14,13 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.common.problems import NotFound, ProblemError, ServiceUnavailable
 from services.common.settings import ServiceName
-from services.content.contact.schemas import ContactBudgetRead
-from services.feedback.tickets.schemas import TicketPage
 from services.gateway.compose.parts import Part, PartFailed, PartRefused, PartResults, Upstream
-from services.gateway.compose.schemas import OverviewRead
-from services.members.profiles.schemas import MemberRead
-from services.rewards.badges.schemas import MemberBadgePage
-from services.rewards.points.schemas import PointsRead
 
 OPEN_TICKET_STATUSES = ("new", "open", "pending")
 OPEN_TICKETS_SHOWN = 50
@@ -72,21 +66,31 @@ def optional_part(results: PartResults, name: str, model: type[M], degraded: set
         return None
 
 
+def raw_part(results: PartResults, name: str, degraded: set[ServiceName], *, items: bool = False) -> Any | None:
+    """A part passed on as its service wrote it (the overview is on the hot path: no re-validation);
+    None, and its service marked degraded, if missing or not the expected shape."""
+    value = results.value(name)
+    if isinstance(value, dict) and items:
+        value = value.get("items")
+    if name in results.errors or not isinstance(value, list if items else dict):
+        degraded.add(results.services[name])
+        return None
+    return value
+
+
 async def member_overview(
     upstream: Upstream, member_id: uuid.UUID, community_id: uuid.UUID | None, budget: float
-) -> OverviewRead:
+) -> tuple[str, dict[str, Any]]:
+    """The overview as JSON-ready data, shaped as `OverviewRead`, and its parts' Server-Timing."""
     results = await upstream.gather(overview_parts(member_id, community_id), budget)
-    member = MemberRead.model_validate(required_part(results, "member", "member"))
+    member = required_part(results, "member", "member")
     degraded: set[ServiceName] = set()
-    points = optional_part(results, "points", PointsRead, degraded)
-    badges = optional_part(results, "badges", MemberBadgePage, degraded)
-    tickets = optional_part(results, "open_tickets", TicketPage, degraded)
-    contact_budget = optional_part(results, "contact_budget", ContactBudgetRead, degraded)
-    return OverviewRead(
-        member=member,
-        points=points,
-        badges=badges.items if badges else None,
-        open_tickets=tickets.items if tickets else None,
-        contact_budget=contact_budget,
-        degraded=sorted(degraded),
-    )
+    timing = results.server_timing()
+    return timing, {
+        "member": member,
+        "points": raw_part(results, "points", degraded),
+        "badges": raw_part(results, "badges", degraded, items=True),
+        "open_tickets": raw_part(results, "open_tickets", degraded, items=True),
+        "contact_budget": raw_part(results, "contact_budget", degraded),
+        "degraded": sorted(degraded),
+    }
