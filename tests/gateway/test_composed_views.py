@@ -218,6 +218,8 @@ async def test_dashboard_window_is_local_days_and_checked(system: System) -> Non
         422,
     )
     problem(await get(system, OPERATOR, "/v1/dashboard"), 422)
+    edge = {"from": "9999-12-30", "to": "9999-12-31"}
+    problem(await get(system, OPERATOR, "/v1/dashboard", community_id=seeded.community_id, **edge), 422)
     problem(await get(system, OPERATOR, "/v1/dashboard", community_id=seeded.member_id), 404)
 
 

@@ -60,13 +60,14 @@ def dashboard_window(community: CommunityRead, start: date | None, end: date | N
             f"The window may span at most {MAX_DAYS} days.",
             errors=[{"loc": ["query", "from"], "msg": f"window longer than {MAX_DAYS} days"}],
         )
-    return DashboardWindow(
-        from_=start,
-        to=end,
-        timezone=community.timezone,
-        starts_at=datetime.combine(start, time(0), tzinfo=zone).astimezone(UTC),
-        ends_at=datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC),
-    )
+    try:
+        starts_at = datetime.combine(start, time(0), tzinfo=zone).astimezone(UTC)
+        ends_at = datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    except OverflowError as exc:  # the first or last days of the calendar
+        raise Unprocessable(
+            "The window lies outside the calendar.", errors=[{"loc": ["query", "from"], "msg": "out of range"}]
+        ) from exc
+    return DashboardWindow(from_=start, to=end, timezone=community.timezone, starts_at=starts_at, ends_at=ends_at)
 
 
 def dashboard_parts(community_id: uuid.UUID, window: DashboardWindow) -> dict[str, Part]:
