@@ -159,3 +159,29 @@ async def test_after_erasure_no_service_answers_anything_personal(system: System
         assert not any(v for k, v in left.items() if isinstance(v, list)), (service, left)
     async with system.direct("content", ADMIN) as direct:
         assert (await direct.get(f"/internal/members/{mid}/export")).json()["marketing_consent"] is None
+
+
+async def test_the_readme_tour_step_composed_views(system: System) -> None:
+    """The README's step 10, call for call (the admin is the staff caller)."""
+    seeded = await seed(system)
+    mid, community = seeded.member_id, seeded.community_id
+    async with await system.client(ADMIN) as admin, await system.client(member(mid)) as mei:
+        overview = (await admin.get(f"/v1/members/{mid}/overview", params={"community_id": community})).json()
+        assert overview["points"]["balance"] == 45
+        assert overview["degraded"] == []
+        board = (await admin.get("/v1/dashboard", params={"community_id": community})).json()
+        assert board["engagement"]["dau"] >= 0
+        assert board["degraded"] == []
+        assert sorted((await mei.get(f"/v1/members/{mid}/export")).json()["services"]) == [
+            "content",
+            "feedback",
+            "members",
+            "rewards",
+        ]
+        zipped = await admin.get(f"/v1/members/{mid}/export", headers={"Accept": "application/zip"})
+        assert zipped.headers["content-type"] == "application/zip"
+        assert (await admin.delete(f"/v1/members/{mid}")).status_code == 204
+        await system.drain()
+        erasure = (await admin.get(f"/v1/members/{mid}/erasure")).json()
+    assert erasure["complete"] is True
+    assert [s["service"] for s in erasure["services"]] == ["members", "content", "rewards", "feedback"]

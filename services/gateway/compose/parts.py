@@ -1,7 +1,7 @@
 """Reading the parts of a composed view from the services, in parallel, each on a budget.
 
-Every part is one GET on the process's shared HTTP client (`app.state.http`), carrying an
-internal token for the identity the view reads as. A part ends in one of three ways: an
+Every part is one GET on the transport of the process's shared HTTP client (the one the
+proxy uses, pooled), carrying an internal token for the identity the view reads as. A part ends in one of three ways: an
 answer (2xx, its JSON), a refusal the view must pass on (`PartRefused`, e.g. members saying
 404), or a failure (transport error, timeout, 5xx, anything else): the view leaves the part
 out and names its service in `degraded`. Nothing here waits longer than the part's budget.
