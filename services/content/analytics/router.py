@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.common.db import SessionDep, utcnow
-from services.common.problems import Unprocessable, problem_responses
+from services.common.db import SessionDep
+from services.common.problems import problem_responses
+from services.common.windows import analytics_window
 from services.content.access import Analyst
 from services.content.analytics import service
 from services.content.analytics.schemas import ContentAnalytics
@@ -26,10 +27,5 @@ async def get_content_analytics(
     community_id: uuid.UUID | None = None,
 ) -> ContentAnalytics:
     """Posts published in `[from, to)` (default: last 30 days), and posts scheduled now."""
-    end = end or utcnow()
-    start = start or end - timedelta(days=30)
-    if start.tzinfo is None or end.tzinfo is None:
-        raise Unprocessable("from and to carry a time zone offset (RFC 3339).")
-    if start >= end:
-        raise Unprocessable("from is before to.", errors=[{"loc": ["query", "from"], "msg": "must be before to"}])
+    start, end = analytics_window(start, end)
     return await service.content_analytics(session, start, end, community_id)

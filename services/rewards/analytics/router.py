@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from services.common.db import SessionDep, utcnow
+from services.common.db import SessionDep
 from services.common.identity import Identity, require
-from services.common.problems import Unprocessable, problem_responses
+from services.common.problems import problem_responses
+from services.common.windows import analytics_window
 from services.rewards.analytics import service
 from services.rewards.analytics.schemas import RewardsAnalytics
 
@@ -28,10 +29,5 @@ async def get_rewards_analytics(
     community_id: Annotated[uuid.UUID | None, Query(description="Narrow `issued` to this community")] = None,
 ) -> RewardsAnalytics:
     """Points issued, redeemed and expired, and redemptions, in `[from, to)` (default: last 30 days)."""
-    end = end or utcnow()
-    start = start or end - timedelta(days=30)
-    if start.tzinfo is None or end.tzinfo is None:
-        raise Unprocessable("from and to carry a time zone offset (RFC 3339).")
-    if start >= end:
-        raise Unprocessable("from is before to.", errors=[{"loc": ["query", "from"], "msg": "must be before to"}])
+    start, end = analytics_window(start, end)
     return await service.rewards_analytics(session, start, end, community_id)
