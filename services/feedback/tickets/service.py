@@ -1,7 +1,7 @@
 """The ticket rules: filing, the status machine, comments, CSAT, assignment.
 
-The survey after a resolution needs content's permit, so it runs after the commit
-(`tickets/surveys.py`).
+A resolution owes the owner a survey: it is written with the resolution and asked of
+content by the survey job, after the commit (`tickets/surveys.py`).
 
 Service functions only add and flush; the request's session commits once. Every change
 that partners hear about writes its event in the same transaction. Mutations lock the
@@ -30,7 +30,7 @@ from services.common.identity import Identity
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Forbidden, Unprocessable
 from services.feedback.sla import service as sla
-from services.feedback.tickets import policy
+from services.feedback.tickets import policy, surveys
 from services.feedback.tickets.errors import (
     AlreadyRated,
     InvalidTransition,
@@ -341,6 +341,7 @@ async def change_status(session: AsyncSession, ticket: Ticket, to: str, caller: 
     if to == "resolved":
         ticket.resolved_at = now
         ticket.resolution_minutes = await _minutes(session, ticket, ticket.created_at, now)
+        await surveys.enqueue(session, ticket, now)
     elif to == "closed":
         ticket.closed_at = now
     await emit(
