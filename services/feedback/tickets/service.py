@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -72,7 +73,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 UNRESOLVED = ("new", "open", "pending")
 
 
-def ticket_read(ticket: Ticket, rating: Rating | None = None) -> TicketRead:
+def ticket_read(ticket: Ticket | sa.Row[Any], rating: Rating | RatingRead | None = None) -> TicketRead:
+    """The read model of a ticket, or of a row of the tickets table (lists build no ORM object:
+    `Ticket.model_construct` fails in a process whose mappers are not configured yet)."""
     return TicketRead(
         id=ticket.id,
         member_id=ticket.member_id,
@@ -298,13 +301,15 @@ async def list_tickets(
         )
     ).all()
     items, cursor = paginate_rows(rows, page.limit, lambda r: (r.created_at, r.id))
-    reads = []
-    for row in items:
-        values = dict(row._mapping)
-        csat = (values.pop("csat_rating"), values.pop("csat_comment"), values.pop("csat_at"))
-        ticket = Ticket.model_construct(**values)
-        found = Rating.model_construct(rating=csat[0], comment=csat[1], created_at=csat[2]) if csat[0] else None
-        reads.append(ticket_read(ticket, found))
+    reads = [
+        ticket_read(
+            row,
+            RatingRead(rating=row.csat_rating, comment=row.csat_comment, created_at=row.csat_at)
+            if row.csat_rating
+            else None,
+        )
+        for row in items
+    ]
     return TicketPage(items=reads, next_cursor=cursor)
 
 
