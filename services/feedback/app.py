@@ -21,6 +21,11 @@ def sla_worker(app: FastAPI) -> PeriodicJob:
     return sla_job(app.state.db, app.state.settings, app.state.metrics)
 
 
+def survey_worker(app: FastAPI) -> PeriodicJob:
+    surveys: Surveys = app.state.surveys
+    return surveys.job()
+
+
 async def init_state(app: FastAPI) -> None:
     known: set[str] = set()
     app.state.known_agents = known  # staff ids already in the agent rotation
@@ -37,7 +42,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         event_handlers=EVENT_HANDLERS,
         transport=transport,
         on_startup=[init_state],
-        background=[sla_worker],
+        background=[sla_worker, survey_worker],
         description="Tickets with SLA clocks and business hours, comments and internal notes, CSAT, "
         "support analytics, and the suggestion board.",
     )
