@@ -139,7 +139,10 @@ def test_every_service_app_starts_with_its_declared_subscriptions() -> None:
 def test_handlers_that_disagree_with_the_subscription_fail_at_start_up() -> None:
     settings = settings_for({})
     too_few: EventHandlers = {ActivityRecorded: REWARDS_HANDLERS[ActivityRecorded]}
-    missing = r"\['feedback.suggestion_completed', 'member.erased', 'moderation.sanction_applied', 'moderation.sanction_lifted'\]"
+    missing = (
+        r"\['feedback.suggestion_completed', 'member.erased', 'moderation.sanction_applied', "
+        r"'moderation.sanction_lifted'\]"
+    )
     with pytest.raises(SubscriptionMismatch, match=f"no handler for {missing}"):
         create_service_app("rewards", settings, kit_tables=kit_tables, routers=[], event_handlers=too_few)
     too_many: EventHandlers = {**REWARDS_HANDLERS, ThingCreated: REWARDS_HANDLERS[ActivityRecorded]}
