@@ -61,6 +61,7 @@ ALL_SCOPES = [
     "rewards:write",
     "tickets:read",
     "tickets:write",
+    "moderation:write",
 ]
 
 
