@@ -26,6 +26,11 @@ def sla_worker(app: FastAPI) -> PeriodicJob:
     return sla_job(app.state.db, app.state.settings, app.state.metrics)
 
 
+def survey_worker(app: FastAPI) -> PeriodicJob:
+    surveys: Surveys = app.state.surveys
+    return surveys.job()
+
+
 def sanction_expiry_worker(app: FastAPI) -> PeriodicJob:
     return sanction_expiry_job(app.state.db, app.state.settings, app.state.metrics)
 
@@ -55,7 +60,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         event_handlers=EVENT_HANDLERS,
         transport=transport,
         on_startup=[init_state],
-        background=[sla_worker, sanction_expiry_worker],
+        background=[sla_worker, survey_worker, sanction_expiry_worker],
         description="Tickets with SLA clocks and business hours, comments and internal notes, CSAT, "
         "support analytics, the suggestion board, and community rules and moderation (reports, strikes, "
         "sanctions, appeals).",

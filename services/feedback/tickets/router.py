@@ -78,11 +78,12 @@ ReadableTicketDep = Annotated[Ticket, Depends(_readable_ticket)]
 
 
 def _survey_after_commit(request: Request, background: BackgroundTasks, before: str, ticket: Ticket) -> None:
-    """A ticket that became resolved gets its survey once this request has committed: asking
-    content for the permit must not hold the ticket's row lock (see `tickets/surveys.py`)."""
+    """A ticket that became resolved is asked its survey once this request has committed (the
+    owed survey was written with the resolution; the survey job retries it if this attempt
+    does not happen or does not succeed, see `tickets/surveys.py`)."""
     if before != "resolved" and ticket.status == "resolved":
         surveys: Surveys = request.app.state.surveys
-        background.add_task(surveys.request, ticket.id)
+        background.add_task(surveys.request_now, ticket.id)
 
 
 @router.post("/v1/tickets", status_code=201, responses=problem_responses(401, 403, 422))

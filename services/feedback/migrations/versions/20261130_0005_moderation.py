@@ -2,7 +2,7 @@
 strikes, sanctions, and the sanction an appeal ticket names
 
 Revision ID: c996cfc75d20
-Revises: cafd17debbc4
+Revises: 5c3e9a1f7d20
 Create Date: 2026-11-30 09:00:00.000000
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 from services.common.db import UTCDateTime
 
 revision: str = "c996cfc75d20"
-down_revision: str | None = "cafd17debbc4"
+down_revision: str | None = "5c3e9a1f7d20"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
