@@ -69,6 +69,7 @@ ALL_SCOPES = [
     "rewards:write",
     "tickets:read",
     "tickets:write",
+    "moderation:write",
 ]
 
 

@@ -77,6 +77,7 @@ class Ticket(FeedbackModel, table=True):
     breached_assignee_id: uuid.UUID | None = None
     csat_requested_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     member_erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    sanction_id: uuid.UUID | None = Field(default=None, description="The sanction an appeal is about")
 
 
 class Comment(FeedbackModel, table=True):

@@ -30,6 +30,7 @@ from services.common.events import emit
 from services.common.identity import Identity
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Forbidden, Unprocessable
+from services.feedback.moderation import appeals
 from services.feedback.sla import service as sla
 from services.feedback.tickets import policy, surveys
 from services.feedback.tickets.errors import (
@@ -100,6 +101,7 @@ def ticket_read(ticket: Ticket | sa.Row[Any], rating: Rating | RatingRead | None
         satisfaction=RatingRead(rating=rating.rating, comment=rating.comment, created_at=rating.created_at)
         if rating
         else None,
+        sanction_id=ticket.sanction_id,
     )
 
 
@@ -191,6 +193,7 @@ async def next_agent(session: AsyncSession, now: datetime) -> uuid.UUID | None:
 
 async def create_ticket(session: AsyncSession, body: TicketCreate, caller: Identity, now: datetime) -> TicketRead:
     owner = policy.owner_for_new_ticket(caller, body.member_id)
+    await appeals.check_appeal(session, body.category, body.sanction_id, owner)
     assignee = body.assignee_id if policy.is_agent(caller) else None
     if assignee is None and (await get_settings(session)).assignment == "round_robin":
         assignee = await next_agent(session, now)
@@ -212,6 +215,7 @@ async def create_ticket(session: AsyncSession, body: TicketCreate, caller: Ident
         business_hours_only=due.business_hours_only,
         first_response_due_at=due.first_response_due_at,
         resolution_due_at=due.resolution_due_at,
+        sanction_id=body.sanction_id,
     )
     session.add(ticket)
     await emit(
