@@ -143,9 +143,11 @@ def test_every_service_app_starts_with_its_declared_subscriptions() -> None:
 def test_handlers_that_disagree_with_the_subscription_fail_at_start_up() -> None:
     settings = settings_for({})
     too_few: EventHandlers = {ActivityRecorded: REWARDS_HANDLERS[ActivityRecorded]}
-    with pytest.raises(
-        SubscriptionMismatch, match=r"no handler for \['feedback.suggestion_completed', 'member.erased'\]"
-    ):
+    missing = (
+        r"\['feedback.suggestion_completed', 'member.erased', 'moderation.sanction_applied', "
+        r"'moderation.sanction_lifted'\]"
+    )
+    with pytest.raises(SubscriptionMismatch, match=f"no handler for {missing}"):
         create_service_app("rewards", settings, kit_tables=kit_tables, routers=[], event_handlers=too_few)
     too_many: EventHandlers = {**REWARDS_HANDLERS, ThingCreated: REWARDS_HANDLERS[ActivityRecorded]}
     with pytest.raises(SubscriptionMismatch, match=r"nobody routes to it: \['thing.created'\]"):

@@ -162,7 +162,7 @@ async def test_after_erasure_no_service_answers_anything_personal(system: System
 
 
 async def test_the_readme_tour_step_composed_views(system: System) -> None:
-    """The README's step 10, call for call (the admin is the staff caller)."""
+    """The README's step 11, call for call (the admin is the staff caller)."""
     seeded = await seed(system)
     mid, community = seeded.member_id, seeded.community_id
     async with await system.client(ADMIN) as admin, await system.client(member(mid)) as mei:

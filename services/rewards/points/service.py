@@ -219,6 +219,7 @@ class Postings:
             "redemption_id": None,
             "adjustment_id": None,
             "lot_id": None,
+            "skipped_because": None,
             "created_at": self.now,
         }
         entry.update(refs)
@@ -234,6 +235,11 @@ class Postings:
         key = (account.member_id, expires_at or NEVER)
         self.lot_credits[key] = self.lot_credits.get(key, 0) + points
         return entry
+
+    def skip(self, account: AccountState, reason: str, because: str, **refs: Any) -> dict[str, Any]:
+        """A rule that earned nothing because the member is muted or banned: an entry of 0
+        points saying so (it holds the rule's once-per-event key, like an award would)."""
+        return self._entry(account, 0, reason, refs | {"skipped_because": because})
 
     def debit(
         self, account: AccountState, points: int, reason: str, lots: Sequence[OpenLot], **refs: Any
@@ -383,6 +389,7 @@ ENTRY_COLUMNS = (
     "redemption_id",
     "adjustment_id",
     "lot_id",
+    "skipped_because",
     "created_at",
 )
 LOT_COLUMNS = ("id", "member_id", "expires_at", "points", "remaining", "created_at")
