@@ -35,7 +35,8 @@ Subscriptions = Mapping[ServiceName, Subscription]
 
 SUBSCRIPTIONS: Subscriptions = MappingProxyType(
     {
-        # Partner webhooks: every event, filtered per endpoint by its `event_types`.
+        # Partner webhooks: every event, filtered per endpoint by its `event_types`; also the
+        # erasure record (`member.erased` and each `<service>.member_erased`, see contracts.erasure).
         "gateway": ALL,
         # Earning (set-based per batch), the author's reward for a completed suggestion, erasure,
         # and mutes and bans (event-carried state: no points while one holds).
