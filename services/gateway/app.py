@@ -26,6 +26,7 @@ from services.common.settings import Settings, get_settings
 from services.gateway.auth import auth_routers
 from services.gateway.auth.admin import start_auth
 from services.gateway.auth.identify import identify_caller
+from services.gateway.console import install_console
 from services.gateway.db import kit_tables
 from services.gateway.docs import install_docs
 from services.gateway.events import GatewayEvents
@@ -103,4 +104,5 @@ def create_app(
         return Response(await merged.rendered(), media_type="application/json")
 
     install_docs(app)
+    install_console(app)
     return app
