@@ -16,6 +16,8 @@ function base(extra) {
   };
 }
 
+// Light to dark blue: an empty cell reads as empty.
+const SCALE = ["#f3f6fc", "#a9bbe8", "#5470c6", "#233a8a"];
 const percent = (value) => `${Math.round(value * 100)}%`;
 const round2 = (value) => Math.round(value * 100) / 100;
 const count = (value) => (Array.isArray(value) ? value.length : Number(value ?? 0));
@@ -56,16 +58,16 @@ export function retentionOption(cohorts) {
     yAxis: {
       type: "category",
       inverse: true,
-      data: cohorts.map((c) => t("series.cohort", { day: c.cohort_start, size: c.size })),
+      data: cohorts.map((c) => t("series.cohort", { day: String(c.cohort_start).slice(5), size: c.size })),
       splitArea: { show: true },
     },
-    visualMap: { min: 0, max: 1, calculable: true, orient: "horizontal", left: "center", bottom: 0, formatter: percent },
+    visualMap: { min: 0, max: 1, calculable: true, orient: "horizontal", left: "center", bottom: 0, formatter: percent, inRange: { color: SCALE } },
     series: [
       {
         name: t("series.retained"),
         type: "heatmap",
         data,
-        label: { show: true, formatter: (p) => percent(p.value[2]) },
+        label: { show: true, fontSize: 10, formatter: (p) => percent(p.value[2]) },
       },
     ],
   });
@@ -80,26 +82,20 @@ export function heatmapOption(counts, zone) {
     title: { text: zone, right: 8, top: 0, textStyle: { fontSize: 11, fontWeight: "normal", color: "#667" } },
     xAxis: { type: "category", data: Array.from({ length: 24 }, (_, h) => String(h).padStart(2, "0")), splitArea: { show: true } },
     yAxis: { type: "category", inverse: true, data: t("weekdays"), splitArea: { show: true } },
-    visualMap: { min: 0, max, calculable: true, orient: "horizontal", left: "center", bottom: 0 },
+    visualMap: { min: 0, max, calculable: true, orient: "horizontal", left: "center", bottom: 0, inRange: { color: SCALE } },
     series: [{ name: t("series.events"), type: "heatmap", data }],
   });
 }
 
-/** The coming best slots, as local times in the community's zone, by their activity share. */
+/** The coming best slots, best first, as local times in the community's zone, by their activity share. */
 export function bestTimesOption(items, zone, locale) {
-  const format = new Intl.DateTimeFormat(locale, {
-    timeZone: zone,
-    weekday: "short",
-    month: "numeric",
-    day: "numeric",
-    hour: "2-digit",
-    minute: "2-digit",
-  });
+  const format = new Intl.DateTimeFormat(locale, { timeZone: zone, weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   return base({
     tooltip: { trigger: "axis", renderMode: "richText", confine: true },
-    xAxis: { type: "category", data: items.map((i) => format.format(new Date(i.at))), axisLabel: { interval: 0, rotate: 20 } },
-    yAxis: { type: "value", name: t("series.score"), axisLabel: { formatter: percent } },
-    series: [{ name: t("series.score"), type: "bar", data: items.map((i) => round2(i.score)), label: { show: true, position: "top", formatter: (p) => percent(p.value) } }],
+    grid: { left: 8, right: 40, top: 16, bottom: 24, containLabel: true },
+    yAxis: { type: "category", inverse: true, data: items.map((i) => format.format(new Date(i.at))) },
+    xAxis: { type: "value", name: t("series.score"), nameLocation: "middle", nameGap: 24, axisLabel: { formatter: percent } },
+    series: [{ name: t("series.score"), type: "bar", data: items.map((i) => round2(i.score)), label: { show: true, position: "right", formatter: (p) => percent(p.value) } }],
   });
 }
 
@@ -136,25 +132,27 @@ export function supportOption(support) {
     name,
     type: "gauge",
     center,
-    radius: "70%",
+    radius: "62%",
     min,
     max,
-    splitNumber: 4,
-    progress: { show: true, width: 10 },
-    axisLine: { lineStyle: { width: 10 } },
+    startAngle: 220,
+    endAngle: -40,
+    pointer: { show: false },
+    progress: { show: true, width: 12, roundCap: true },
+    axisLine: { lineStyle: { width: 12 } },
     axisTick: { show: false },
-    splitLine: { length: 6 },
-    axisLabel: { distance: 14, fontSize: 10, formatter: format },
-    title: { offsetCenter: [0, "85%"], fontSize: 12 },
-    detail: { valueAnimation: !reduceMotion, offsetCenter: [0, "40%"], fontSize: 18, formatter: (v) => (v === null || Number.isNaN(v) ? "—" : format(v)) },
+    splitLine: { show: false },
+    axisLabel: { show: false },
+    title: { offsetCenter: [0, "78%"], fontSize: 12 },
+    detail: { valueAnimation: !reduceMotion, offsetCenter: [0, "0%"], fontSize: 20, fontWeight: 600, formatter: (v) => (v === null || Number.isNaN(v) ? "—" : format(v)) },
     data: value === null || value === undefined ? [] : [{ value, name }],
   });
   const median = support.median_first_response_minutes;
   return base({
     title: median === null || median === undefined ? undefined : { text: `${t("series.first_response")}: ${Math.round(median)}`, left: "center", bottom: 0, textStyle: { fontSize: 12, fontWeight: "normal" } },
     series: [
-      gauge(["27%", "50%"], t("series.sla"), support.sla_attainment === null ? null : round2(support.sla_attainment), 0, 1, percent),
-      gauge(["75%", "50%"], t("series.csat"), support.csat_average === null ? null : round2(support.csat_average), 1, 5, (v) => Number(v).toFixed(1)),
+      gauge(["26%", "48%"], t("series.sla"), support.sla_attainment === null ? null : round2(support.sla_attainment), 0, 1, percent),
+      gauge(["74%", "48%"], t("series.csat"), support.csat_average === null ? null : round2(support.csat_average), 1, 5, (v) => Number(v).toFixed(1)),
     ],
   });
 }

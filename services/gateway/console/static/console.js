@@ -220,6 +220,7 @@ function renderChurn(card, items) {
       String(item.recent),
       String(item.previous),
       `${Math.round(item.score * 100)}%`,
+      (item.reasons || []).join("; "),
     ];
     for (const content of cells) {
       const cell = document.createElement("td");
@@ -231,7 +232,7 @@ function renderChurn(card, items) {
   if (!rows.length) {
     const row = document.createElement("tr");
     const cell = document.createElement("td");
-    cell.colSpan = 5;
+    cell.colSpan = 6;
     cell.textContent = t("churn.none");
     row.append(cell);
     rows.push(row);
