@@ -26,6 +26,7 @@ from services.common.settings import Settings, get_settings
 from services.gateway.auth import auth_routers
 from services.gateway.auth.admin import start_auth
 from services.gateway.auth.identify import identify_caller
+from services.gateway.compose import install_composed_views
 from services.gateway.console import install_console
 from services.gateway.db import kit_tables
 from services.gateway.docs import install_docs
@@ -92,6 +93,7 @@ def create_app(
         app.include_router(router)
     for router in webhook_routers():
         app.include_router(router)
+    install_composed_views(app, settings)
     register_webhook_catalogue(app)
     # Every event is fanned out to the subscribed partner webhooks; erasures revoke member tokens.
     check_handlers("gateway", SUBSCRIPTIONS, (), batch_handler=True)

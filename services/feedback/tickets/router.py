@@ -94,7 +94,9 @@ async def list_tickets(
     page: PageDep,
     session: SessionDep,
     caller: TicketCaller,
-    status: TicketStatus | None = None,
+    status: Annotated[
+        list[TicketStatus] | None, Query(description="One or more statuses (repeat the parameter)")
+    ] = None,
     priority: TicketPriority | None = None,
     category: TicketCategory | None = None,
     assignee_id: uuid.UUID | None = None,

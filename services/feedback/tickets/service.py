@@ -11,6 +11,7 @@ ticket row first, so two agents acting at once are serialized, not interleaved.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -247,7 +248,7 @@ async def list_tickets(
     caller: Identity,
     page: PageParams,
     *,
-    status: str | None = None,
+    status: Sequence[str] | None = None,
     priority: str | None = None,
     category: str | None = None,
     assignee_id: uuid.UUID | None = None,
@@ -265,8 +266,9 @@ async def list_tickets(
         policy.ensure_agent(caller)
     t = TICKETS
     filters: list[sa.ColumnElement[bool]] = []
+    if status:
+        filters.append(t.c.status.in_(status))
     for column, value in (
-        (t.c.status, status),
         (t.c.priority, priority),
         (t.c.category, category),
         (t.c.assignee_id, assignee_id),

@@ -1,0 +1,59 @@
+"""The gateway's composed views: member overview, community dashboard, export, erasure status."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from services.common.problems import problem_responses
+from services.common.settings import Settings
+from services.gateway.compose.access import DashboardReader, OverviewReader, reads_as
+from services.gateway.compose.dashboard import DashboardCache, cached_dashboard
+from services.gateway.compose.overview import member_overview
+from services.gateway.compose.parts import Upstream
+from services.gateway.compose.schemas import DashboardRead, OverviewRead
+
+router = APIRouter(prefix="/v1", tags=["composed views"])
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+@router.get(
+    "/members/{member_id}/overview",
+    response_model=OverviewRead,
+    responses=problem_responses(401, 403, 404, 503),
+)
+async def get_member_overview(
+    member_id: uuid.UUID,
+    request: Request,
+    caller: OverviewReader,
+    community_id: Annotated[uuid.UUID | None, Query(description="The community of the contact budget")] = None,
+) -> OverviewRead:
+    """A member at a glance: profile, points, badges, open tickets, contact budget (operator; the member)."""
+    upstream = Upstream(request, reads_as(caller))
+    return await member_overview(upstream, member_id, community_id, _settings(request).compose_part_timeout_seconds)
+
+
+@router.get(
+    "/dashboard",
+    response_model=DashboardRead,
+    response_model_by_alias=True,
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def get_dashboard(
+    request: Request,
+    caller: DashboardReader,
+    community_id: Annotated[uuid.UUID, Query(description="The community")],
+    from_: Annotated[date | None, Query(alias="from", description="First local day (default: 30 days to `to`)")] = None,
+    to: Annotated[date | None, Query(description="Last local day (default: today in the community's zone)")] = None,
+) -> DashboardRead:
+    """A community's engagement, retention, churn risks, best times, points, content and support (operator, analyst)."""
+    cache: DashboardCache = request.app.state.dashboard_cache
+    upstream = Upstream(request, caller)
+    budget = _settings(request).compose_part_timeout_seconds
+    return await cached_dashboard(cache, upstream, community_id, from_, to, budget)
