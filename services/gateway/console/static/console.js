@@ -152,7 +152,7 @@ function render(dashboard, more, ctx) {
   notices.replaceChildren();
   $("dashboard").hidden = false;
   for (const part of PARTS) {
-    const card = document.querySelector(`[data-part="${part.key}"]`);
+    const card = document.querySelector(`article[data-part="${part.key}"]`);
     const named = degraded.has(part.key) || degraded.has(part.source) || degraded.has(part.service);
     const data = named ? null : part.pick(dashboard, more);
     if (data === null || data === undefined) {
@@ -244,14 +244,15 @@ function renderChurn(card, items) {
 
 async function showOverview(memberId) {
   const path = `/members/${encodeURIComponent(memberId)}/overview`;
+  const params = { community_id: $("dashboard").dataset.community }; // the contact budget's community
   const panel = $("overview");
   panel.hidden = false;
   panel.dataset.state = "loading";
-  $("overview-path").textContent = `GET /v1${path}`;
+  $("overview-path").textContent = `GET /v1${path}?${new URLSearchParams(params)}`;
   const summary = $("overview-summary");
   summary.replaceChildren();
   try {
-    const overview = await session.get(path);
+    const overview = await session.get(path, params);
     const points = overview.points || {};
     const facts = [
       ["overview.name", overview.member?.display_name ?? "—"],
