@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.contracts.erasure import FeedbackMemberErased
 from services.common.contracts.members import MemberErased
 from services.common.contracts.rewards import LevelChanged
-from services.common.events import Event, EventHandlers
+from services.common.db import utcnow
+from services.common.events import Event, EventHandlers, emit
 from services.feedback.privacy.service import erase_member
 from services.feedback.suggestions.service import apply_level_changed
 
@@ -27,6 +29,8 @@ async def handle_level_changed(session: AsyncSession, event: Event[LevelChanged]
 
 async def handle_member_erased(session: AsyncSession, event: Event[MemberErased]) -> None:
     await erase_member(session, event.data.member_id, event.data.erased_at)
+    # The confirmation the gateway records (GET /v1/members/{id}/erasure), in the erasure's transaction.
+    await emit(session, FeedbackMemberErased(member_id=event.data.member_id, erased_at=utcnow()))
 
 
 EVENT_HANDLERS: EventHandlers = {

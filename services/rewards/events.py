@@ -23,9 +23,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.activity import ActivityRecorded
+from services.common.contracts.erasure import RewardsMemberErased
 from services.common.contracts.feedback import SuggestionCompleted
 from services.common.contracts.members import MemberErased
-from services.common.events import Event, EventHandlers
+from services.common.db import utcnow
+from services.common.events import Event, EventHandlers, emit
 from services.rewards.earning.service import activity_from_suggestion, apply_activity_batch
 from services.rewards.privacy.service import erase_member
 
@@ -43,6 +45,8 @@ async def handle_suggestion_completed(session: AsyncSession, event: Event[Sugges
 
 async def handle_member_erased(session: AsyncSession, event: Event[MemberErased]) -> None:
     await erase_member(session, event.data.member_id, event.data.erased_at)
+    # The confirmation the gateway records (GET /v1/members/{id}/erasure), in the erasure's transaction.
+    await emit(session, RewardsMemberErased(member_id=event.data.member_id, erased_at=utcnow()))
 
 
 EVENT_HANDLERS: EventHandlers = {

@@ -53,6 +53,10 @@ def test_every_event_type_of_the_api_has_a_published_contract() -> None:
         "rewards.points_expired",
         "content.post_cancelled",
         "content.poll_voted",
+        # Erasure confirmations (GET /v1/members/{id}/erasure).
+        "content.member_erased",
+        "rewards.member_erased",
+        "feedback.member_erased",
     }
     assert "thing.created" in EVENT_TYPES  # test contracts register too...
     assert "thing.created" not in PUBLISHED_EVENT_TYPES  # ...but are never published

@@ -29,7 +29,7 @@ class Seeded:
 
 
 async def seed(system: System) -> Seeded:
-    """One community and member with activity, points, a redemption, a ticket, a permit, a scheduled post."""
+    """One community and member with activity, points, a redemption, a ticket, a survey permit, a scheduled post."""
     async with await system.client(OPERATOR) as op:
         community = await op.post("/v1/communities", json={"name": f"c-{uuid.uuid4().hex[:8]}"})
         assert community.status_code == 201, community.text
@@ -56,8 +56,14 @@ async def seed(system: System) -> Seeded:
             headers={"Idempotency-Key": str(uuid.uuid4())},
         )
         assert gift.status_code == 201, gift.text
+        # No quiet hours, so the survey's permit does not depend on the time of day.
+        policy = await op.put(
+            f"/v1/communities/{community_id}/publishing-policy",
+            json={"quiet_hours": None, "max_promotions_per_day": 2, "min_gap_minutes": 60},
+        )
+        assert policy.status_code == 200, policy.text
         permit = await op.post(
-            "/v1/contact-permits", json={"member_id": member_id, "community_id": community_id, "kind": "reply"}
+            "/v1/contact-permits", json={"member_id": member_id, "community_id": community_id, "kind": "survey"}
         )
         assert permit.status_code == 201, permit.text
     async with await system.client(member(member_id)) as mei:

@@ -47,7 +47,7 @@ async def test_overview_combines_member_points_badges_open_tickets_and_contact_b
         )
         assert body["contact_budget"] == budget.json()
     assert body["points"]["balance"] > 0
-    assert body["contact_budget"]["week_used"] == 0  # replies never count
+    assert body["contact_budget"]["week_used"] == 1  # the survey
     assert [t["id"] for t in body["open_tickets"]] == [seeded.ticket_id]
 
     # A resolved ticket is no longer open.

@@ -28,12 +28,14 @@ QueryParams = Mapping[str, str | Sequence[str]]
 
 
 class PartFailed(Exception):
-    """A part could not be read (down, too slow, or a broken answer)."""
+    """A part could not be read: the service is down or too slow (`unavailable`), or answered
+    with an error or something unreadable (`broken`)."""
 
-    def __init__(self, service: ServiceName, reason: str) -> None:
+    def __init__(self, service: ServiceName, reason: str, *, unavailable: bool = True) -> None:
         super().__init__(f"{service}: {reason}")
         self.service = service
         self.reason = reason
+        self.unavailable = unavailable
 
 
 class PartRefused(Exception):
@@ -85,10 +87,11 @@ class Upstream:
         except httpx.HTTPError as exc:
             raise PartFailed(part.service, f"unreachable ({type(exc).__name__})") from exc
         except ValueError as exc:
-            raise PartFailed(part.service, "an answer that is not JSON") from exc
+            raise PartFailed(part.service, "an answer that is not JSON", unavailable=False) from exc
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
             raise PartRefused(part.service, response)
-        raise PartFailed(part.service, f"status {response.status_code}")
+        unavailable = response.status_code in (408, 429, 503, 504)
+        raise PartFailed(part.service, f"status {response.status_code}", unavailable=unavailable)
 
     async def gather(self, parts: Mapping[str, Part], budget: float) -> PartResults:
         """Every part at once; each ends as a value, a refusal or a failure (never raises)."""

@@ -6,15 +6,20 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.responses import Response
 
+from services.common.db import SessionDep
 from services.common.problems import problem_responses
 from services.common.settings import Settings
-from services.gateway.compose.access import DashboardReader, OverviewReader, reads_as
+from services.gateway.compose.access import DashboardReader, ErasureAuditor, Exporter, OverviewReader, reads_as
 from services.gateway.compose.dashboard import DashboardCache, cached_dashboard
+from services.gateway.compose.erasure import erasure_status
+from services.gateway.compose.export import ZIP_MEDIA_TYPE, export_zip, member_export, wants_zip
 from services.gateway.compose.overview import member_overview
 from services.gateway.compose.parts import Upstream
-from services.gateway.compose.schemas import DashboardRead, OverviewRead
+from services.gateway.compose.schemas import DashboardRead, ErasureStatusRead, MemberExportRead, OverviewRead
 
 router = APIRouter(prefix="/v1", tags=["composed views"])
 
@@ -57,3 +62,39 @@ async def get_dashboard(
     upstream = Upstream(request, caller)
     budget = _settings(request).compose_part_timeout_seconds
     return await cached_dashboard(cache, upstream, community_id, from_, to, budget)
+
+
+@router.get(
+    "/members/{member_id}/export",
+    response_model=MemberExportRead,
+    responses={
+        200: {
+            "description": "The export: JSON, or with `Accept: application/zip` a ZIP of one JSON file per service",
+            "content": {ZIP_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **problem_responses(401, 403, 404, 502, 503),
+    },
+)
+async def export_member(
+    member_id: uuid.UUID,
+    request: Request,
+    caller: Exporter,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    """Everything every service holds about the member (admin; the member), whole or not at all."""
+    export = await member_export(Upstream(request, caller), member_id, _settings(request).upstream_timeout_seconds)
+    headers = {"Cache-Control": "no-store"}
+    if wants_zip(accept):
+        headers["Content-Disposition"] = f'attachment; filename="member-{member_id}-export.zip"'
+        return Response(export_zip(export), media_type=ZIP_MEDIA_TYPE, headers=headers)
+    return JSONResponse(export.model_dump(mode="json"), headers=headers)
+
+
+@router.get(
+    "/members/{member_id}/erasure",
+    response_model=ErasureStatusRead,
+    responses=problem_responses(401, 403, 404),
+)
+async def get_erasure_status(member_id: uuid.UUID, session: SessionDep, _caller: ErasureAuditor) -> ErasureStatusRead:
+    """Each service's confirmation of the member's erasure, and whether all have confirmed (admin)."""
+    return await erasure_status(session, member_id)

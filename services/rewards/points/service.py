@@ -25,7 +25,7 @@ from services.common.contracts.rewards import LevelChanged, PointsAwarded, Point
 from services.common.db import new_id, table_of
 from services.common.events import EventDraft, emit_many
 from services.common.pagination import PageParams, keyset_after, paginate_rows
-from services.common.problems import Conflict
+from services.common.problems import Conflict, NotFound
 from services.rewards.badges import service as badges
 from services.rewards.points.models import NEVER, Account, Adjustment, LedgerEntry, Lot, LotConsumption
 from services.rewards.points.schemas import (
@@ -52,6 +52,12 @@ class InsufficientPoints(Conflict):
 
 class MemberErased(Conflict):
     slug, title = "member-erased", "Member erased"
+
+
+async def ensure_not_erased(session: AsyncSession, member_id: uuid.UUID) -> None:
+    erased_at = await session.scalar(sa.select(ACCOUNTS.c.erased_at).where(ACCOUNTS.c.member_id == member_id))
+    if erased_at is not None:
+        raise NotFound("No such member.")  # gone for every reader, as in members
 
 
 class PointsLimitReached(Conflict):
