@@ -27,6 +27,7 @@ from services.gateway.auth import auth_routers
 from services.gateway.auth.admin import start_auth
 from services.gateway.auth.identify import identify_caller
 from services.gateway.compose import install_composed_views
+from services.gateway.console import install_console
 from services.gateway.db import kit_tables
 from services.gateway.docs import install_docs
 from services.gateway.events import GatewayEvents
@@ -105,4 +106,5 @@ def create_app(
         return Response(await merged.rendered(), media_type="application/json")
 
     install_docs(app)
+    install_console(app)
     return app

@@ -81,6 +81,11 @@ def test_up_serves_five_processes_and_sigterm_stops_them_all(tmp_path: Path, bac
             docs = gateway.get("/docs")
             assert docs.status_code == 200
             assert docs.headers["content-type"].startswith("text/html")
+            console = gateway.get("/console")
+            assert console.status_code == 200
+            assert "console/assets/console.js" in console.text
+            assert gateway.get("/console/assets/console.js").status_code == 200
+        assert f"  console   {run.base_url}/console" in run.text()
 
         for service in DOMAIN_SERVICES:
             with run.client(service) as client:
