@@ -5,6 +5,7 @@ own (a post, or a text), the forbidden-terms list and who may use each."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -186,3 +187,24 @@ async def test_forbidden_terms_defaults_validation_and_use(system: System) -> No
         async with await system.client(caller) as client:
             assert (await client.get(path)).status_code == 403
             assert (await client.put(path, json={"items": []})).status_code == 403
+
+
+async def test_concurrent_approvals_of_a_flagged_promotion_approve_it_once(system: System) -> None:
+    community_id = await create_community(system)
+    post = await submitted(system, community_id)
+    async with await system.client(REVIEWER) as rev:
+        answers = await asyncio.gather(
+            *(rev.post(f"/v1/posts/{post['id']}/approve", json={"override": i % 2 == 0}) for i in range(10)),
+            *(rev.post(f"/v1/posts/{post['id']}/compliance-check") for _ in range(5)),
+        )
+    approvals = answers[:10]
+    assert sorted(a.status_code for a in approvals) == [200] + [409] * 9
+    refusals = {a.json()["type"] for a in approvals if a.status_code == 409}
+    assert refusals <= {PROBLEMS + "compliance-override-required", PROBLEMS + "invalid-transition"}
+    assert all(a.status_code == 200 for a in answers[10:])
+    (event,) = await content_events(system, "content.post_approved")
+    assert event["override"] is True
+    async with await system.client(REVIEWER) as rev:
+        final = (await rev.get(f"/v1/posts/{post['id']}")).json()
+    assert (final["status"], final["compliance_override"]["reviewer_id"]) == ("approved", REVIEWER.id)
+    assert len(final["compliance_flags"]) == 5  # a check racing the approval left the flags as approved

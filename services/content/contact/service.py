@@ -100,7 +100,7 @@ class Usage:
     oldest_promotion: datetime | None
 
 
-def _usage_query(member_id: uuid.UUID, now: datetime) -> sa.Select[Any]:
+def _usage_query(member_id: uuid.UUID, now: datetime) -> sa.Select[int, int, Any, Any]:
     promotion = PERMITS.c.kind == "promotion"
     return sa.select(
         sa.func.count().label("total"),
