@@ -60,7 +60,8 @@ class ContentStack:
 
 
 @contextlib.contextmanager
-def content_stack(replicas: int = 2) -> Iterator[ContentStack]:
+def content_stack(replicas: int = 2, **overrides: str) -> Iterator[ContentStack]:
+    """`overrides`: more `QUNYUN_*` environment for every process (e.g. to profile a phase)."""
     email, password = "bench-admin@qunyun.local", secrets.token_urlsafe(18)
     members_port, gateway_port = free_port(), free_port()
     content_ports = [free_port() for _ in range(replicas)]
@@ -81,6 +82,7 @@ def content_stack(replicas: int = 2) -> Iterator[ContentStack]:
             "QUNYUN_WEBHOOK_ALLOW_PRIVATE": "true",
             "QUNYUN_BENCH_POOL": "200",
             "PYTHONPATH": os.getcwd(),
+            **overrides,
         }
         settings = Settings(database_url=database_url)
         with contextlib.ExitStack() as stack:
