@@ -30,8 +30,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.bench._content_load import ContentStack, LoadResult, content_stack, receiver, run_workers
-from tests.bench._harness import BenchReport
+from tests.bench._content_load import SERVICES, ContentStack, LoadResult, content_stack, receiver, run_workers
+from tests.bench._harness import BenchReport, PostgresCpu
 
 WORKERS = 3  # load processes
 
@@ -60,6 +60,31 @@ def seed_posts(stack: ContentStack, community_id: str, count: int, first: dateti
     sql(stack.dsn("content"), SEED, uuid.UUID(community_id), uuid.uuid4(), count, first, step)
 
 
+class BackendCpu(PostgresCpu):
+    """Postgres CPU of one kind of backend of these databases: `client backend` (the work
+    the services asked for) or `autovacuum worker` (cleaning up after it)."""
+
+    def __init__(self, database_urls: list[str], backend_type: str) -> None:
+        super().__init__(database_urls)
+        self.backend_type = backend_type
+
+    def _backends(self) -> list[int]:
+        async def query() -> list[int]:
+            connection = await asyncpg.connect(self.dsn)
+            try:
+                rows = await connection.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[]) AND backend_type = $2"
+                    " AND pid <> pg_backend_pid()",
+                    self.databases,
+                    self.backend_type,
+                )
+            finally:
+                await connection.close()
+            return [row["pid"] for row in rows]
+
+        return asyncio.run(query())
+
+
 class Cpu:
     """CPU per operation, net of what each process burns idle (relay and publisher polls,
     the members relay retrying the services this stack does not run): on a shared machine
@@ -67,18 +92,29 @@ class Cpu:
 
     def __init__(self, stack: ContentStack, idle_seconds: float = 3.0) -> None:
         self.stack = stack
-        meter = stack.meter()
-        with meter.measure() as used:
+        with self._raw() as used:
             time.sleep(idle_seconds)
         self.idle = {name: seconds / idle_seconds for name, seconds in used.items() if name != "load_average"}
+
+    @contextlib.contextmanager
+    def _raw(self) -> Iterator[dict[str, float]]:
+        """CPU seconds per process, Postgres in total and per database (`pg <service>`)."""
+        meter = self.stack.meter()
+        urls = {s: self.stack.settings.database_url_for(s) for s in SERVICES}  # type: ignore[arg-type]
+        databases = {f"pg {s}": BackendCpu([url], "client backend") for s, url in urls.items()}
+        databases["pg autovacuum"] = BackendCpu(list(urls.values()), "autovacuum worker")
+        for database in databases.values():
+            database.start()
+        with meter.measure() as used:
+            yield used
+        used |= {name: database.seconds() for name, database in databases.items()}
 
     @contextlib.contextmanager
     def measure(self) -> Iterator[dict[str, float]]:
         """Net CPU seconds per process over the block (filled in when it ends)."""
         net: dict[str, float] = {}
-        meter = self.stack.meter()
         started = time.monotonic()
-        with meter.measure() as used:
+        with self._raw() as used:
             yield net
         elapsed = time.monotonic() - started
         net |= {name: max(0.0, used[name] - self.idle.get(name, 0.0) * elapsed) for name in self.idle}

@@ -91,3 +91,35 @@ async def test_the_publisher_wakes_itself_at_the_next_due_time(system: System) -
     assert await publisher.run_once() == 1
     await asyncio.sleep(0.1)
     assert not woken.is_set()  # the next post is an hour away: past the horizon, no timer
+
+
+async def test_no_timer_for_a_post_already_due(system: System) -> None:
+    """A due post the pass did not take (another replica holds it) must not wake the
+    publisher again at once: that would spin until the other replica commits."""
+    content = system.state("content")
+    now = utcnow()
+    row = {
+        "id": new_id(),
+        "community_id": uuid.uuid4(),
+        "title": "Held",
+        "body": "b",
+        "kind": "announcement",
+        "status": "scheduled",
+        "publish_at": now - timedelta(seconds=1),
+        "calendar_at": now - timedelta(seconds=1),
+        "author_id": uuid.uuid4(),
+        "created_at": now,
+        "updated_at": now,
+    }
+    async with content.db.session() as session:
+        await session.execute(POSTS.insert(), [row])
+        await session.commit()
+    woken = asyncio.Event()
+    publisher = Publisher(content.db)
+    publisher.wake, publisher.horizon = woken.set, timedelta(seconds=2)
+    async with content.db.session() as other:  # another replica's pass, holding the row
+        await other.execute(POSTS.select().where(POSTS.c.id == row["id"]).with_for_update())
+        assert await publisher.run_once() == 0
+        await asyncio.sleep(0.2)
+        assert not woken.is_set()
+    assert await publisher.run_once() == 1

@@ -60,9 +60,10 @@ class Publisher:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if wait is not None and wait < self.horizon and self.wake is not None:
-            delay = max(timedelta(0), wait) + self.LATE
-            self._timer = asyncio.get_running_loop().call_later(delay.total_seconds(), self.wake)
+        # Only for a post still ahead: one already due is either locked by another replica's
+        # pass (waking now would spin on it) or left by `max_passes` for the next poll.
+        if wait is not None and timedelta(0) < wait < self.horizon and self.wake is not None:
+            self._timer = asyncio.get_running_loop().call_later((wait + self.LATE).total_seconds(), self.wake)
 
     async def depth(self) -> QueueDepth:
         """Posts due and not yet published, and how overdue the oldest is."""
