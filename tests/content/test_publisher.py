@@ -91,6 +91,13 @@ async def test_the_publisher_wakes_itself_at_the_next_due_time(system: System) -
     assert await publisher.run_once() == 1
     await asyncio.sleep(0.1)
     assert not woken.is_set()  # the next post is an hour away: past the horizon, no timer
+    async with content.db.session() as session:
+        await session.execute(POSTS.insert(), [post(-1), post(-1)])
+        await session.commit()
+    one_at_a_time = Publisher(content.db, batch=1, max_passes=1)
+    one_at_a_time.wake, one_at_a_time.horizon = woken.set, timedelta(seconds=2)
+    assert await one_at_a_time.run_once() == 1
+    assert woken.is_set()  # one more is due now: run again at once, not at the next poll
 
 
 async def test_no_timer_for_a_post_already_due(system: System) -> None:

@@ -8,8 +8,9 @@ claims up to a batch of due posts with `FOR UPDATE SKIP LOCKED` in one short tra
 them as signed webhooks).
 
 After each run it looks up the next due time (one probe of the partial index `ix_posts_due`)
-and, if that comes before the next poll, sets a timer to wake itself then: a post goes out
-at its `publish_at`, not up to a polling interval later.
+and, if that comes before the next poll, sets a timer to wake itself then (or runs again at
+once if a post fell due while it ran): a post goes out at its `publish_at`, not up to a
+polling interval later.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Publisher:
         self.max_passes = max_passes
         self.wake: Callable[[], None] | None = None  # set by `publisher_job`
         self.horizon = timedelta(0)  # timers only for what is due before the next poll
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
 
     async def run_once(self) -> int:
         """Publish what is due, a batch per transaction, until nothing is left; then wake
@@ -51,19 +52,24 @@ class Publisher:
         if total:
             log.info("posts_published", posts=total)
         if self.wake is not None:
-            await self._wake_at_next_due()
+            await self._wake_at_next_due(published=total > 0)
         return total
 
-    async def _wake_at_next_due(self) -> None:
+    async def _wake_at_next_due(self, *, published: bool) -> None:
         async with self.db.session() as session:
             wait = await next_due_in(session, utcnow())
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        # Only for a post still ahead: one already due is either locked by another replica's
-        # pass (waking now would spin on it) or left by `max_passes` for the next poll.
-        if wait is not None and timedelta(0) < wait < self.horizon and self.wake is not None:
+        if wait is None or self.wake is None or wait >= self.horizon:
+            return
+        if wait > timedelta(0):
             self._timer = asyncio.get_running_loop().call_later((wait + self.LATE).total_seconds(), self.wake)
+        elif published:
+            # Fell due while this pass ran (or left by `max_passes`): go again at once. A pass
+            # that published nothing while posts are due left them to another replica's pass
+            # (it holds them): waking then would spin.
+            self.wake()
 
     async def depth(self) -> QueueDepth:
         """Posts due and not yet published, and how overdue the oldest is."""
