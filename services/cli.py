@@ -208,6 +208,7 @@ def up(
                 "Qunyun is running (Ctrl-C stops every service)",
                 f"  gateway   {gateway.url}  pid {gateway.pid}",
                 f"  docs      {gateway.url}/docs",
+                f"  console   {gateway.url}/console",
             ]
             lines += [f"  {child.service:<9} {child.url}  pid {child.pid}" for child in others]
             return [*lines, _database_line(settings, server), *_admin_lines(login), ""]

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from xdist.scheduler import LoadScopeScheduling
 
 from tests.pg import (
     EMBEDDED,
@@ -76,6 +77,28 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _SETUP_REPORT = pytest.StashKey[str]()
+
+
+# Modules whose tests share one running system (a module-scoped fixture that starts `qunyun
+# up`): their tests go to one worker, so the system starts once. Every other test is scheduled
+# on its own, as with `--dist load`.
+SHARED_SYSTEM_MODULES = frozenset({"tests/e2e/test_flows_e2e.py", "tests/e2e/test_schemathesis.py"})
+
+
+class SharedSystemScheduling(LoadScopeScheduling):  # type: ignore[misc]
+    """xdist's scheduling by scope, where a scope is a whole module only for the modules above.
+
+    (`--dist loadgroup` with `xdist_group` marks would say the same, but pytest-xdist 3.8 marks
+    the group on a node id attribute that pytest 9 no longer reads, so it groups nothing.)
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        return module if module in SHARED_SYSTEM_MODULES else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> SharedSystemScheduling:
+    return SharedSystemScheduling(config, log)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

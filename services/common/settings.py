@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     redis_key_prefix: str = "qunyun:"
     upstream_timeout_seconds: float = 10.0
     upstream_connect_timeout_seconds: float = 2.0
+    # Composed views (overview, dashboard): each part's budget; a slower part is left out.
+    compose_part_timeout_seconds: float = Field(default=1.0, gt=0)
+    # How long a complete dashboard is reused per community and window (0: never).
+    dashboard_cache_seconds: float = Field(default=30, ge=0)
 
     relay_enabled: bool = True
     relay_interval_ms: int = 500

@@ -15,6 +15,8 @@ from services.content.communities.service import CommunityZones
 Operator = Annotated[Identity, Depends(require("operator"))]
 Reviewer = Annotated[Identity, Depends(require("reviewer"))]
 PostReader = Annotated[Identity, Depends(require("operator", "reviewer"))]
+# Read-only analytics (counts, best times): operators and analysts.
+Analyst = Annotated[Identity, Depends(require("operator", "analyst"))]
 
 
 def can_request_permit(caller: Identity) -> bool:

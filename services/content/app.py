@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.common.app import create_service_app
 from services.common.jobs import PeriodicJob
 from services.common.settings import Settings, get_settings
+from services.content.analytics.router import router as analytics_router
 from services.content.communities.service import CommunityZones
 from services.content.compliance.router import router as compliance_router
 from services.content.contact.router import router as contact_router
@@ -37,7 +38,15 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         "content",
         settings or get_settings(),
         kit_tables=kit_tables,
-        routers=[posts_router, polls_router, policy_router, contact_router, privacy_router, compliance_router],
+        routers=[
+            posts_router,
+            polls_router,
+            policy_router,
+            contact_router,
+            privacy_router,
+            analytics_router,
+            compliance_router,
+        ],
         event_handlers=EVENT_HANDLERS,
         batch_handler=apply_new_events,
         transport=transport,

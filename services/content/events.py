@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.activity import ActivityRecorded
+from services.common.contracts.erasure import ContentMemberErased
 from services.common.contracts.members import (
     MemberCreated,
     MemberErased,
@@ -29,7 +30,8 @@ from services.common.contracts.members import (
     MemberLeftCommunity,
     MemberUpdated,
 )
-from services.common.events import Event, EventHandlers
+from services.common.db import utcnow
+from services.common.events import Event, EventHandlers, emit
 from services.content.communities import service as communities
 from services.content.privacy.service import erase_member
 
@@ -57,6 +59,8 @@ async def handle_member_left(session: AsyncSession, event: Event[MemberLeftCommu
 
 async def handle_member_erased(session: AsyncSession, event: Event[MemberErased]) -> None:
     await erase_member(session, event.data.member_id)
+    # The confirmation the gateway records (GET /v1/members/{id}/erasure), in the erasure's transaction.
+    await emit(session, ContentMemberErased(member_id=event.data.member_id, erased_at=utcnow()))
 
 
 EVENT_HANDLERS: EventHandlers = {

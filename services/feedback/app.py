@@ -1,4 +1,5 @@
-"""The feedback service app: tickets with SLA clocks, comments, CSAT, support analytics, suggestions."""
+"""The feedback service app: tickets with SLA clocks, comments, CSAT, support analytics, suggestions,
+community rules and moderation."""
 
 import httpx
 from fastapi import FastAPI
@@ -9,6 +10,10 @@ from services.common.settings import Settings, get_settings
 from services.feedback.analytics.router import router as analytics_router
 from services.feedback.db import kit_tables
 from services.feedback.events import EVENT_HANDLERS
+from services.feedback.moderation.reports.router import router as reports_router
+from services.feedback.moderation.rules.router import router as rules_router
+from services.feedback.moderation.sanctions.expiry import sanction_expiry_job
+from services.feedback.moderation.sanctions.router import router as sanctions_router
 from services.feedback.privacy.router import router as privacy_router
 from services.feedback.sla.job import sla_job
 from services.feedback.sla.router import router as sla_router
@@ -19,6 +24,15 @@ from services.feedback.tickets.surveys import Surveys
 
 def sla_worker(app: FastAPI) -> PeriodicJob:
     return sla_job(app.state.db, app.state.settings, app.state.metrics)
+
+
+def survey_worker(app: FastAPI) -> PeriodicJob:
+    surveys: Surveys = app.state.surveys
+    return surveys.job()
+
+
+def sanction_expiry_worker(app: FastAPI) -> PeriodicJob:
+    return sanction_expiry_job(app.state.db, app.state.settings, app.state.metrics)
 
 
 async def init_state(app: FastAPI) -> None:
@@ -33,11 +47,21 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         "feedback",
         settings or get_settings(),
         kit_tables=kit_tables,
-        routers=[tickets_router, sla_router, analytics_router, suggestions_router, privacy_router],
+        routers=[
+            tickets_router,
+            sla_router,
+            analytics_router,
+            suggestions_router,
+            rules_router,
+            reports_router,
+            sanctions_router,
+            privacy_router,
+        ],
         event_handlers=EVENT_HANDLERS,
         transport=transport,
         on_startup=[init_state],
-        background=[sla_worker],
+        background=[sla_worker, survey_worker, sanction_expiry_worker],
         description="Tickets with SLA clocks and business hours, comments and internal notes, CSAT, "
-        "support analytics, and the suggestion board.",
+        "support analytics, the suggestion board, and community rules and moderation (reports, strikes, "
+        "sanctions, appeals).",
     )

@@ -26,6 +26,8 @@ from services.common.settings import Settings, get_settings
 from services.gateway.auth import auth_routers
 from services.gateway.auth.admin import start_auth
 from services.gateway.auth.identify import identify_caller
+from services.gateway.compose import install_composed_views
+from services.gateway.console import install_console
 from services.gateway.db import kit_tables
 from services.gateway.docs import install_docs
 from services.gateway.events import GatewayEvents
@@ -91,6 +93,7 @@ def create_app(
         app.include_router(router)
     for router in webhook_routers():
         app.include_router(router)
+    install_composed_views(app, settings)
     register_webhook_catalogue(app)
     # Every event is fanned out to the subscribed partner webhooks; erasures revoke member tokens.
     check_handlers("gateway", SUBSCRIPTIONS, (), batch_handler=True)
@@ -103,4 +106,5 @@ def create_app(
         return Response(await merged.rendered(), media_type="application/json")
 
     install_docs(app)
+    install_console(app)
     return app

@@ -1,7 +1,9 @@
 """Events the gateway consumes (it subscribes to every event, see `contracts.subscriptions`).
 
 Every domain event fans out to the subscribed partner webhooks; `member.erased` also
-revokes the member's access tokens (bumps its token version). Both happen in the inbox's
+revokes the member's access tokens (bumps its token version); `member.erased` and each
+service's `<service>.member_erased` are recorded as the member's erasure status
+(`compose.erasure`). All of it happens in the inbox's
 transaction, so a redelivered event changes nothing and a failed batch leaves no trace.
 """
 
@@ -16,6 +18,7 @@ from services.common.contracts.members import MemberErased
 from services.common.events import BatchHandler, Event
 from services.gateway.auth.member_tokens import invalidate_after_commit, revoke_member_tokens
 from services.gateway.auth.state import auth_state
+from services.gateway.compose.erasure import record_erasures
 
 
 class GatewayEvents:
@@ -30,4 +33,5 @@ class GatewayEvents:
         if erased:
             await revoke_member_tokens(session, erased)
             invalidate_after_commit(session, auth_state(self.app).member_versions, erased)
+        await record_erasures(session, events)
         await self.fanout(session, events)

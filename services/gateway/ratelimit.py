@@ -47,9 +47,10 @@ from services.gateway.callers import resolve_caller
 log = structlog.get_logger("qunyun.gateway.ratelimit")
 
 POLICY_NAME = "default"
-# Probes, docs and the services' event deliveries are never limited.
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"})
-EXEMPT_PREFIXES = ("/docs/", "/internal/")
+# Probes, docs, the console's static page and the services' event deliveries are never limited
+# (the console's API calls are: they go to /v1 like any client's).
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc", "/console"})
+EXEMPT_PREFIXES = ("/docs/", "/console/", "/internal/")
 
 
 @dataclass(frozen=True, slots=True)

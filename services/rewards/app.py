@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from services.common.app import create_service_app
 from services.common.jobs import PeriodicJob
 from services.common.settings import Settings, get_settings
+from services.rewards.analytics.router import router as analytics_router
 from services.rewards.badges.router import router as badges_router
 from services.rewards.catalog.router import router as catalog_router
 from services.rewards.db import kit_tables
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
             catalog_router,
             leaderboards_router,
             privacy_router,
+            analytics_router,
         ],
         event_handlers=EVENT_HANDLERS,
         batch_handler=apply_new_events,  # earning is set-based per batch (see events.py)

@@ -2,7 +2,9 @@
 
 Consumed (its line in `services.common.contracts.subscriptions`): `activity.recorded`
 (earning), `feedback.suggestion_completed` (the author earns by the rule
-`suggestion_completed`, as an activity of that type) and `member.erased` (privacy).
+`suggestion_completed`, as an activity of that type), `moderation.sanction_applied` and
+`moderation.sanction_lifted` (a member's mutes and bans: no points while one holds) and
+`member.erased` (privacy).
 Emitted, through the outbox in the transaction of the change (contracts in
 `services.common.contracts.rewards`): `rewards.points_awarded`,
 `rewards.points_deducted`, `rewards.points_expired`, `rewards.level_changed`,
@@ -23,9 +25,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.activity import ActivityRecorded
+from services.common.contracts.erasure import RewardsMemberErased
 from services.common.contracts.feedback import SuggestionCompleted
 from services.common.contracts.members import MemberErased
-from services.common.events import Event, EventHandlers
+from services.common.contracts.moderation import SanctionApplied, SanctionLifted
+from services.common.db import utcnow
+from services.common.events import Event, EventHandlers, emit
+from services.rewards.earning.sanctions import apply_sanction_applied, apply_sanction_lifted
 from services.rewards.earning.service import activity_from_suggestion, apply_activity_batch
 from services.rewards.privacy.service import erase_member
 
@@ -41,13 +47,25 @@ async def handle_suggestion_completed(session: AsyncSession, event: Event[Sugges
     )
 
 
+async def handle_sanction_applied(session: AsyncSession, event: Event[SanctionApplied]) -> None:
+    await apply_sanction_applied(session, event.data)
+
+
+async def handle_sanction_lifted(session: AsyncSession, event: Event[SanctionLifted]) -> None:
+    await apply_sanction_lifted(session, event.data)
+
+
 async def handle_member_erased(session: AsyncSession, event: Event[MemberErased]) -> None:
     await erase_member(session, event.data.member_id, event.data.erased_at)
+    # The confirmation the gateway records (GET /v1/members/{id}/erasure), in the erasure's transaction.
+    await emit(session, RewardsMemberErased(member_id=event.data.member_id, erased_at=utcnow()))
 
 
 EVENT_HANDLERS: EventHandlers = {
     ActivityRecorded: handle_activity_recorded,
     SuggestionCompleted: handle_suggestion_completed,
+    SanctionApplied: handle_sanction_applied,
+    SanctionLifted: handle_sanction_lifted,
     MemberErased: handle_member_erased,
 }
 _BY_TYPE = {model.event_type: handler for model, handler in EVENT_HANDLERS.items()}

@@ -4,6 +4,8 @@ Keeps `--concurrency` requests in flight for `--seconds` with one aiohttp sessio
 prints one JSON line: requests, errors, req/s, p50/p99 latency in ms, status counts, and
 for `--mode events-batch` the events accepted and duplicated; `all_*` count the warm-up too.
 
+`--body` sends the same JSON body with every request (`--method POST`: creating tickets, say).
+
 `--mode events-batch` posts `{events: [...]}` bodies of `--batch` events spread over the
 members in `--members-file` (one id per line), with fresh event ids every time. The body
 is built once; each request only stamps a new counter into its ids (a bytes replace), so
@@ -58,6 +60,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     headers = dict(h.split(":", 1) for h in args.header)
     headers = {k.strip(): v.strip() for k, v in headers.items()}
     template = b""
+    fixed = args.body.encode() if args.body else None
+    if fixed is not None:
+        headers["Content-Type"] = "application/json"
     if args.mode == "events-batch":
         headers["Content-Type"] = "application/json"
         member_ids = Path(args.members_file).read_text().split()
@@ -80,7 +85,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 started = time.perf_counter()
                 if started >= deadline:
                     return
-                body = None
+                body = fixed
                 if template:
                     counter += 1
                     body = template.replace(STAMP, b"%08x" % counter).replace(TICK, b"%06d" % (counter % 1_000_000))
@@ -132,6 +137,7 @@ def main() -> None:
     parser.add_argument("--members-file", default="")
     parser.add_argument("--community-id", default="")
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--body", default="", help="a JSON body sent with every request")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))))
 

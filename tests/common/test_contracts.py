@@ -53,6 +53,10 @@ def test_every_event_type_of_the_api_has_a_published_contract() -> None:
         "rewards.points_expired",
         "content.post_cancelled",
         "content.poll_voted",
+        # Erasure confirmations (GET /v1/members/{id}/erasure).
+        "content.member_erased",
+        "rewards.member_erased",
+        "feedback.member_erased",
     }
     assert "thing.created" in EVENT_TYPES  # test contracts register too...
     assert "thing.created" not in PUBLISHED_EVENT_TYPES  # ...but are never published
@@ -139,9 +143,11 @@ def test_every_service_app_starts_with_its_declared_subscriptions() -> None:
 def test_handlers_that_disagree_with_the_subscription_fail_at_start_up() -> None:
     settings = settings_for({})
     too_few: EventHandlers = {ActivityRecorded: REWARDS_HANDLERS[ActivityRecorded]}
-    with pytest.raises(
-        SubscriptionMismatch, match=r"no handler for \['feedback.suggestion_completed', 'member.erased'\]"
-    ):
+    missing = (
+        r"\['feedback.suggestion_completed', 'member.erased', 'moderation.sanction_applied', "
+        r"'moderation.sanction_lifted'\]"
+    )
+    with pytest.raises(SubscriptionMismatch, match=f"no handler for {missing}"):
         create_service_app("rewards", settings, kit_tables=kit_tables, routers=[], event_handlers=too_few)
     too_many: EventHandlers = {**REWARDS_HANDLERS, ThingCreated: REWARDS_HANDLERS[ActivityRecorded]}
     with pytest.raises(SubscriptionMismatch, match=r"nobody routes to it: \['thing.created'\]"):

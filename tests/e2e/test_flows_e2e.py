@@ -12,15 +12,27 @@ import json
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.runner import QunyunRun, start_qunyun
+from tests.e2e.runner import QunyunRun, scratch_dir, start_qunyun
 
+# One system for the module (a start costs seconds of CPU): the tests run on one xdist worker
+# (tests/conftest.py, SHARED_SYSTEM_MODULES).
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[QunyunRun]:
+    """The embedded server, what `make run` gives a newcomer; access logs on."""
+    with (
+        scratch_dir("qunyun-flows-") as workdir,
+        start_qunyun(workdir, QUNYUN_RELAY_INTERVAL_MS="200", QUNYUN_LOG_LEVEL="INFO") as run,
+    ):
+        yield run
 
 
 def created(answer: httpx.Response, status: int = 201) -> dict[str, Any]:
@@ -57,49 +69,48 @@ def onboard(run: QunyunRun) -> tuple[dict[str, str], str, str, str]:
     return partner_headers, community["id"], member["id"], token["access_token"]
 
 
-def test_a_check_in_earns_points_through_the_running_relay(tmp_path: Path) -> None:
-    # The embedded server: what `make run` gives a newcomer.
-    with start_qunyun(tmp_path, QUNYUN_RELAY_INTERVAL_MS="200") as run:
-        partner_headers, community_id, member_id, token = onboard(run)
-        with run.client(headers={"Authorization": f"Bearer {token}"}) as member:
-            assert created(member.get("/v1/me"), 200)["member_id"] == member_id
-            event_id = str(uuid.uuid4())
-            accepted = created(
-                member.post("/v1/events", json={"id": event_id, "community_id": community_id, "type": "check_in"}),
-                202,
-            )
-            assert accepted == {"id": event_id, "duplicate": False}
+def test_a_check_in_earns_points_through_the_running_relay(running: QunyunRun) -> None:
+    run = running
+    partner_headers, community_id, member_id, token = onboard(run)
+    with run.client(headers={"Authorization": f"Bearer {token}"}) as member:
+        assert created(member.get("/v1/me"), 200)["member_id"] == member_id
+        event_id = str(uuid.uuid4())
+        accepted = created(
+            member.post("/v1/events", json={"id": event_id, "community_id": community_id, "type": "check_in"}),
+            202,
+        )
+        assert accepted == {"id": event_id, "duplicate": False}
 
-            points = poll_points(member, member_id, 5)
-            assert (points["balance"], points["lifetime"], points["streak_days"]) == (5, 5, 1), points
-            (entry,) = created(member.get(f"/v1/members/{member_id}/points/ledger"), 200)["items"]
-            assert (entry["reason"], entry["source_event_id"]) == ("earned:check_in", event_id)
-            assert created(member.get(f"/v1/members/{member_id}"), 200)["last_active_at"] is not None
+        points = poll_points(member, member_id, 5)
+        assert (points["balance"], points["lifetime"], points["streak_days"]) == (5, 5, 1), points
+        (entry,) = created(member.get(f"/v1/members/{member_id}/points/ledger"), 200)["items"]
+        assert (entry["reason"], entry["source_event_id"]) == ("earned:check_in", event_id)
+        assert created(member.get(f"/v1/members/{member_id}"), 200)["last_active_at"] is not None
 
-        # The partner reports one more activity for the member by external id: relayed too.
-        with run.client(headers=partner_headers) as partner:
-            created(
-                partner.post(
-                    "/v1/events",
-                    json={"external_id": "wx-10001", "community_id": community_id, "type": "invite_accepted"},
-                ),
-                202,
-            )
-            assert poll_points(partner, member_id, 25)["balance"] == 25
+    # The partner reports one more activity for the member by external id: relayed too.
+    with run.client(headers=partner_headers) as partner:
+        created(
+            partner.post(
+                "/v1/events",
+                json={"external_id": "wx-10001", "community_id": community_id, "type": "invite_accepted"},
+            ),
+            202,
+        )
+        assert poll_points(partner, member_id, 25)["balance"] == 25
 
-        # A flash redemption on the embedded server: 50 at once by a member who can afford 25.
-        # Row locks hold here as in production: only 201 and 409, never a 500.
-        with run.client(headers=run.admin_headers()) as admin:
-            reward = created(
-                admin.post("/v1/rewards", json={"name": "Sticker", "cost": 1, "stock": 100, "per_member_limit": 100})
-            )
-        answers = asyncio.run(redeem_at_once(run, token, reward["id"], 50))
-        statuses = Counter(answer.status_code for answer in answers)
-        assert statuses == {201: 25, 409: 25}, [answer.text for answer in answers if answer.status_code != 201]
-        refused = {answer.json()["type"] for answer in answers if answer.status_code == 409}
-        assert refused == {"https://qunyun.dev/problems/insufficient-points"}
-        with run.client(headers={"Authorization": f"Bearer {token}"}) as member:
-            assert created(member.get(f"/v1/members/{member_id}/points"), 200)["balance"] == 0
+    # A flash redemption on the embedded server: 50 at once by a member who can afford 25.
+    # Row locks hold here as in production: only 201 and 409, never a 500.
+    with run.client(headers=run.admin_headers()) as admin:
+        reward = created(
+            admin.post("/v1/rewards", json={"name": "Sticker", "cost": 1, "stock": 100, "per_member_limit": 100})
+        )
+    answers = asyncio.run(redeem_at_once(run, token, reward["id"], 50))
+    statuses = Counter(answer.status_code for answer in answers)
+    assert statuses == {201: 25, 409: 25}, [answer.text for answer in answers if answer.status_code != 201]
+    refused = {answer.json()["type"] for answer in answers if answer.status_code == 409}
+    assert refused == {"https://qunyun.dev/problems/insufficient-points"}
+    with run.client(headers={"Authorization": f"Bearer {token}"}) as member:
+        assert created(member.get(f"/v1/members/{member_id}/points"), 200)["balance"] == 0
 
 
 async def redeem_at_once(run: QunyunRun, token: str, reward_id: str, count: int) -> list[httpx.Response]:
@@ -115,36 +126,35 @@ async def redeem_at_once(run: QunyunRun, token: str, reward_id: str, count: int)
         )
 
 
-def test_request_id_round_trips_through_the_gateway(tmp_path: Path) -> None:
-    # The machine's Postgres (QUNYUN_DATABASE_URL), as in production.
-    with start_qunyun(tmp_path, backend="postgres", QUNYUN_LOG_LEVEL="INFO") as run:
-        with run.client(headers=run.admin_headers()) as admin:
-            request_id = f"flows-{uuid.uuid4().hex}"
-            answer = admin.get("/v1/members", headers={"X-Request-ID": request_id})
-            assert answer.status_code == 200, answer.text
-            assert answer.headers["x-request-id"] == request_id
-            assert answer.headers.get_list("x-request-id") == [request_id]  # the service's is not doubled
+def test_request_id_round_trips_through_the_gateway(running: QunyunRun) -> None:
+    run = running
+    with run.client(headers=run.admin_headers()) as admin:
+        request_id = f"flows-{uuid.uuid4().hex}"
+        answer = admin.get("/v1/members", headers={"X-Request-ID": request_id})
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-request-id"] == request_id
+        assert answer.headers.get_list("x-request-id") == [request_id]  # the service's is not doubled
 
-            # Problems carry it too; a missing or malformed one is replaced by a fresh id.
-            missing = admin.get(f"/v1/members/{uuid.uuid4()}", headers={"X-Request-ID": request_id + "-404"})
-            assert (missing.status_code, missing.headers["x-request-id"]) == (404, request_id + "-404")
-            fresh = admin.get("/v1/members").headers["x-request-id"]
-            assert fresh
-            assert fresh != request_id
-            replaced = admin.get("/v1/members", headers={"X-Request-ID": "bad id with spaces"})
-            assert replaced.headers["x-request-id"] != "bad id with spaces"
+        # Problems carry it too; a missing or malformed one is replaced by a fresh id.
+        missing = admin.get(f"/v1/members/{uuid.uuid4()}", headers={"X-Request-ID": request_id + "-404"})
+        assert (missing.status_code, missing.headers["x-request-id"]) == (404, request_id + "-404")
+        fresh = admin.get("/v1/members").headers["x-request-id"]
+        assert fresh
+        assert fresh != request_id
+        replaced = admin.get("/v1/members", headers={"X-Request-ID": "bad id with spaces"})
+        assert replaced.headers["x-request-id"] != "bad id with spaces"
 
-        # The members process logged the request under the same id: the proxy forwarded it.
-        def members_saw_it() -> bool:
-            for line in list(run.output):
-                service, _, log_line = line.partition(" | ")
-                if service.strip() == "members" and log_line.startswith("{") and request_id in log_line:
-                    record = json.loads(log_line)
-                    if record.get("request_id") == request_id and record.get("route") == "/v1/members":
-                        return True
-            return False
+    # The members process logged the request under the same id: the proxy forwarded it.
+    def members_saw_it() -> bool:
+        for line in list(run.output):
+            service, _, log_line = line.partition(" | ")
+            if service.strip() == "members" and log_line.startswith("{") and request_id in log_line:
+                record = json.loads(log_line)
+                if record.get("request_id") == request_id and record.get("route") == "/v1/members":
+                    return True
+        return False
 
-        deadline = time.monotonic() + 10
-        while not members_saw_it():
-            assert time.monotonic() < deadline, f"members never logged {request_id}:\n{run.text()}"
-            time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while not members_saw_it():
+        assert time.monotonic() < deadline, f"members never logged {request_id}:\n{run.text()}"
+        time.sleep(0.1)

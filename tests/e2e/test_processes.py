@@ -81,6 +81,11 @@ def test_up_serves_five_processes_and_sigterm_stops_them_all(tmp_path: Path, bac
             docs = gateway.get("/docs")
             assert docs.status_code == 200
             assert docs.headers["content-type"].startswith("text/html")
+            console = gateway.get("/console")
+            assert console.status_code == 200
+            assert "console/assets/console.js" in console.text
+            assert gateway.get("/console/assets/console.js").status_code == 200
+        assert f"  console   {run.base_url}/console" in run.text()
 
         for service in DOMAIN_SERVICES:
             with run.client(service) as client:
@@ -131,17 +136,10 @@ def test_killing_the_supervisor_leaves_no_orphans(tmp_path: Path) -> None:
         assert_everything_gone(run, server)
 
 
-def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
-    with start_qunyun(tmp_path) as run:
-        server = embedded_server_pids(run)
-        assert run.stop(signal.SIGINT) == 0
-        assert_everything_gone(run, server)
-        run.wait_for_line(STOPPED_LINE)
-        assert not (run.pgdata / "postmaster.pid").exists()  # a clean shutdown, not a crash
-
-
-def test_generated_admin_password_is_printed_once_and_data_survives_a_restart(tmp_path: Path) -> None:
+def test_ctrl_c_stops_cleanly_the_password_is_printed_once_and_data_survives_a_restart(tmp_path: Path) -> None:
+    """One data dir, two runs (each start costs seconds of CPU, so one test covers all three)."""
     with start_qunyun(tmp_path, admin=None) as first:
+        server = embedded_server_pids(first)
         assert first.admin_email == "admin@qunyun.local"
         assert first.admin_password is not None
         assert len(first.admin_password) >= 12
@@ -150,6 +148,11 @@ def test_generated_admin_password_is_printed_once_and_data_survives_a_restart(tm
             assert "admin" in admin.get("/v1/me").json()["roles"]
             community = admin.post("/v1/communities", json={"name": "Survivors"})
             assert community.status_code == 201, community.text
+        # Ctrl-C: everything stops, the embedded server cleanly (not a crash).
+        assert first.stop(signal.SIGINT) == 0
+        assert_everything_gone(first, server)
+        first.wait_for_line(STOPPED_LINE)
+        assert not (first.pgdata / "postmaster.pid").exists()
     # The same data dir: the embedded server starts again on the same files.
     with start_qunyun(tmp_path, admin=None) as second:
         assert second.admin_email == "admin@qunyun.local"

@@ -123,7 +123,7 @@ def _echo_router(service: str) -> APIRouter:
     elif service == "rewards":
         add("/v1/members/{member_id}/points", "GET")
         add("/v1/members/{member_id}/points/ledger", "GET")
-        add("/v1/members/{member_id}/overview", "GET", "POST")  # the gateway's own route wins
+        add("/v1/members/{member_id}/snapshot", "GET", "POST")  # a gateway route (test_routing) wins
         add("/v1/rewards", "GET", "POST")
     elif service == "content":
         add("/v1/posts/{post_id}", "GET", "PATCH")

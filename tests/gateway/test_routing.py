@@ -36,8 +36,8 @@ OPERATOR = staff("operator")
 def gateway_routes() -> APIRouter:
     router = APIRouter()
 
-    @router.get("/v1/members/{member_id}/overview")
-    async def read_overview(member_id: str) -> dict[str, str]:
+    @router.get("/v1/members/{member_id}/snapshot")
+    async def read_snapshot(member_id: str) -> dict[str, str]:
         """A gateway-composed view (stand-in) on a template a service also declares."""
         return {"service": "gateway", "member_id": member_id}
 
@@ -134,8 +134,8 @@ async def test_requests_reach_the_service_owning_the_template(
 
 async def test_gateway_routes_win_over_proxied_ones(edge: EdgeGateway) -> None:
     async with edge.client(OPERATOR) as client:
-        own = await client.get("/v1/members/abc/overview")
-        other_method = await client.post("/v1/members/abc/overview")
+        own = await client.get("/v1/members/abc/snapshot")
+        other_method = await client.post("/v1/members/abc/snapshot")
         beside = await client.get("/v1/members/abc/points")
     assert own.json() == {"service": "gateway", "member_id": "abc"}
     # a path the gateway serves is the gateway's, whatever the method

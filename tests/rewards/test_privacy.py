@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from tests.rewards.conftest import Api
-from tests.rewards.factories import activity, assert_ledger_balanced, deliver, earn, erased, points_of
+from tests.rewards.factories import activity, assert_ledger_balanced, deliver, earn, erased
 from tests.system import System, member, staff
 
 
@@ -53,7 +53,12 @@ async def test_erasure_pseudonymizes_and_keeps_the_ledger_balanced(system: Syste
     # Nothing more is earned or redeemed; a second erasure changes nothing.
     await deliver(system, activity(mid, community, "invite_accepted"))
     await deliver(system, erased(mid))
-    assert (await points_of(api, mid))["balance"] == 105
+    async with system.direct("rewards", staff("admin")) as client:
+        assert (await client.get(f"/internal/members/{mid}/export")).json()["points"]["balance"] == 105
+    # An erased member is gone for every public reader of points and badges (as in members).
+    async with api(staff("operator")) as client:
+        for path in ("points", "points/ledger", "badges"):
+            assert (await client.get(f"/v1/members/{mid}/{path}")).status_code == 404
     async with api(member(mid)) as client:
         refused = await client.post("/v1/redemptions", json={"reward_id": reward["id"]})
     assert refused.status_code == 409

@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 # Importing the domain modules registers their contracts.
-from services.common.contracts import activity, content, feedback, members, moderation, rewards, webhook  # noqa: F401
+from services.common.contracts import (  # noqa: F401
+    activity,
+    content,
+    erasure,
+    feedback,
+    members,
+    moderation,
+    rewards,
+    webhook,
+)
 from services.common.contracts.base import (
     EVENT_TYPES,
     ContractPart,

@@ -1,8 +1,8 @@
 """Contracts of community moderation (the feedback service): reports and sanctions.
 
-No service emits these yet: they are the contract the moderation work will emit (API.md).
-Sanctions are carried out by the partner's bot in the chat group; rewards stops earning
-while a member is muted or banned. A report's reporter is never named.
+Feedback's moderation domain emits them (API.md). Sanctions are carried out by the partner's
+bot in the chat group; rewards keeps each member's mutes and bans from `sanction_applied` /
+`sanction_lifted` and earns nothing while one holds. A report's reporter is never named.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class SanctionApplied(EventModel):
         action="mute",
         until="2026-11-22T09:00:00Z",
         rule_code="no-spam",
+        applied_at="2026-11-21T09:00:00Z",
     )
 
     sanction_id: uuid.UUID
@@ -82,6 +83,7 @@ class SanctionApplied(EventModel):
     action: SanctionAction
     until: UtcDatetime | None = Field(description="When it ends by itself; null for a warning or a permanent ban")
     rule_code: str
+    applied_at: UtcDatetime = Field(description="When it took effect (activity from then on earns no points)")
 
 
 class SanctionLifted(EventModel):

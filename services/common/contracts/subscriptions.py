@@ -24,6 +24,7 @@ from services.common.contracts.members import (
     MemberLeftCommunity,
     MemberUpdated,
 )
+from services.common.contracts.moderation import SanctionApplied, SanctionLifted
 from services.common.contracts.rewards import LevelChanged
 from services.common.settings import ServiceName
 
@@ -34,10 +35,12 @@ Subscriptions = Mapping[ServiceName, Subscription]
 
 SUBSCRIPTIONS: Subscriptions = MappingProxyType(
     {
-        # Partner webhooks: every event, filtered per endpoint by its `event_types`.
+        # Partner webhooks: every event, filtered per endpoint by its `event_types`; also the
+        # erasure record (`member.erased` and each `<service>.member_erased`, see contracts.erasure).
         "gateway": ALL,
-        # Earning (set-based per batch), the author's reward for a completed suggestion, erasure.
-        "rewards": frozenset({ActivityRecorded, SuggestionCompleted, MemberErased}),
+        # Earning (set-based per batch), the author's reward for a completed suggestion, erasure,
+        # and mutes and bans (event-carried state: no points while one holds).
+        "rewards": frozenset({ActivityRecorded, SuggestionCompleted, SanctionApplied, SanctionLifted, MemberErased}),
         # Content: event-carried state (consent for the contact budget, memberships for polls,
         # the activity histogram and zones for best times) and erasure.
         "content": frozenset(
@@ -45,8 +48,9 @@ SUBSCRIPTIONS: Subscriptions = MappingProxyType(
         ),
         # Members records a poll vote as `poll_voted` activity (then it flows on like any other).
         "members": frozenset({PollVoted}),
-        # Feedback: voters' levels weigh suggestion votes (event-carried state), and erasure.
-        "feedback": frozenset({LevelChanged, MemberErased}),
+        # Feedback: voters' levels weigh suggestion votes, memberships decide who reads a
+        # community's rules and reports in it (event-carried state), and erasure.
+        "feedback": frozenset({LevelChanged, MemberJoinedCommunity, MemberLeftCommunity, MemberErased}),
     }
 )
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from services.common.contracts.content import PostKind
 from services.common.db import SessionDep, utcnow
 from services.common.problems import problem_responses
-from services.content.access import Operator, ZonesDep
+from services.content.access import Analyst, Operator, ZonesDep
 from services.content.policy import service
 from services.content.policy.rules import Policy
 from services.content.policy.schemas import BestTimes, PublishingPolicyRead, PublishingPolicyUpdate, QuietHoursBody
@@ -54,7 +54,7 @@ async def put_publishing_policy(
 async def get_best_times(
     community_id: uuid.UUID,
     session: SessionDep,
-    _caller: Operator,
+    _caller: Analyst,
     zones: ZonesDep,
     count: Annotated[int, Query(ge=1, le=50)] = 3,
     kind: PostKind = "announcement",

@@ -6,6 +6,7 @@ import uuid
 
 from pydantic import BaseModel
 
+from services.feedback.moderation.privacy import ModerationExport
 from services.feedback.suggestions.schemas import SuggestionRead
 from services.feedback.tickets.schemas import CommentRead, TicketRead
 
@@ -16,10 +17,12 @@ class VoteExport(BaseModel):
 
 
 class MemberExport(BaseModel):
-    """Everything the member wrote or filed: tickets with their public thread, ratings, suggestions, votes."""
+    """Everything the member wrote or filed: tickets with their public thread, ratings, suggestions,
+    votes, the reports they filed and their moderation standing."""
 
     member_id: uuid.UUID
     tickets: list[TicketRead]
     comments: list[CommentRead]
     suggestions: list[SuggestionRead]
     votes: list[VoteExport]
+    moderation: ModerationExport

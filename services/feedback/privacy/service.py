@@ -3,7 +3,8 @@
 Erasure pseudonymizes: the member's id on tickets, comments, ratings, suggestions and votes
 becomes one random pseudonym (so agents still see one requester's thread as one person's),
 and the text stays for the agents. Feedback holds no name or contact, so nothing else is
-removed; the learned level is deleted. Internal notes never reach the export.
+removed; the learned level is deleted. Internal notes never reach the export. Reports and
+sanctions keep their counts under the same pseudonym (`moderation/privacy.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import new_id
+from services.feedback.moderation import privacy as moderation
 from services.feedback.privacy.schemas import MemberExport, VoteExport
 from services.feedback.suggestions.schemas import SuggestionRead
 from services.feedback.suggestions.service import LEVELS, SUGGESTIONS, VOTES
@@ -68,6 +70,7 @@ async def export_member(session: AsyncSession, member_id: uuid.UUID) -> MemberEx
         comments=[comment_read(c) for c in comments],
         suggestions=[SuggestionRead.model_validate(s, from_attributes=True) for s in suggestions],
         votes=[VoteExport(suggestion_id=v.suggestion_id, weight=v.weight) for v in votes],
+        moderation=await moderation.export_member(session, member_id),
     )
 
 
@@ -89,4 +92,5 @@ async def erase_member(session: AsyncSession, member_id: uuid.UUID, now: datetim
     await session.execute(SUGGESTIONS.update().where(SUGGESTIONS.c.member_id == member_id).values(member_id=pseudonym))
     await session.execute(VOTES.update().where(VOTES.c.member_id == member_id).values(member_id=pseudonym))
     await session.execute(LEVELS.delete().where(LEVELS.c.member_id == member_id))
+    await moderation.erase_member(session, member_id, pseudonym)
     return pseudonym

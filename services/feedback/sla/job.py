@@ -3,7 +3,8 @@
 Each run claims due tickets in batches with a conditional `UPDATE ... RETURNING`: a row is
 taken only while the due time it is late for is not yet the one recorded as breached, and
 rows another replica holds are skipped (`SKIP LOCKED`); a row another replica marked and
-committed meanwhile fails the re-checked condition. So two replicas never announce the same
+committed meanwhile fails the condition, which Postgres re-checks on the row's latest
+version when it locks it. So two replicas never announce the same
 breach, and a new due time (a reopen, a priority change) can breach again.
 """
 
@@ -33,9 +34,14 @@ def _mark(target: str, now: datetime, limit: int) -> sa.Update:
     if target == "first_response":
         waiting.append(t.c.first_response_at.is_(None))
     due = sa.select(t.c.id).where(*waiting).order_by(due_at).limit(limit).with_for_update(skip_locked=True).cte("due")
+    # The UPDATE finds its rows by primary key only. Repeating `waiting` here let the planner
+    # drive the join from the due-time index as well: with statistics that predate a burst of
+    # due tickets (estimated 1 row), that was a nested loop of every due ticket against the
+    # batch, 6 s per batch of 1,000 out of 10,000. The lock taken in `due` already re-checked
+    # `waiting` on the latest version of each row; the guard below only makes sure.
     return (
         t.update()
-        .where(t.c.id == due.c.id, *waiting)
+        .where(t.c.id == due.c.id, marked.is_distinct_from(due_at))
         .values({marked: due_at, t.c.breached: True, t.c.breached_assignee_id: t.c.assignee_id})
         .returning(t.c.id, t.c.member_id, t.c.priority, due_at.label("due_at"))
     )

@@ -1,4 +1,4 @@
-"""Tickets, their comments, CSAT ratings, agents (for round-robin) and support settings."""
+"""Tickets, their comments, CSAT ratings and surveys, agents (for round-robin) and support settings."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Field
 
 from services.common.db import UTCDateTime
-from services.feedback.db import FeedbackModel
+from services.common.jobs import DONE, IN_FLIGHT, PENDING, job_columns, status_check
+from services.feedback.db import FeedbackModel, metadata
 
 STATUSES = ("new", "open", "pending", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -76,6 +77,7 @@ class Ticket(FeedbackModel, table=True):
     breached_assignee_id: uuid.UUID | None = None
     csat_requested_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     member_erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    sanction_id: uuid.UUID | None = Field(default=None, description="The sanction an appeal is about")
 
 
 class Comment(FeedbackModel, table=True):
@@ -129,3 +131,27 @@ class SupportSettings(FeedbackModel, table=True):
     reopen_window_days: int
     assignment: str = Field(max_length=16)
     updated_at: datetime = Field(sa_type=UTCDateTime())
+
+
+# The CSAT survey of a resolved ticket, as a job queue (`services.common.jobs`): written in
+# the resolution's transaction, then asked of content by the survey job (`tickets/surveys.py`).
+# `pending` until asked (`next_attempt_at`: now, content's `retry_at` after a quiet-hours
+# refusal, or a backoff after an outage), `in_flight` while a worker holds its lease, `done`
+# once it has an outcome (`requested`, or why no survey was sent).
+SURVEY_STATUSES = (PENDING, IN_FLIGHT, DONE)
+csat_surveys = sa.Table(
+    "csat_surveys",
+    metadata,
+    sa.Column("ticket_id", sa.Uuid(), sa.ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+    *job_columns(),
+    sa.Column("outcome", sa.String(32), nullable=True),
+    sa.Column("permit_id", sa.Uuid(), nullable=True),
+    sa.Column("enqueued_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    status_check(SURVEY_STATUSES),
+    sa.Index(
+        "ix_csat_surveys_waiting",
+        "next_attempt_at",
+        postgresql_where=sa.text("status IN ('pending', 'in_flight')"),
+    ),
+)

@@ -12,6 +12,7 @@ from services.common.db import SessionDep, on_rollback, utcnow
 from services.common.identity import Caller, Identity, require
 from services.common.pagination import PageDep
 from services.common.problems import problem_responses
+from services.feedback.moderation import appeals
 from services.feedback.tickets import policy, service
 from services.feedback.tickets.models import Ticket
 from services.feedback.tickets.schemas import (
@@ -27,6 +28,7 @@ from services.feedback.tickets.schemas import (
     TicketCreate,
     TicketPage,
     TicketRead,
+    TicketResolve,
     TicketUpdate,
 )
 from services.feedback.tickets.surveys import Surveys
@@ -76,11 +78,12 @@ ReadableTicketDep = Annotated[Ticket, Depends(_readable_ticket)]
 
 
 def _survey_after_commit(request: Request, background: BackgroundTasks, before: str, ticket: Ticket) -> None:
-    """A ticket that became resolved gets its survey once this request has committed: asking
-    content for the permit must not hold the ticket's row lock (see `tickets/surveys.py`)."""
+    """A ticket that became resolved is asked its survey once this request has committed (the
+    owed survey was written with the resolution; the survey job retries it if this attempt
+    does not happen or does not succeed, see `tickets/surveys.py`)."""
     if before != "resolved" and ticket.status == "resolved":
         surveys: Surveys = request.app.state.surveys
-        background.add_task(surveys.request, ticket.id)
+        background.add_task(surveys.request_now, ticket.id)
 
 
 @router.post("/v1/tickets", status_code=201, responses=problem_responses(401, 403, 422))
@@ -94,7 +97,9 @@ async def list_tickets(
     page: PageDep,
     session: SessionDep,
     caller: TicketCaller,
-    status: TicketStatus | None = None,
+    status: Annotated[
+        list[TicketStatus] | None, Query(description="One or more statuses (repeat the parameter)")
+    ] = None,
     priority: TicketPriority | None = None,
     category: TicketCategory | None = None,
     assignee_id: uuid.UUID | None = None,
@@ -142,14 +147,21 @@ async def update_ticket(
     return await service.read_ticket(session, ticket)
 
 
-@router.post("/v1/tickets/{ticket_id}/resolve", responses=problem_responses(401, 403, 404, 409))
+@router.post("/v1/tickets/{ticket_id}/resolve", responses=problem_responses(401, 403, 404, 409, 422))
 async def resolve_ticket(
-    ticket: TicketDep, session: SessionDep, caller: TicketCaller, request: Request, background: BackgroundTasks
+    ticket: TicketDep,
+    session: SessionDep,
+    caller: TicketCaller,
+    request: Request,
+    background: BackgroundTasks,
+    body: TicketResolve | None = None,
 ) -> TicketRead:
-    """Resolve the ticket (agents); the owner is asked for a rating if content grants the contact."""
+    """Resolve the ticket (agents); an appeal granted lifts its sanction. The owner is asked for a rating."""
     policy.ensure_agent(caller, ticket.member_id)
     before = ticket.status
-    await service.change_status(session, ticket, "resolved", caller, utcnow())
+    now = utcnow()
+    await service.change_status(session, ticket, "resolved", caller, now)
+    await appeals.decide(session, ticket.sanction_id, body.appeal if body else None, caller.key, now)
     _survey_after_commit(request, background, before, ticket)
     return await service.read_ticket(session, ticket)
 

@@ -35,6 +35,7 @@ class TicketCreate(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=20)
     member_id: uuid.UUID | None = Field(default=None, description="Required when an agent files for a member")
     assignee_id: uuid.UUID | None = Field(default=None, description="Agents only")
+    sanction_id: uuid.UUID | None = Field(default=None, description="An appeal names the sanction it contests")
 
     _tags = field_validator("tags")(_clean_tags)
 
@@ -83,6 +84,15 @@ class TicketRead(BaseModel):
     closed_at: datetime | None
     sla: SlaRead
     satisfaction: RatingRead | None = None
+    sanction_id: uuid.UUID | None = None
+
+
+class TicketResolve(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    appeal: Literal["grant", "deny"] | None = Field(
+        default=None, description="An appeal's decision: `grant` lifts the sanction and removes its strike"
+    )
 
 
 class TicketPage(BaseModel):

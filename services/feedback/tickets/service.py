@@ -1,7 +1,7 @@
 """The ticket rules: filing, the status machine, comments, CSAT, assignment.
 
-The survey after a resolution needs content's permit, so it runs after the commit
-(`tickets/surveys.py`).
+A resolution owes the owner a survey: it is written with the resolution and asked of
+content by the survey job, after the commit (`tickets/surveys.py`).
 
 Service functions only add and flush; the request's session commits once. Every change
 that partners hear about writes its event in the same transaction. Mutations lock the
@@ -11,7 +11,9 @@ ticket row first, so two agents acting at once are serialized, not interleaved.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -29,8 +31,9 @@ from services.common.events import emit
 from services.common.identity import Identity
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Forbidden, Unprocessable
+from services.feedback.moderation import appeals
 from services.feedback.sla import service as sla
-from services.feedback.tickets import policy
+from services.feedback.tickets import policy, surveys
 from services.feedback.tickets.errors import (
     AlreadyRated,
     InvalidTransition,
@@ -72,7 +75,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 UNRESOLVED = ("new", "open", "pending")
 
 
-def ticket_read(ticket: Ticket, rating: Rating | None = None) -> TicketRead:
+def ticket_read(ticket: Ticket | sa.Row[Any], rating: Rating | RatingRead | None = None) -> TicketRead:
+    """The read model of a ticket, or of a row of the tickets table (lists build no ORM object:
+    `Ticket.model_construct` fails in a process whose mappers are not configured yet)."""
     return TicketRead(
         id=ticket.id,
         member_id=ticket.member_id,
@@ -97,6 +102,7 @@ def ticket_read(ticket: Ticket, rating: Rating | None = None) -> TicketRead:
         satisfaction=RatingRead(rating=rating.rating, comment=rating.comment, created_at=rating.created_at)
         if rating
         else None,
+        sanction_id=ticket.sanction_id,
     )
 
 
@@ -188,6 +194,7 @@ async def next_agent(session: AsyncSession, now: datetime) -> uuid.UUID | None:
 
 async def create_ticket(session: AsyncSession, body: TicketCreate, caller: Identity, now: datetime) -> TicketRead:
     owner = policy.owner_for_new_ticket(caller, body.member_id)
+    await appeals.check_appeal(session, body.category, body.sanction_id, owner)
     assignee = body.assignee_id if policy.is_agent(caller) else None
     if assignee is None and (await get_settings(session)).assignment == "round_robin":
         assignee = await next_agent(session, now)
@@ -209,6 +216,7 @@ async def create_ticket(session: AsyncSession, body: TicketCreate, caller: Ident
         business_hours_only=due.business_hours_only,
         first_response_due_at=due.first_response_due_at,
         resolution_due_at=due.resolution_due_at,
+        sanction_id=body.sanction_id,
     )
     session.add(ticket)
     await emit(
@@ -247,7 +255,7 @@ async def list_tickets(
     caller: Identity,
     page: PageParams,
     *,
-    status: str | None = None,
+    status: Sequence[str] | None = None,
     priority: str | None = None,
     category: str | None = None,
     assignee_id: uuid.UUID | None = None,
@@ -265,8 +273,9 @@ async def list_tickets(
         policy.ensure_agent(caller)
     t = TICKETS
     filters: list[sa.ColumnElement[bool]] = []
+    if status:
+        filters.append(t.c.status.in_(status))
     for column, value in (
-        (t.c.status, status),
         (t.c.priority, priority),
         (t.c.category, category),
         (t.c.assignee_id, assignee_id),
@@ -298,13 +307,15 @@ async def list_tickets(
         )
     ).all()
     items, cursor = paginate_rows(rows, page.limit, lambda r: (r.created_at, r.id))
-    reads = []
-    for row in items:
-        values = dict(row._mapping)
-        csat = (values.pop("csat_rating"), values.pop("csat_comment"), values.pop("csat_at"))
-        ticket = Ticket.model_construct(**values)
-        found = Rating.model_construct(rating=csat[0], comment=csat[1], created_at=csat[2]) if csat[0] else None
-        reads.append(ticket_read(ticket, found))
+    reads = [
+        ticket_read(
+            row,
+            RatingRead(rating=row.csat_rating, comment=row.csat_comment, created_at=row.csat_at)
+            if row.csat_rating
+            else None,
+        )
+        for row in items
+    ]
     return TicketPage(items=reads, next_cursor=cursor)
 
 
@@ -341,6 +352,7 @@ async def change_status(session: AsyncSession, ticket: Ticket, to: str, caller: 
     if to == "resolved":
         ticket.resolved_at = now
         ticket.resolution_minutes = await _minutes(session, ticket, ticket.created_at, now)
+        await surveys.enqueue(session, ticket, now)
     elif to == "closed":
         ticket.closed_at = now
     await emit(

@@ -20,4 +20,5 @@ KNOWN_SCOPES: tuple[str, ...] = (
     "rewards:write",
     "tickets:read",
     "tickets:write",
+    "moderation:write",
 )

@@ -45,6 +45,9 @@ class ChurnRiskMember(BaseModel):
     recent: int = Field(description="Events in the recent window")
     previous: int = Field(description="Events in the window before it")
     score: float = Field(description="Share of activity lost: (previous - recent) / previous")
+    reasons: list[str] = Field(
+        default_factory=list, description="Why the member is at risk, in words an operator can act on"
+    )
 
 
 class ChurnRiskRead(BaseModel):

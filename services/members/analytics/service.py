@@ -6,7 +6,7 @@ Days are local days in the community's zone, as recorded at ingest.
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -152,6 +152,7 @@ async def churn_risk(
     """Members whose events fell most: the last `window_days` local days against the ones before."""
     community = await get_community(session, community_id)
     today = as_of or local_today(community)
+    zone = ZoneInfo(community.timezone)
     recent_from = today - timedelta(days=window_days - 1)
     previous_from = recent_from - timedelta(days=window_days)
     recent = sa.func.sum(sa.case((daily.c.local_date >= recent_from, daily.c.events), else_=0))
@@ -189,10 +190,31 @@ async def churn_risk(
                 recent=int(row.recent),
                 previous=int(row.previous),
                 score=round((row.previous - row.recent) / row.previous, 4),
+                reasons=churn_reasons(
+                    int(row.recent), int(row.previous), window_days, _local_day(row.last_active_at, zone), today
+                ),
             )
             for row in rows
         ],
     )
+
+
+def _local_day(moment: datetime | None, zone: ZoneInfo) -> date | None:
+    return None if moment is None else moment.astimezone(zone).date()
+
+
+def churn_reasons(recent: int, previous: int, window_days: int, last_active_day: date | None, today: date) -> list[str]:
+    """The churn-risk figures said in words (what the dashboard shows next to each member)."""
+    if recent == 0:
+        reasons = [f"no activity in the last {window_days} days (was {previous} events the {window_days} before)"]
+    else:
+        drop = round(100 * (previous - recent) / previous)
+        reasons = [f"activity down {drop}% ({previous} to {recent} events per {window_days} days)"]
+    if last_active_day is not None:
+        idle = (today - last_active_day).days
+        if idle >= 7:
+            reasons.append(f"last active {idle} days ago")
+    return reasons
 
 
 async def activity_heatmap(

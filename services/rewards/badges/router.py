@@ -21,6 +21,7 @@ from services.rewards.badges.schemas import (
     MemberBadgePage,
     MemberBadgeRead,
 )
+from services.rewards.points.service import ensure_not_erased
 from services.rewards.program.service import list_levels
 
 router = APIRouter(tags=["badges"])
@@ -47,6 +48,7 @@ async def list_member_badges(
 ) -> MemberBadgePage:
     """The member's badges, newest first, with when each was awarded."""
     ensure_self_or(caller, member_id, "operator", scopes=("read",))
+    await ensure_not_erased(session, member_id)
     return await service.member_badges(session, member_id, page)
 
 

@@ -51,3 +51,20 @@ class Community(RewardsModel, table=True):
     id: uuid.UUID = Field(primary_key=True)
     timezone: str = Field(max_length=64)
     updated_at: datetime = Field(sa_type=UTCDateTime())
+
+
+class MemberSanction(RewardsModel, table=True):
+    """A mute or ban in a community, from `moderation.sanction_applied` / `sanction_lifted`
+    (event-carried state: earning never asks feedback). Either event may arrive first; the
+    row holds while `applied_at <= t < until` and before `lifted_at`."""
+
+    __tablename__ = "member_sanctions"
+    __table_args__ = (sa.Index("ix_member_sanctions_member", "member_id", "community_id"),)
+
+    sanction_id: uuid.UUID = Field(primary_key=True)
+    member_id: uuid.UUID
+    community_id: uuid.UUID
+    action: str = Field(max_length=8)
+    applied_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    until: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    lifted_at: datetime | None = Field(default=None, sa_type=UTCDateTime())

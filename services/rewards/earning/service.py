@@ -25,6 +25,7 @@ from services.common.db import table_of, utcnow
 from services.common.events import Event
 from services.rewards.badges import service as badges
 from services.rewards.earning.models import ActivityCount, CheckInDay, Community, DailyEarning
+from services.rewards.earning.sanctions import Silenced
 from services.rewards.leaderboards import service as leaderboards
 from services.rewards.points.service import AccountState, Postings, lock_accounts, lot_expiry, points_awarded
 from services.rewards.program.service import Rule, load_program
@@ -189,6 +190,19 @@ async def _award(
     ]
     if not matches:
         return
+    silenced = await Silenced.load(session, [a for a, _ in matches])
+    skipped = [(a, rule, why) for a, rule in matches if (why := silenced.because(a)) is not None]
+    for a, rule, why in skipped:
+        postings.skip(
+            accounts[a.member_id],
+            rule.skipped_reason,
+            why,
+            rule_id=rule.id,
+            source_event_id=a.activity_id,
+            community_id=a.community_id,
+        )
+    if skipped:
+        matches = [(a, rule) for a, rule in matches if silenced.because(a) is None]
     used = await _used_today(session, [(a, rule) for a, rule in matches if rule.daily_cap is not None])
     spent: dict[tuple[uuid.UUID, uuid.UUID, date], int] = defaultdict(int)
     earned = []

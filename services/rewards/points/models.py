@@ -46,7 +46,8 @@ class LedgerEntry(RewardsModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("member_id", "seq"),
         sa.UniqueConstraint("source_event_id", "rule_id"),
-        sa.CheckConstraint("delta <> 0", name="delta_not_zero"),
+        # Only a rule skipped while the member is muted or banned writes an entry of 0 points.
+        sa.CheckConstraint("(delta <> 0) = (skipped_because IS NULL)", name="delta_zero_only_when_skipped"),
         sa.CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
     )
 
@@ -62,6 +63,9 @@ class LedgerEntry(RewardsModel, table=True):
     redemption_id: uuid.UUID | None = Field(default=None, index=True)
     adjustment_id: uuid.UUID | None = None
     lot_id: uuid.UUID | None = None
+    skipped_because: str | None = Field(
+        default=None, max_length=16, description="muted or banned: the rule earned nothing (delta 0)"
+    )
     created_at: datetime = Field(sa_type=UTCDateTime())
 
 

@@ -29,6 +29,7 @@ Adjuster = Annotated[Identity, Depends(require("operator", scopes=("rewards:writ
 async def get_points(member_id: uuid.UUID, session: SessionDep, caller: Caller) -> PointsRead:
     """The member's balance, lifetime points, level, check-in streak and expiring points."""
     ensure_self_or(caller, member_id, *READ_ROLES, scopes=READ_SCOPES)
+    await service.ensure_not_erased(session, member_id)
     return await service.read_points(session, member_id, await list_levels(session), utcnow())
 
 
@@ -36,6 +37,7 @@ async def get_points(member_id: uuid.UUID, session: SessionDep, caller: Caller) 
 async def list_ledger_entries(member_id: uuid.UUID, page: PageDep, session: SessionDep, caller: Caller) -> LedgerPage:
     """The member's ledger entries, newest first."""
     ensure_self_or(caller, member_id, *READ_ROLES, scopes=READ_SCOPES)
+    await service.ensure_not_erased(session, member_id)
     return await service.ledger_page(session, member_id, page)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -34,14 +35,17 @@ class LedgerEntryRead(BaseModel):
     balance_after: int
     reason: str = Field(
         description=(
-            "earned:<rule> (earned:check_in, earned:suggestion_completed, ...), adjustment, redemption, "
-            "refund or expired"
+            "earned:<rule> (earned:check_in, earned:suggestion_completed, ...), skipped:<rule> (0 points: "
+            "see skipped_because), adjustment, redemption, refund or expired"
         )
     )
     source_event_id: uuid.UUID | None
     redemption_id: uuid.UUID | None = None
     adjustment_id: uuid.UUID | None = None
     community_id: uuid.UUID | None = None
+    skipped_because: Literal["muted", "banned"] | None = Field(
+        default=None, description="Why a rule earned nothing: the member was muted or banned in the community"
+    )
     created_at: datetime
 
 

@@ -25,7 +25,7 @@ from services.common.contracts.rewards import LevelChanged, PointsAwarded, Point
 from services.common.db import new_id, table_of
 from services.common.events import EventDraft, emit_many
 from services.common.pagination import PageParams, keyset_after, paginate_rows
-from services.common.problems import Conflict
+from services.common.problems import Conflict, NotFound
 from services.rewards.badges import service as badges
 from services.rewards.points.models import NEVER, Account, Adjustment, LedgerEntry, Lot, LotConsumption
 from services.rewards.points.schemas import (
@@ -52,6 +52,12 @@ class InsufficientPoints(Conflict):
 
 class MemberErased(Conflict):
     slug, title = "member-erased", "Member erased"
+
+
+async def ensure_not_erased(session: AsyncSession, member_id: uuid.UUID) -> None:
+    erased_at = await session.scalar(sa.select(ACCOUNTS.c.erased_at).where(ACCOUNTS.c.member_id == member_id))
+    if erased_at is not None:
+        raise NotFound("No such member.")  # gone for every reader, as in members
 
 
 class PointsLimitReached(Conflict):
@@ -213,6 +219,7 @@ class Postings:
             "redemption_id": None,
             "adjustment_id": None,
             "lot_id": None,
+            "skipped_because": None,
             "created_at": self.now,
         }
         entry.update(refs)
@@ -228,6 +235,11 @@ class Postings:
         key = (account.member_id, expires_at or NEVER)
         self.lot_credits[key] = self.lot_credits.get(key, 0) + points
         return entry
+
+    def skip(self, account: AccountState, reason: str, because: str, **refs: Any) -> dict[str, Any]:
+        """A rule that earned nothing because the member is muted or banned: an entry of 0
+        points saying so (it holds the rule's once-per-event key, like an award would)."""
+        return self._entry(account, 0, reason, refs | {"skipped_because": because})
 
     def debit(
         self, account: AccountState, points: int, reason: str, lots: Sequence[OpenLot], **refs: Any
@@ -377,6 +389,7 @@ ENTRY_COLUMNS = (
     "redemption_id",
     "adjustment_id",
     "lot_id",
+    "skipped_because",
     "created_at",
 )
 LOT_COLUMNS = ("id", "member_id", "expires_at", "points", "remaining", "created_at")

@@ -19,6 +19,7 @@ from services.common.pagination import PageParams
 from services.rewards.badges.service import member_badges
 from services.rewards.catalog import service as catalog
 from services.rewards.catalog.service import REDEMPTIONS
+from services.rewards.earning.sanctions import SANCTIONS as MEMBER_SANCTIONS
 from services.rewards.earning.service import CHECK_INS, COUNTS
 from services.rewards.leaderboards import service as leaderboards
 from services.rewards.points.schemas import LedgerEntryRead
@@ -80,4 +81,5 @@ async def erase_member(session: AsyncSession, member_id: uuid.UUID, now: datetim
         .distinct()
     )
     await leaderboards.drop_member(session, member_id, [c for c in communities if c is not None])
+    await session.execute(MEMBER_SANCTIONS.delete().where(MEMBER_SANCTIONS.c.member_id == member_id))
     return True

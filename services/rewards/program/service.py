@@ -60,6 +60,10 @@ class Rule:
     def reason(self) -> str:
         return f"earned:{self.event_type}"
 
+    @property
+    def skipped_reason(self) -> str:
+        return f"skipped:{self.event_type}"
+
     def matches(self, event_type: str, community_id: uuid.UUID) -> bool:
         return self.event_type == event_type and self.community_id in (None, community_id)
 

@@ -1,0 +1,156 @@
+"""Reading the parts of a composed view from the services, in parallel, each on a budget.
+
+Every part is one GET on the transport of the process's shared HTTP client (the one the
+proxy uses, pooled), carrying an internal token for the identity the view reads as. A part ends in one of three ways: an
+answer (2xx, its JSON), a refusal the view must pass on (`PartRefused`, e.g. members saying
+404), or a failure (transport error, timeout, 5xx, anything else): the view leaves the part
+out and names its service in `degraded`. Nothing here waits longer than the part's budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from fastapi import Request
+
+from services.common.identity import INTERNAL_TOKEN_HEADER, Identity, InternalTokenCache
+from services.common.observability import request_id_of
+from services.common.settings import ServiceName, Settings
+
+log = structlog.get_logger("qunyun.gateway.compose")
+
+QueryParams = Mapping[str, str | Sequence[str]]
+
+
+class PartFailed(Exception):
+    """A part could not be read: the service is down or too slow (`unavailable`), or answered
+    with an error or something unreadable (`broken`)."""
+
+    def __init__(self, service: ServiceName, reason: str, *, unavailable: bool = True) -> None:
+        super().__init__(f"{service}: {reason}")
+        self.service = service
+        self.reason = reason
+        self.unavailable = unavailable
+
+
+class PartRefused(Exception):
+    """The service answered, and refused (4xx): the view decides what that means."""
+
+    def __init__(self, service: ServiceName, response: httpx.Response) -> None:
+        super().__init__(f"{service} answered {response.status_code}")
+        self.service = service
+        self.status_code = response.status_code
+        self.response = response
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One GET of a composed view."""
+
+    service: ServiceName
+    path: str
+    params: QueryParams = field(default_factory=dict)
+
+
+class Upstream:
+    """Reads parts from the services for one request, as one identity."""
+
+    def __init__(self, request: Request, identity: Identity) -> None:
+        state = request.app.state
+        self.settings: Settings = state.settings
+        # The shared client's transport itself, as the proxy uses it: the client's cookie, auth
+        # and redirect layers would cost more than the composition (see `proxy.Proxy`).
+        self.transport: httpx.AsyncBaseTransport = state.proxy.transport
+        tokens: InternalTokenCache = state.internal_tokens
+        self.headers = {
+            INTERNAL_TOKEN_HEADER: tokens.token_for(identity),
+            "accept": "application/json",
+            "accept-encoding": "identity",
+        }
+        request_id = request_id_of(request)
+        if request_id:
+            self.headers["x-request-id"] = request_id
+
+    async def _fetch(self, part: Part, budget: float) -> httpx.Response:
+        url = httpx.URL(self.settings.url_for(part.service) + part.path, params=dict(part.params))
+        timeout = httpx.Timeout(budget, connect=min(budget, self.settings.upstream_connect_timeout_seconds))
+        request = httpx.Request("GET", url, headers=self.headers, extensions={"timeout": timeout.as_dict()})
+        response = await self.transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def get(self, part: Part, budget: float) -> Any:
+        """The part's JSON; PartRefused for a 4xx, PartFailed for everything else (within `budget` s)."""
+        try:
+            async with asyncio.timeout(budget):
+                response = await self._fetch(part, budget)
+            if response.is_success:
+                return orjson.loads(response.content)
+        except TimeoutError as exc:
+            raise PartFailed(part.service, f"no answer within {budget:g} s") from exc
+        except httpx.TimeoutException as exc:
+            raise PartFailed(part.service, f"no answer within {budget:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise PartFailed(part.service, f"unreachable ({type(exc).__name__})") from exc
+        except orjson.JSONDecodeError as exc:
+            raise PartFailed(part.service, "an answer that is not JSON", unavailable=False) from exc
+        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+            raise PartRefused(part.service, response)
+        unavailable = response.status_code in (408, 429, 503, 504)
+        raise PartFailed(part.service, f"status {response.status_code}", unavailable=unavailable)
+
+    async def _timed(self, name: str, part: Part, budget: float, durations: dict[str, float]) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self.get(part, budget)
+        finally:
+            durations[name] = time.perf_counter() - started
+
+    async def gather(self, parts: Mapping[str, Part], budget: float) -> PartResults:
+        """Every part at once; each ends as a value, a refusal or a failure (never raises)."""
+        names = list(parts)
+        results = PartResults()
+        calls: list[Awaitable[Any]] = [self._timed(name, parts[name], budget, results.durations) for name in names]
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        for name, outcome in zip(names, outcomes, strict=True):
+            if isinstance(outcome, PartFailed | PartRefused):
+                results.errors[name] = outcome
+                if isinstance(outcome, PartFailed):
+                    log.warning("compose_part_failed", part=name, service=outcome.service, reason=outcome.reason)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                results.values[name] = outcome
+        results.services = {name: parts[name].service for name in names}
+        return results
+
+
+@dataclass(slots=True)
+class PartResults:
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, PartFailed | PartRefused] = field(default_factory=dict)
+    services: dict[str, ServiceName] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)  # seconds each part took
+
+    def server_timing(self) -> str:
+        """The parts' durations as a `Server-Timing` header (W3C): `points;dur=4.2, ...` in ms."""
+        return ", ".join(
+            f"{name.replace('_', '-')};dur={seconds * 1000:.1f}" for name, seconds in self.durations.items()
+        )
+
+    def value(self, name: str) -> Any | None:
+        return self.values.get(name)
+
+    def degraded(self) -> list[str]:
+        """The services that failed any part, or refused one the view expected to read."""
+        return sorted({self.services[name] for name in self.errors})
