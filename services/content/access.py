@@ -44,7 +44,8 @@ def actor_id(caller: Identity) -> uuid.UUID:
         return uuid.uuid5(uuid.NAMESPACE_URL, f"qunyun:{caller.key}")
 
 
-def community_zones(request: Request) -> CommunityZones:
+async def community_zones(request: Request) -> CommunityZones:
+    # async: a plain `def` dependency would hop to the thread pool on every request.
     zones: CommunityZones = request.app.state.zones
     return zones
 

@@ -1,5 +1,5 @@
-"""The content service app: posts and their review, publishing policy, the publisher, best
-times, polls and the per-member contact budget."""
+"""The content service app: posts and their review (with the compliance check), publishing
+policy, the publisher, best times, polls and the per-member contact budget."""
 
 import httpx
 from fastapi import FastAPI
@@ -9,6 +9,7 @@ from services.common.jobs import PeriodicJob
 from services.common.settings import Settings, get_settings
 from services.content.analytics.router import router as analytics_router
 from services.content.communities.service import CommunityZones
+from services.content.compliance.router import router as compliance_router
 from services.content.contact.router import router as contact_router
 from services.content.db import kit_tables
 from services.content.events import EVENT_HANDLERS, apply_new_events
@@ -37,11 +38,22 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         "content",
         settings or get_settings(),
         kit_tables=kit_tables,
-        routers=[posts_router, polls_router, policy_router, contact_router, privacy_router, analytics_router],
+        routers=[
+            posts_router,
+            polls_router,
+            policy_router,
+            contact_router,
+            privacy_router,
+            analytics_router,
+            compliance_router,
+        ],
         event_handlers=EVENT_HANDLERS,
         batch_handler=apply_new_events,
         transport=transport,
         on_startup=[content_state],
         background=[publisher_worker],
-        description="Posts and their review, publishing policy, the publisher, best times, polls, contact budget.",
+        description=(
+            "Posts and their review (compliance check), publishing policy, the publisher, best times, polls, "
+            "contact budget."
+        ),
     )

@@ -2,8 +2,9 @@
 (except replies), counts in a rolling 7 days.
 
 A grant is one atomic step per member: the member's `contact_budgets` row is locked
-(`SELECT ... FOR UPDATE`, created first if missing), the window is counted, and the permit
-is written, all in the request's transaction; concurrent requests for one member queue on
+(one upsert whose `DO UPDATE` takes the row lock, creating the row if missing), then one
+statement counts the window and writes the permit if there is room, all in the request's
+transaction; concurrent requests for one member queue on
 that row, so the count they see always includes the grants before them. Requests for
 different members never wait on each other.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -98,28 +100,53 @@ class Usage:
     oldest_promotion: datetime | None
 
 
-async def usage(session: AsyncSession, member_id: uuid.UUID, now: datetime) -> Usage:
+def _usage_query(member_id: uuid.UUID, now: datetime) -> sa.Select[int, int, Any, Any]:
     promotion = PERMITS.c.kind == "promotion"
-    row = (
-        await session.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.count().filter(promotion),
-                sa.func.min(PERMITS.c.granted_at),
-                sa.func.min(PERMITS.c.granted_at).filter(promotion),
-            ).where(PERMITS.c.member_id == member_id, PERMITS.c.granted_at > now - WINDOW)
-        )
-    ).one()
-    return Usage(int(row[0]), int(row[1]), row[2], row[3])
+    return sa.select(
+        sa.func.count().label("total"),
+        sa.func.count().filter(promotion).label("promotions"),
+        sa.func.min(PERMITS.c.granted_at).label("oldest"),
+        sa.func.min(PERMITS.c.granted_at).filter(promotion).label("oldest_promotion"),
+    ).where(PERMITS.c.member_id == member_id, PERMITS.c.granted_at > now - WINDOW)
+
+
+async def usage(session: AsyncSession, member_id: uuid.UUID, now: datetime) -> Usage:
+    row = (await session.execute(_usage_query(member_id, now))).one()
+    return Usage(int(row.total), int(row.promotions), row.oldest, row.oldest_promotion)
 
 
 async def _lock_budget(session: AsyncSession, member_id: uuid.UUID, now: datetime) -> None:
+    """Create the member's budget row or lock it, in one statement: `DO UPDATE` takes the row
+    lock (waiting for a concurrent grant's transaction, or for the one inserting the row)."""
+    stmt = postgresql.insert(BUDGETS).values(member_id=member_id, created_at=now)
     await session.execute(
-        postgresql.insert(BUDGETS)
-        .values(member_id=member_id, created_at=now)
-        .on_conflict_do_nothing(index_elements=[BUDGETS.c.member_id])
+        stmt.on_conflict_do_update(index_elements=[BUDGETS.c.member_id], set_={"created_at": BUDGETS.c.created_at})
     )
-    await session.execute(sa.select(BUDGETS.c.member_id).where(BUDGETS.c.member_id == member_id).with_for_update())
+
+
+async def _count_and_insert(
+    session: AsyncSession, permit: dict[str, Any], limits: Limits, now: datetime
+) -> tuple[Usage, bool]:
+    """Count the member's window and write the permit if it has room, in one statement.
+    Runs after `_lock_budget`, so its snapshot already holds every grant before it."""
+    used = _usage_query(permit["member_id"], now).cte("used")
+    room = used.c.total < limits.weekly_max
+    if permit["kind"] == "promotion":
+        room = sa.and_(room, used.c.promotions < limits.weekly_max_promotions)
+    columns = list(permit)
+    values = [sa.literal(permit[c], PERMITS.c[c].type).label(c) for c in columns]
+    granted = (
+        PERMITS.insert()
+        .from_select(columns, sa.select(*values).select_from(used).where(room))
+        .returning(PERMITS.c.id)
+        .cte("granted")
+    )
+    row = (
+        await session.execute(
+            sa.select(used, sa.select(granted.c.id).scalar_subquery().label("permit_id")).select_from(used)
+        )
+    ).one()
+    return Usage(int(row.total), int(row.promotions), row.oldest, row.oldest_promotion), row.permit_id is not None
 
 
 def _remaining(limits: Limits, used: Usage) -> Remaining:
@@ -161,26 +188,24 @@ async def grant(
             retry_at=rfc3339(retry_at),
         )
     await _lock_budget(session, member_id, now)
-    used = await usage(session, member_id, now)
-    refused_until = _refused_until(limits, used, promotion)
-    if refused_until is not None or (promotion and limits.weekly_max_promotions == 0) or limits.weekly_max == 0:
+    permit_id = new_id()
+    permit = {
+        "id": permit_id,
+        "member_id": member_id,
+        "community_id": community_id,
+        "kind": kind,
+        "requested_by": requested_by,
+        "granted_at": now,
+    }
+    used, written = await _count_and_insert(session, permit, limits, now)
+    if not written:
+        refused_until = _refused_until(limits, used, promotion)
         what = "promotions" if promotion and used.total < limits.weekly_max else "touches"
         raise BudgetExhausted(
             f"The member has had their {what} for this week"
             + (f"; retry at {rfc3339(refused_until)}." if refused_until else "."),
             retry_at=rfc3339(refused_until) if refused_until else None,
         )
-    permit_id = new_id()
-    await session.execute(
-        PERMITS.insert().values(
-            id=permit_id,
-            member_id=member_id,
-            community_id=community_id,
-            kind=kind,
-            requested_by=requested_by,
-            granted_at=now,
-        )
-    )
     after = Usage(used.total + 1, used.promotions + int(promotion), used.oldest or now, used.oldest_promotion)
     return PermitRead(granted=True, permit_id=permit_id, remaining=_remaining(limits, after))
 

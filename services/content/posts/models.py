@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -25,6 +26,7 @@ class Post(ContentModel, table=True):
         sa.CheckConstraint(f"kind IN {POST_KINDS}", name="kind_known"),
         sa.CheckConstraint(f"status IN {POST_STATUSES}", name="status_known"),
         sa.CheckConstraint("status NOT IN ('scheduled', 'published') OR publish_at IS NOT NULL", name="publish_at_set"),
+        sa.CheckConstraint("(override_by IS NULL) = (override_at IS NULL)", name="override_both_or_none"),
         sa.Index("ix_posts_community_id_calendar_at_id", "community_id", "calendar_at", "id"),
         sa.Index("ix_posts_calendar_at_id", "calendar_at", "id"),
         # The publisher's queue: only scheduled posts, by due time.
@@ -55,5 +57,11 @@ class Post(ContentModel, table=True):
     author_id: uuid.UUID
     reviewer_id: uuid.UUID | None = None
     rejection_reason: str | None = None
+    # The compliance check's flags as of `compliance_checked_at` (null: not checked since the
+    # last edit); a reviewer's explicit override of them, recorded at approval.
+    compliance_flags: list[dict[str, Any]] | None = Field(default=None, sa_type=postgresql.JSONB())
+    compliance_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    override_by: uuid.UUID | None = None
+    override_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     created_at: datetime = Field(sa_type=UTCDateTime())
     updated_at: datetime = Field(sa_type=UTCDateTime())

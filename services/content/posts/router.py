@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime
@@ -12,8 +12,10 @@ from services.common.db import SessionDep, utcnow
 from services.common.pagination import PageDep
 from services.common.problems import problem_responses
 from services.content.access import Operator, PostReader, Reviewer, ZonesDep, actor_id
+from services.content.compliance.schemas import ComplianceFlag, ComplianceOverride, ComplianceReport
 from services.content.posts import service
 from services.content.posts.schemas import (
+    ApproveBody,
     PostCreate,
     PostPage,
     PostRead,
@@ -26,8 +28,9 @@ from services.content.posts.schemas import (
 router = APIRouter(prefix="/v1/posts", tags=["posts"])
 
 
-def _read(row: object) -> PostRead:
-    return PostRead.model_validate(row, from_attributes=True)
+def _read(row: Any) -> PostRead:
+    override = ComplianceOverride(reviewer_id=row.override_by, at=row.override_at) if row.override_by else None
+    return PostRead.model_validate({**row._mapping, "compliance_override": override})
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(401, 403, 404, 422, 503))
@@ -68,14 +71,27 @@ async def update_post(post_id: uuid.UUID, data: PostUpdate, session: SessionDep,
 
 @router.post("/{post_id}/submit", responses=problem_responses(401, 403, 404, 409))
 async def submit_post(post_id: uuid.UUID, session: SessionDep, _caller: Operator) -> PostRead:
-    """Send a draft (or a rejected post, edited) to review."""
+    """Send a draft (or a rejected post, edited) to review; the compliance check runs and its
+    flags are stored on the post."""
     return _read(await service.submit_post(session, post_id, utcnow()))
 
 
-@router.post("/{post_id}/approve", responses=problem_responses(401, 403, 404, 409))
-async def approve_post(post_id: uuid.UUID, session: SessionDep, caller: Reviewer) -> PostRead:
-    """Approve a post in review (reviewers)."""
-    return _read(await service.approve_post(session, post_id, actor_id(caller), utcnow()))
+@router.post("/{post_id}/compliance-check", responses=problem_responses(401, 403, 404))
+async def check_post_compliance(post_id: uuid.UUID, session: SessionDep, _caller: PostReader) -> ComplianceReport:
+    """Run the compliance check on a post (stored on it while it is a draft, rejected or in review)."""
+    now = utcnow()
+    flags, _row = await service.check_post(session, post_id, now)
+    return ComplianceReport(flags=[ComplianceFlag.model_validate(f) for f in flags], checked_at=now)
+
+
+@router.post("/{post_id}/approve", responses=problem_responses(401, 403, 404, 409, 422))
+async def approve_post(
+    post_id: uuid.UUID, session: SessionDep, caller: Reviewer, data: ApproveBody | None = None
+) -> PostRead:
+    """Approve a post in review (reviewers); a promotion with compliance flags needs
+    `{"override": true}` (else 409 `compliance-override-required`), which is recorded."""
+    override = data.override if data is not None else False
+    return _read(await service.approve_post(session, post_id, actor_id(caller), utcnow(), override=override))
 
 
 @router.post("/{post_id}/reject", responses=problem_responses(401, 403, 404, 409, 422))

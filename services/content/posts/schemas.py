@@ -9,6 +9,7 @@ from typing import Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from services.common.contracts.content import PostKind
+from services.content.compliance.schemas import ComplianceFlag, ComplianceOverride
 
 PostStatus = Literal["draft", "in_review", "approved", "rejected", "scheduled", "published"]
 Title = Field(min_length=1, max_length=200)
@@ -67,6 +68,13 @@ class PostRead(BaseModel):
     author_id: uuid.UUID
     reviewer_id: uuid.UUID | None
     rejection_reason: str | None
+    compliance_flags: list[ComplianceFlag] | None = Field(
+        description="What the compliance check found at submit (or its last run); null: not checked since the last edit"
+    )
+    compliance_checked_at: datetime | None
+    compliance_override: ComplianceOverride | None = Field(
+        description="Set when a reviewer approved despite the flags (`override: true`)"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -80,6 +88,15 @@ class ScheduleBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     publish_at: AwareDatetime = Field(description="When to publish (RFC 3339, in the future)")
+
+
+class ApproveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    override: bool = Field(
+        default=False,
+        description="Approve despite compliance flags (required for a flagged promotion); recorded on the post",
+    )
 
 
 class RejectBody(BaseModel):

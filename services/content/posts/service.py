@@ -24,6 +24,7 @@ from services.common.db import new_id, table_of, wake_after_commit
 from services.common.events import EventDraft, emit, emit_many
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
+from services.content.compliance import service as compliance
 from services.content.policy.service import check_schedule, lock_community_schedule
 from services.content.posts.models import Post
 from services.content.posts.schemas import PostCreate, PostUpdate, _check_options
@@ -46,6 +47,17 @@ class PostNotEditable(Conflict):
 
 class PublishAtInPast(Unprocessable):
     slug, title = "publish-at-in-past", "The publication time has passed"
+
+
+class ComplianceOverrideRequired(Conflict):
+    """A promotion with compliance flags is approved only with the reviewer's explicit override."""
+
+    slug, title = "compliance-override-required", "Flagged promotion needs the reviewer's override"
+
+
+# The check on a post is stored while its text may still change or is under review; later
+# the flags stay as they were when it was approved.
+CHECK_STORED_IN = ("draft", "rejected", "in_review")
 
 
 async def create_post(session: AsyncSession, data: PostCreate, author_id: uuid.UUID, now: datetime) -> Any:
@@ -94,13 +106,43 @@ async def update_post(session: AsyncSession, post_id: uuid.UUID, data: PostUpdat
         await session.execute(
             POSTS.update()
             .where(POSTS.c.id == post_id, POSTS.c.status.in_(("draft", "rejected")))
-            .values(**changes, updated_at=now)
+            .values(**changes, compliance_flags=None, compliance_checked_at=None, updated_at=now)
             .returning(POSTS)
         )
     ).first()
     if row is None:
         raise PostNotEditable(f"The post is {current.status}; only drafts and rejected posts can be edited.")
     return row
+
+
+async def _lock_post(session: AsyncSession, post_id: uuid.UUID) -> Any:
+    row = (await session.execute(sa.select(POSTS).where(POSTS.c.id == post_id).with_for_update())).first()
+    if row is None:
+        raise PostNotFound("No such post.")
+    return row
+
+
+async def _store_flags(session: AsyncSession, post_id: uuid.UUID, flags: list[dict[str, Any]], now: datetime) -> Any:
+    return (
+        await session.execute(
+            POSTS.update()
+            .where(POSTS.c.id == post_id)
+            .values(compliance_flags=flags, compliance_checked_at=now)
+            .returning(POSTS)
+        )
+    ).one()
+
+
+async def check_post(session: AsyncSession, post_id: uuid.UUID, now: datetime) -> tuple[list[dict[str, Any]], Any]:
+    """Run the compliance check on a post against its community's list; the flags are
+    stored on the post unless it is past review (then they stay as approved)."""
+    current = await _lock_post(session, post_id)
+    flags = compliance.flags_json(
+        await compliance.flags_for(session, current.community_id, current.title, current.body)
+    )
+    if current.status in CHECK_STORED_IN:
+        current = await _store_flags(session, post_id, flags, now)
+    return flags, current
 
 
 async def _transition(
@@ -128,17 +170,59 @@ def _post_fields(row: Any) -> dict[str, Any]:
 
 async def submit_post(session: AsyncSession, post_id: uuid.UUID, now: datetime) -> Any:
     row = await _transition(
-        session, post_id, "submit", ("draft", "rejected"), status="in_review", rejection_reason=None, updated_at=now
+        session,
+        post_id,
+        "submit",
+        ("draft", "rejected"),
+        status="in_review",
+        rejection_reason=None,
+        override_by=None,
+        override_at=None,
+        updated_at=now,
     )
+    # The row is locked by the UPDATE, so the text checked is the text submitted.
+    flags = compliance.flags_json(await compliance.flags_for(session, row.community_id, row.title, row.body))
+    row = await _store_flags(session, post_id, flags, now)
     await emit(session, PostSubmitted(**_post_fields(row), author_id=row.author_id, submitted_at=now))
     return row
 
 
-async def approve_post(session: AsyncSession, post_id: uuid.UUID, reviewer_id: uuid.UUID, now: datetime) -> Any:
+async def approve_post(
+    session: AsyncSession, post_id: uuid.UUID, reviewer_id: uuid.UUID, now: datetime, *, override: bool = False
+) -> Any:
+    """in_review -> approved. A promotion the compliance check flagged needs `override`; an
+    override of flags (on any kind) is recorded on the post: who, when."""
+    current = await _lock_post(session, post_id)  # the flags read are the flags decided on
+    if current.status != "in_review":
+        raise InvalidTransition(f"Cannot approve a post that is {current.status} (only from in_review).")
+    flags = current.compliance_flags
+    if flags is None:  # in review since before the check existed
+        flags = compliance.flags_json(
+            await compliance.flags_for(session, current.community_id, current.title, current.body)
+        )
+    if flags and current.kind == "promotion" and not override:
+        raise ComplianceOverrideRequired(
+            f"The promotion has {len(flags)} compliance flag(s): {compliance.describe(flags)}. "
+            'Approve with {"override": true} to accept them, or reject it.',
+            flags=flags,
+        )
+    overridden = bool(flags) and override
     row = await _transition(
-        session, post_id, "approve", ("in_review",), status="approved", reviewer_id=reviewer_id, updated_at=now
+        session,
+        post_id,
+        "approve",
+        ("in_review",),
+        status="approved",
+        reviewer_id=reviewer_id,
+        compliance_flags=flags,
+        compliance_checked_at=current.compliance_checked_at or now,
+        override_by=reviewer_id if overridden else None,
+        override_at=now if overridden else None,
+        updated_at=now,
     )
-    await emit(session, PostApproved(**_post_fields(row), reviewer_id=reviewer_id, override=False, approved_at=now))
+    await emit(
+        session, PostApproved(**_post_fields(row), reviewer_id=reviewer_id, override=overridden, approved_at=now)
+    )
     return row
 
 
