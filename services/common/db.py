@@ -130,11 +130,18 @@ _NEEDS_TRANSACTION = re.compile(
 _plain_reads: dict[str, bool] = {}  # statements repeat (SQLAlchemy caches their text): decide once
 
 
+# A WITH statement may hold data-modifying CTEs: plain only if no such keyword appears at all.
+_WRITES = re.compile(r"\b(?:INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
+
+
 def is_plain_read(statement: str) -> bool:
     """A statement that reads the same inside or outside a READ COMMITTED transaction."""
     plain = _plain_reads.get(statement)
     if plain is None:
-        plain = statement.lstrip()[:6].upper() == "SELECT" and _NEEDS_TRANSACTION.search(statement) is None
+        start = statement.lstrip()[:6].upper()
+        plain = (start == "SELECT" or (start[:4] == "WITH" and _WRITES.search(statement) is None)) and (
+            _NEEDS_TRANSACTION.search(statement) is None
+        )
         if len(_plain_reads) >= 10_000:
             _plain_reads.clear()
         _plain_reads[statement] = plain
@@ -187,9 +194,13 @@ class PreparedRead:
         if compiled.literal_execute_params or compiled.post_compile_params:
             raise ValueError("PreparedRead needs every parameter bound at execution ($n), not rendered")
         self.params: tuple[str, ...] = tuple(compiled.positiontup or ())
+        # Values written into the statement (`points > 0`) travel as parameters too.
+        self.fixed = {name: value for name, value in compiled.params.items() if value is not None}
 
     def _args(self, values: dict[str, Any]) -> list[Any]:
-        return [values[name] for name in self.params]
+        """Parameters in `$n` order: the caller's (passed to asyncpg as they are, no
+        SQLAlchemy type processing), else the statement's own."""
+        return [values[name] if name in values else self.fixed[name] for name in self.params]
 
     async def fetch_one(self, db: Database, **values: Any) -> asyncpg.Record | None:
         async with db.raw() as connection:
@@ -273,14 +284,21 @@ class Database:
         database that cannot serve is a 503, see problems.database_unavailable)."""
         pool = self._read_pool or await self._open_read_pool()
         try:
-            async with pool.acquire(timeout=self._pool_timeout) as connection:
-                yield connection
+            # asyncio.timeout, not acquire(timeout=): on Python 3.11 that is wait_for, a task per call.
+            async with asyncio.timeout(self._pool_timeout):
+                connection = await pool.acquire()
         except TimeoutError as exc:
             raise PoolTimeout("no read connection free in time") from exc
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError) as exc:
             raise OperationalError("read pool", None, exc, connection_invalidated=True) from exc
+        try:
+            yield connection
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError) as exc:
+            raise OperationalError("read pool", None, exc, connection_invalidated=True) from exc
         except asyncpg.PostgresError as exc:
             raise DBAPIError("read pool", None, exc) from exc
+        finally:
+            await pool.release(connection)
 
     async def _open_read_pool(self) -> asyncpg.Pool:
         async with self._read_pool_lock:

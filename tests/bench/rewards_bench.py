@@ -137,9 +137,10 @@ class Server:
             "QUNYUN_REWARDS_DATABASE_URL": database_url,
             "QUNYUN_RELAY_ENABLED": "false",  # rewards' own outbox piles up for the gateway: realistic writes
             "QUNYUN_LOG_LEVEL": "WARNING",
-            # Postgres is shared (max_connections 100): at most 15 connections per worker.
-            "QUNYUN_DB_POOL_SIZE": "10",
-            "QUNYUN_DB_MAX_OVERFLOW": "5",
+            # Postgres is shared (max_connections 100): at most 15 connections per worker, kept
+            # open (overflow connections would be opened and closed again under this load).
+            "QUNYUN_DB_POOL_SIZE": "15",
+            "QUNYUN_DB_MAX_OVERFLOW": "0",
         }
         command = [
             sys.executable, "-m", "uvicorn", "--factory", "services.rewards.app:create_app",

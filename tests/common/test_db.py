@@ -167,6 +167,8 @@ async def test_get_requests_read_outside_a_transaction_and_their_writes_still_ro
         ("SELECT set_config('x.y', '1', true)", False),
         ("SELECT * INTO copy FROM lots", False),
         ("WITH d AS (DELETE FROM lots RETURNING id) SELECT count(*) FROM d", False),
+        ("WITH mine AS (SELECT points FROM period_points WHERE member_id = $1) SELECT points FROM mine", True),
+        ("WITH u AS (UPDATE lots SET remaining = 0 RETURNING id) SELECT id FROM u", False),
         ("INSERT INTO lots (id) VALUES ($1)", False),
         ("UPDATE lots SET remaining = 0", False),
     ],
