@@ -5,23 +5,35 @@ names in migrations) and a `Database` (engine + sessionmaker) created in its lif
 A request's session commits once, in `get_session`, after the route returns and before
 the answer is sent: service functions only `add`/`flush`, so a state change and its
 outbox row always land in one transaction.
+
+A GET or HEAD opens its transaction only when it first writes (see `READ_FIRST`): plain
+reads before that run on their own, so a read-only request costs no BEGIN and no COMMIT
+round trip, and a request that does write still writes in one transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import asyncpg
 import sqlalchemy as sa
 import structlog
 from fastapi import Depends, Request
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
+from sqlalchemy.engine import Connection, ExecutionContext, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from services.common.settings import Settings
 
@@ -93,8 +105,8 @@ def create_engine(url: str, settings: Settings | None = None, *, pool: bool = Tr
         return create_async_engine(url, poolclass=NullPool, hide_parameters=True)
     return create_async_engine(
         url,
-        pool_size=settings.db_pool_size if settings else 10,
-        max_overflow=settings.db_max_overflow if settings else 10,
+        pool_size=settings.db_pool_size if settings else 20,
+        max_overflow=settings.db_max_overflow if settings else 0,
         pool_timeout=settings.db_pool_timeout_seconds if settings else 30,
         # No ping on every checkout (a round trip per request): connections are recycled
         # after 30 min, and one broken by a database restart is invalidated on first use.
@@ -103,12 +115,122 @@ def create_engine(url: str, settings: Settings | None = None, *, pool: bool = Tr
     )
 
 
+# An execution option: this connection's statements run without a transaction until the
+# first one that is not a plain read (set on the engine behind `Database.read_session`).
+READ_FIRST = "qunyun_read_first"
+_BEGUN = "qunyun_read_first_begun"
+# A statement may run outside a transaction only if it is a SELECT that takes no row lock,
+# no advisory lock, sets nothing and writes nothing; anything else (or in doubt) begins one.
+_NEEDS_TRANSACTION = re.compile(
+    r"\bFOR\s+(?:NO\s+KEY\s+)?UPDATE\b|\bFOR\s+(?:KEY\s+)?SHARE\b|\bINTO\b|pg_advisory|set_config|nextval|setval",
+    re.IGNORECASE,
+)
+
+
+_plain_reads: dict[str, bool] = {}  # statements repeat (SQLAlchemy caches their text): decide once
+
+
+# A WITH statement may hold data-modifying CTEs: plain only if no such keyword appears at all.
+_WRITES = re.compile(r"\b(?:INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
+
+
+def is_plain_read(statement: str) -> bool:
+    """A statement that reads the same inside or outside a READ COMMITTED transaction."""
+    plain = _plain_reads.get(statement)
+    if plain is None:
+        start = statement.lstrip()[:6].upper()
+        plain = (start == "SELECT" or (start[:4] == "WITH" and _WRITES.search(statement) is None)) and (
+            _NEEDS_TRANSACTION.search(statement) is None
+        )
+        if len(_plain_reads) >= 10_000:
+            _plain_reads.clear()
+        _plain_reads[statement] = plain
+    return plain
+
+
+def _transaction_on_first_write(
+    conn: Connection, _cursor: Any, statement: str, _params: Any, context: ExecutionContext | None, many: bool
+) -> None:
+    """`before_cursor_execute`: on a read-first connection, plain reads run in autocommit
+    (Postgres gives each its own snapshot, as READ COMMITTED does inside a transaction) until
+    the first other statement, which begins the transaction everything after it joins."""
+    info = conn.info
+    if info.get(_BEGUN) or context is None or not context.execution_options.get(READ_FIRST):
+        return
+    adapter = conn.connection.dbapi_connection  # SQLAlchemy's asyncpg adapter: BEGINs lazily
+    if not many and is_plain_read(statement):
+        adapter.autocommit = True  # type: ignore[union-attr]
+    else:
+        adapter.autocommit = False  # type: ignore[union-attr]  # the next statement BEGINs
+        info[_BEGUN] = True
+
+
+def _end_read_first(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    """Pool `checkin`: a connection goes back transactional, whoever takes it next."""
+    record.info.pop(_BEGUN, None)
+    if dbapi_connection is not None:
+        dbapi_connection.autocommit = False
+
+
+_ASYNCPG_DIALECT = postgresql_asyncpg.dialect()  # type: ignore[no-untyped-call]
+
+
+class PreparedRead:
+    """A Core SELECT compiled once to the SQL asyncpg runs, for the hottest reads.
+
+    It runs on the Database's read pool (plain asyncpg connections, see `Database.raw`),
+    outside any request session or transaction: no SQLAlchemy session, connection, greenlet,
+    compiled-cache lookup or ORM row processing, which together cost about five times the
+    query itself on a primary-key read. Rows come back as asyncpg Records (JSON decoded,
+    timestamps aware). Only for reads of committed data (a GET): it does not see the
+    uncommitted writes of the request's session.
+    """
+
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        compiled = statement.compile(dialect=_ASYNCPG_DIALECT)
+        self.sql = str(compiled)
+        if not is_plain_read(self.sql):
+            raise ValueError("PreparedRead runs plain SELECTs only")
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            raise ValueError("PreparedRead needs every parameter bound at execution ($n), not rendered")
+        self.params: tuple[str, ...] = tuple(compiled.positiontup or ())
+        # Values written into the statement (`points > 0`) travel as parameters too.
+        self.fixed = {name: value for name, value in compiled.params.items() if value is not None}
+
+    def _args(self, values: dict[str, Any]) -> list[Any]:
+        """Parameters in `$n` order: the caller's (passed to asyncpg as they are, no
+        SQLAlchemy type processing), else the statement's own."""
+        return [values[name] if name in values else self.fixed[name] for name in self.params]
+
+    async def fetch_one(self, db: Database, **values: Any) -> asyncpg.Record | None:
+        async with db.raw() as connection:
+            return await connection.fetchrow(self.sql, *self._args(values))  # type: ignore[no-any-return]
+
+    async def fetch_all(self, db: Database, **values: Any) -> list[asyncpg.Record]:
+        async with db.raw() as connection:
+            return await connection.fetch(self.sql, *self._args(values))  # type: ignore[no-any-return]
+
+
+async def _decode_json_as_sqlalchemy_does(connection: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await connection.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def _keep_session_state(connection: asyncpg.Connection) -> None:
+    """The read pool's reset: nothing. Its connections only ever run plain SELECTs, so there
+    is no session state to clear, and asyncpg's default reset costs a round trip per use."""
+
+
 class Database:
-    """One service's engine and session factory."""
+    """One service's engine and session factory (`read_session` for GET and HEAD)."""
 
     def __init__(self, url: str, settings: Settings | None = None, *, info: dict[str, Any] | None = None) -> None:
         self.url = url
         self.engine = create_engine(url, settings)
+        self._read_pool: asyncpg.Pool | None = None
+        self._read_pool_lock = asyncio.Lock()
+        self._read_pool_size = settings.db_read_pool_size if settings else 4
+        self._pool_timeout = settings.db_pool_timeout_seconds if settings else 30
         # A Session subclass per Database, so its commit listener sees only this service's sessions.
         session_class: type[Session] = type("ServiceSession", (Session,), {})
         # `info` is copied into every session: it carries the service's outbox (see events.outbox).
@@ -122,6 +244,16 @@ class Database:
         # Workers to wake after a commit that made work for them, by channel (see
         # `wake_after_commit`): requests and background jobs alike wake them at once.
         self._wakers: dict[str, list[Callable[[], None]]] = {}
+        # Read-first sessions: the same pool, but no transaction until the first write.
+        self.read_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(**{READ_FIRST: True}),
+            expire_on_commit=False,
+            autoflush=False,
+            info=info or {},
+            sync_session_class=session_class,
+        )
+        event.listen(self.engine.sync_engine, "before_cursor_execute", _transaction_on_first_write)
+        event.listen(self.engine.sync_engine.pool, "checkin", _end_read_first)
         event.listen(session_class, "after_commit", self._after_commit)
         event.listen(session_class, "after_rollback", self._after_rollback)
 
@@ -145,11 +277,55 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
+    @asynccontextmanager
+    async def raw(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the read pool, for `PreparedRead`: up to `db_read_pool_size` plain
+        asyncpg connections, opened on first use. Errors come out as SQLAlchemy's would (a
+        database that cannot serve is a 503, see problems.database_unavailable)."""
+        pool = self._read_pool or await self._open_read_pool()
+        try:
+            # asyncio.timeout, not acquire(timeout=): on Python 3.11 that is wait_for, a task per call.
+            async with asyncio.timeout(self._pool_timeout):
+                connection = await pool.acquire()
+        except TimeoutError as exc:
+            raise PoolTimeout("no read connection free in time") from exc
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError) as exc:
+            raise OperationalError("read pool", None, exc, connection_invalidated=True) from exc
+        try:
+            yield connection
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError) as exc:
+            raise OperationalError("read pool", None, exc, connection_invalidated=True) from exc
+        except asyncpg.PostgresError as exc:
+            raise DBAPIError("read pool", None, exc) from exc
+        finally:
+            await pool.release(connection)
+
+    async def _open_read_pool(self) -> asyncpg.Pool:
+        async with self._read_pool_lock:
+            if self._read_pool is None:
+                url = make_url(self.url).set(drivername="postgresql")
+                self._read_pool = await asyncpg.create_pool(
+                    url.render_as_string(hide_password=False),
+                    min_size=0,
+                    max_size=self._read_pool_size,
+                    init=_decode_json_as_sqlalchemy_does,
+                    reset=_keep_session_state,
+                    max_inactive_connection_lifetime=300,
+                )
+        return self._read_pool
+
     async def dispose(self) -> None:
+        if self._read_pool is not None:
+            await self._read_pool.close()
+            self._read_pool = None
         await self.engine.dispose()
 
     def session(self) -> AsyncSession:
         return self.sessionmaker()
+
+    def read_session(self) -> AsyncSession:
+        """A session whose transaction begins at its first write (none if it only reads)."""
+        return self.read_sessionmaker()
 
     async def commit(self, session: AsyncSession) -> None:
         """Commit (a commit that made work wakes its workers, see `wake_after_commit`)."""
@@ -187,10 +363,15 @@ async def _rolled_back(session: AsyncSession) -> None:
             log.exception("rollback_hook_failed")
 
 
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session: commits once after the route succeeds, rolls back on error."""
+    """The request's session: commits once after the route succeeds, rolls back on error.
+
+    A GET or HEAD gets a read-first session: no BEGIN/COMMIT unless it writes."""
     db: Database = request.app.state.db
-    async with db.session() as session:
+    async with db.read_session() if request.method in _READ_METHODS else db.session() as session:
         try:
             yield session
         except BaseException:
@@ -207,3 +388,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit runs before the response is sent, so a failed commit is an
 # error answer, never a 2xx for a change that did not happen.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_database(request: Request) -> Database:
+    """The service's Database (for `PreparedRead`s, which need no session)."""
+    return request.app.state.db  # type: ignore[no-any-return]
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -45,9 +45,13 @@ class Settings(BaseSettings):
     content_database_url: str | None = None
     rewards_database_url: str | None = None
     feedback_database_url: str | None = None
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    # Connections stay open once made: overflow connections are closed as they come back, so
+    # under steady load beyond the pool every few requests paid for a new connection.
+    db_pool_size: int = 20
+    db_max_overflow: int = 0
     db_pool_timeout_seconds: float = Field(default=30, gt=0)
+    # Plain asyncpg connections for the hottest reads (db.PreparedRead), opened on first use.
+    db_read_pool_size: int = Field(default=4, ge=1)
 
     # Where the services are; default derived from host and port_base.
     gateway_url: str | None = None

@@ -11,11 +11,15 @@ service 503, a slow one 504 (never a hang), a broken answer 502.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
+import aiohttp
 import httpx
 import structlog
-from aiohttp import ConnectionTimeoutError, ServerTimeoutError
+from aiohttp import ClientTimeout, ConnectionTimeoutError, ServerTimeoutError
 from fastapi.routing import iter_route_contexts
+from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import map_aiohttp_exceptions
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -148,6 +152,15 @@ class Proxy:
             settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
         ).as_dict()
         self.base_urls = {s: settings.url_for(s) for s in loader.services}  # type: ignore[arg-type]
+        # Production's transport is httpx's API over an aiohttp session: talk to the session
+        # itself, without building an httpx Request (URL parsing, header models) only for the
+        # transport to turn it into an aiohttp one. Any other transport (tests) goes through httpx.
+        self.aiohttp = transport if isinstance(transport, AiohttpTransport) else None
+        self.aiohttp_timeout = ClientTimeout(
+            sock_connect=settings.upstream_connect_timeout_seconds,
+            sock_read=settings.upstream_timeout_seconds,
+            connect=settings.upstream_timeout_seconds,
+        )
 
     async def route_for(self, method: str, path: str) -> Route:
         """The route for this request, or the problem saying why there is none."""
@@ -194,28 +207,30 @@ class Proxy:
         url = self.base_urls[route.service] + raw_path.decode("latin-1")
         if scope["query_string"]:
             url += "?" + scope["query_string"].decode("latin-1")
-        request = httpx.Request(
-            scope["method"],
-            url,
-            headers=self.upstream_headers(scope, self.tokens.token_for(caller)),
-            content=body,
-            extensions={"timeout": self.timeouts},
-        )
+        headers = self.upstream_headers(scope, self.tokens.token_for(caller))
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self.transport.handle_async_request(request)
+                if self.aiohttp is not None:
+                    await self._forward_aiohttp(scope, send, route, url, headers, body)
+                    return
+                response = await self.transport.handle_async_request(
+                    httpx.Request(
+                        scope["method"], url, headers=headers, content=body, extensions={"timeout": self.timeouts}
+                    )
+                )
         except (httpx.TransportError, TimeoutError) as exc:
             problem = upstream_problem(route.service, exc, self.timeout)
             log.warning("upstream_failed", service=route.service, route=route.template, error=type(exc).__name__)
             raise problem from exc
 
         try:
-            headers = [
-                (name, value)
-                for name, value in ((k.lower(), v) for k, v in response.headers.raw)
-                if name not in DROPPED_RESPONSE_HEADERS
-            ]
-            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": _answer_headers(response.headers.raw),
+                }
+            )
             async for chunk in response.aiter_raw():
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -226,6 +241,60 @@ class Proxy:
             raise
         finally:
             await response.aclose()
+
+    async def _forward_aiohttp(
+        self, scope: Scope, send: Send, route: Route, url: str, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        """The same exchange straight on the aiohttp session. An answer with a length is read
+        whole and sent in one piece; others stream. Failures surface as httpx's exceptions
+        (`map_aiohttp_exceptions`, as the transport raises them), so `upstream_problem` reads
+        both paths alike."""
+        transport = self.aiohttp
+        assert transport is not None
+        client = transport.client
+        if not isinstance(client, aiohttp.ClientSession):
+            client = transport.client = transport.get_client()
+        with map_aiohttp_exceptions():
+            async with client.request(
+                scope["method"],
+                url,
+                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
+                data=body or None,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=self.aiohttp_timeout,
+            ) as response:
+                if response.content_length is not None and response.content_length <= _WHOLE_ANSWER_BYTES:
+                    answer = await response.read()
+                    start = {"type": "http.response.start", "status": response.status}
+                    await send({**start, "headers": _answer_headers(response.raw_headers)})
+                    await send({"type": "http.response.body", "body": answer, "more_body": False})
+                    return
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": response.status,
+                        "headers": _answer_headers(response.raw_headers),
+                    }
+                )
+                try:
+                    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                except aiohttp.ClientError as exc:
+                    log.warning("upstream_broke_mid_answer", service=route.service, error=type(exc).__name__)
+                    raise
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+# Answers up to this size are read whole, then sent in one piece (nearly all of them).
+_WHOLE_ANSWER_BYTES = 1024 * 1024
+_CHUNK_BYTES = 64 * 1024
+
+
+def _answer_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The upstream answer's headers, less hop-by-hop ones and those this process sets."""
+    return [(name, value) for name, value in ((k.lower(), v) for k, v in raw) if name not in DROPPED_RESPONSE_HEADERS]
 
 
 def own_route_table(app: Starlette) -> RouteTable | None:

@@ -12,9 +12,11 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -139,50 +141,101 @@ class CpuMeter:
 
 @contextlib.contextmanager
 def uvicorn(factory: str, port: int, env: dict[str, str]) -> Iterator[Server]:
-    """`uvicorn --factory` in its own process on 127.0.0.1; stopped (by its pid) on exit."""
+    """`uvicorn --factory` in its own process on 127.0.0.1; stopped (by its pid) on exit.
+
+    Its output (the services log every request at INFO, as in production) goes to a file,
+    shown if the server fails to start."""
     command = [
         sys.executable, "-m", "uvicorn", "--factory", factory,
         "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
         "--loop", "uvloop", "--http", "httptools",
     ]  # fmt: skip
-    process = subprocess.Popen(command, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{factory} exited with {process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{factory} did not become healthy")
-            time.sleep(0.2)
-        yield Server(base, process.pid)
-    finally:
-        process.terminate()
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=output)
+        base = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output.seek(0)
+                    tail = output.read()[-3000:]
+                    raise RuntimeError(f"{factory} did not become healthy (exit {process.returncode}):\n{tail}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                time.sleep(0.2)
+            yield Server(base, process.pid)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
-def load(url: str, headers: dict[str, str], *, concurrency: int, seconds: float, **extra: Any) -> dict[str, Any]:
-    """Runs the load generator in a separate process and returns its figures."""
-    command = [sys.executable, "-m", "tests.bench._loadgen", "--url", url]
-    command += ["--concurrency", str(concurrency), "--seconds", str(seconds)]
-    for name, value in headers.items():
-        command += ["--header", f"{name}: {value}"]
-    for name, value in extra.items():
-        command += [f"--{name.replace('_', '-')}", str(value)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])  # type: ignore[no-any-return]
+def load(
+    url: str, headers: dict[str, str], *, concurrency: int, seconds: float, processes: int = 1, **extra: Any
+) -> dict[str, Any]:
+    """Runs the load generator in `processes` separate processes at once (the concurrency
+    split between them, so the client is never the bottleneck) and returns their figures
+    merged: counts and rates added, percentiles over every latency."""
+    processes = max(1, min(processes, concurrency))
+    shares = [concurrency // processes + (1 if i < concurrency % processes else 0) for i in range(processes)]
+    with tempfile.TemporaryDirectory() as tmp:
+        running = []
+        for i, share in enumerate(shares):
+            command = [sys.executable, "-m", "tests.bench._loadgen", "--url", url]
+            command += ["--concurrency", str(share), "--seconds", str(seconds), "--latencies", f"{tmp}/{i}.json"]
+            for name, value in headers.items():
+                command += ["--header", f"{name}: {value}"]
+            for name, value in extra.items():
+                command += [f"--{name.replace('_', '-')}", str(value)]
+            running.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
+        results = []
+        for process in running:
+            output, _ = process.communicate()
+            if process.returncode != 0:
+                raise RuntimeError(f"the load generator failed ({process.returncode})")
+            results.append(json.loads(output.strip().splitlines()[-1]))
+        latencies = sorted(v for i in range(processes) for v in json.loads(Path(f"{tmp}/{i}.json").read_text()))
+    merged: dict[str, Any] = {
+        key: sum(r[key] for r in results)
+        for key in ("requests", "errors", "rps", "accepted", "duplicates", "all_requests", "all_accepted")
+    }
+    statuses: dict[str, int] = {}
+    for r in results:
+        for status, count in r["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    merged["statuses"] = statuses
+    merged["seconds"] = max(r["seconds"] for r in results)
+    merged["p50_ms"] = percentile(latencies, 0.50) * 1000
+    merged["p99_ms"] = percentile(latencies, 0.99) * 1000
+    merged["processes"] = processes
+    return merged
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the median throughput (its latencies and CPU figures come with it)."""
     return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+
+# The anchor app's figures (bare FastAPI + asyncpg PK SELECT, `_apps.anchor`) from this run's
+# gateway_vs_direct: every target line prints them beside its own (run_all runs that bench first).
+ANCHOR: dict[str, float] = {}
+
+
+def anchor_beside() -> str:
+    """`(anchor: N req/s, C us CPU/request with Postgres)`: the yardstick every target line carries."""
+    if not ANCHOR:
+        return "(anchor: not measured in this run; see tests.bench.gateway_vs_direct)"
+    return f"(anchor: {ANCHOR['rps']:,.0f} req/s, {ANCHOR['cpu_us']:,.0f} us CPU/request with Postgres)"
 
 
 @dataclass

@@ -4,6 +4,9 @@ Keeps `--concurrency` requests in flight for `--seconds` with one aiohttp sessio
 prints one JSON line: requests, errors, req/s, p50/p99 latency in ms, status counts, and
 for `--mode events-batch` the events accepted and duplicated; `all_*` count the warm-up too.
 
+`--latencies PATH` also writes every measured latency there (the harness merges several
+load processes' figures from them).
+
 `--body` sends the same JSON body with every request (`--method POST`: creating tickets, say).
 
 `--mode events-batch` posts `{events: [...]}` bodies of `--batch` events spread over the
@@ -110,6 +113,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         elapsed = time.perf_counter() - max(began, warmup_until - args.warmup) - args.warmup
     latencies.sort()
     measured = len(latencies)
+    if args.latencies:
+        Path(args.latencies).write_text(json.dumps(latencies))
     return {
         "requests": measured,
         "errors": errors,
@@ -138,6 +143,7 @@ def main() -> None:
     parser.add_argument("--community-id", default="")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--body", default="", help="a JSON body sent with every request")
+    parser.add_argument("--latencies", default="", help="write every measured latency (s) here, as JSON")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))))
 

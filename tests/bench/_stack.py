@@ -1,5 +1,7 @@
 """The system the gateway and ingest benches drive: members and the gateway as real uvicorn
-processes over fresh Postgres databases, with real credentials.
+processes over fresh Postgres databases, with real credentials, and beside them the anchor
+app (`_apps.anchor`: bare FastAPI + asyncpg) on the same members database, the yardstick
+the targets are stated against. The services log at INFO, as in production.
 
 The admin comes from the `QUNYUN_ADMIN_*` bootstrap and logs in with `POST /v1/auth/token`
 (a staff JWT); partners use an API key made with `POST /v1/api-keys`. Direct calls to
@@ -31,14 +33,16 @@ SERVICES = ("gateway", "members")
 class Stack:
     gateway: Server
     members: Server
+    anchor: Server
     settings: Settings
     admin_headers: dict[str, str]
     admin: Identity
 
     def meter(self) -> CpuMeter:
-        """CPU of the gateway, members and their Postgres backends across a run."""
+        """CPU of the gateway, members, the anchor app and their Postgres backends across a run."""
         urls = [self.settings.database_url_for(s) for s in SERVICES]  # type: ignore[arg-type]
-        return CpuMeter({"gateway": self.gateway.pid, "members": self.members.pid}, PostgresCpu(urls))
+        servers = {"gateway": self.gateway.pid, "members": self.members.pid, "anchor": self.anchor.pid}
+        return CpuMeter(servers, PostgresCpu(urls))
 
     def internal_headers(self, identity: Identity) -> dict[str, str]:
         return {INTERNAL_TOKEN_HEADER: sign_internal_token(identity, self.settings)}
@@ -104,7 +108,7 @@ def login(gateway: str, email: str, password: str) -> tuple[dict[str, str], Iden
 def running_stack(*, transport: str = "aiohttp", pool: int = 200, db_pool: int = 10) -> Iterator[Stack]:
     """Members and the gateway on fresh databases, the admin logged in; all removed afterwards."""
     email, password = "bench-admin@qunyun.local", secrets.token_urlsafe(18)
-    members_port, gateway_port = free_port(), free_port()
+    members_port, gateway_port, anchor_port = free_port(), free_port(), free_port()
     with temporary_databases(SERVICES) as database_url:
         env = {
             **os.environ,
@@ -116,7 +120,7 @@ def running_stack(*, transport: str = "aiohttp", pool: int = 200, db_pool: int =
             },
             "QUNYUN_GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",
             "QUNYUN_RATE_LIMIT": "1000000000/minute",
-            "QUNYUN_LOG_LEVEL": "WARNING",
+            "QUNYUN_LOG_LEVEL": "INFO",
             "QUNYUN_ADMIN_EMAIL": email,
             "QUNYUN_ADMIN_PASSWORD": password,
             "QUNYUN_INTERNAL_TOKEN_TTL_SECONDS": str(TOKEN_TTL_SECONDS),
@@ -131,6 +135,7 @@ def running_stack(*, transport: str = "aiohttp", pool: int = 200, db_pool: int =
         with (
             uvicorn("services.members.app:create_app", members_port, env) as members,
             uvicorn("tests.bench._apps:gateway", gateway_port, env) as gateway,
+            uvicorn("tests.bench._apps:anchor", anchor_port, env) as anchor,
         ):
             headers, admin = login(gateway.url, email, password)
-            yield Stack(gateway, members, settings, headers, admin)
+            yield Stack(gateway, members, anchor, settings, headers, admin)

@@ -8,7 +8,7 @@
    Prints events/s and the lag (batch posted -> awards committed) p50/p99.
 2. Redemptions under contention: many members redeem one reward concurrently; prints
    redemptions/s and checks zero oversell and that every balance equals its ledger sum.
-3. Leaderboards over 100,000 members (seeded with COPY): GET latency p50/p99 with the
+3. Leaderboards over 1,000,000 members (seeded with COPY): GET latency p50/p99 with the
    caller's own rank.
 
 It creates a scratch database and drops it at the end (`--keep-db` keeps it).
@@ -42,6 +42,7 @@ from services.common.identity import (
 )
 from services.common.migrations import drop_database, ensure_database, upgrade
 from services.common.settings import Settings
+from tests.bench._harness import BenchReport, anchor_beside
 
 PG = os.environ.get("QUNYUN_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 TYPES = [
@@ -136,9 +137,10 @@ class Server:
             "QUNYUN_REWARDS_DATABASE_URL": database_url,
             "QUNYUN_RELAY_ENABLED": "false",  # rewards' own outbox piles up for the gateway: realistic writes
             "QUNYUN_LOG_LEVEL": "WARNING",
-            # Postgres is shared (max_connections 100): at most 15 connections per worker.
-            "QUNYUN_DB_POOL_SIZE": "10",
-            "QUNYUN_DB_MAX_OVERFLOW": "5",
+            # Postgres is shared (max_connections 100): at most 15 connections per worker, kept
+            # open (overflow connections would be opened and closed again under this load).
+            "QUNYUN_DB_POOL_SIZE": "15",
+            "QUNYUN_DB_MAX_OVERFLOW": "0",
         }
         command = [
             sys.executable, "-m", "uvicorn", "--factory", "services.rewards.app:create_app",
@@ -429,7 +431,7 @@ async def main(args: argparse.Namespace) -> int:
     return 0 if all(ok for _, ok in VERDICTS) else 1
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500)
@@ -439,13 +441,25 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redemptions", type=int, default=10_000)
     parser.add_argument("--stock", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--board-members", type=int, default=100_000)
+    parser.add_argument("--board-members", type=int, default=1_000_000)
     parser.add_argument("--board-requests", type=int, default=3_000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--port", type=int, default=18903)
     parser.add_argument("--only", nargs="+", default=["events", "redemptions", "leaderboard"])
     parser.add_argument("--keep-db", action="store_true")
-    return parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def run_bench(argv: list[str] | None = None) -> BenchReport:
+    """For run_all: the phases' target lines, each with the anchor app's figures beside it."""
+    VERDICTS.clear()
+    asyncio.run(main(parse_args(argv)))
+    report = BenchReport()
+    for line, ok in VERDICTS:
+        report.add(f"{line} [{'ok' if ok else 'BELOW TARGET'}] {anchor_beside()}", met=ok)
+    if not VERDICTS:
+        report.add("no phase ran", met=False)
+    return report
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Runs every bench in tests/bench (`python -m tests.bench.run_all`), one after another,
-then prints what each found side by side.
+then prints what each found side by side. gateway_vs_direct runs first: it measures the
+anchor app (bare FastAPI + asyncpg) whose figures every target line prints beside its own.
 
 A bench is a module here whose name does not start with `_`. One with `run_bench(argv)`
 runs in this process and hands back its summary lines; any other runs as
@@ -15,16 +16,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.bench._harness import BenchReport, load_average
+from tests.bench._harness import BenchReport, anchor_beside, load_average
+
+FIRST = "tests.bench.gateway_vs_direct"  # measures the anchor app the others print beside their targets
 
 
 def benches() -> list[str]:
     here = Path(__file__).parent
-    return sorted(
+    found = sorted(
         f"tests.bench.{info.name}"
         for info in pkgutil.iter_modules([str(here)])
         if not info.name.startswith("_") and info.name != "run_all"
     )
+    return sorted(found, key=lambda name: name != FIRST)
 
 
 def main() -> int:
@@ -41,6 +45,7 @@ def main() -> int:
         reports[name] = report
 
     print("\n=== summary ===")
+    print(f"anchor {anchor_beside()}")
     for name, report in reports.items():
         print(f"\n{name}: {'targets met' if report.ok else 'BELOW TARGET'}")
         print("\n".join(f"  {line}" for line in report.lines))

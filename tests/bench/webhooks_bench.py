@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -30,6 +31,7 @@ import httpx
 from services.common.contracts.members import MemberCreated
 from services.common.events import EventDraft, emit_many
 from tests.gateway.webhook_support import free_port, sample
+from tests.pg import drop_run_databases, migrate_templates
 from tests.system import running_system, staff
 
 ENDPOINTS = 8
@@ -167,7 +169,17 @@ def main() -> None:
         run_receiver(args.receiver)
         return
     os.environ.setdefault("QUNYUN_LOG_LEVEL", "ERROR")
-    asyncio.run(bench())
+    asyncio.run(with_templates(bench))
+
+
+async def with_templates(work: Callable[[], Awaitable[None]]) -> None:
+    """The system clones per-run template databases, which pytest makes at the start of a
+    test run; outside pytest the bench makes them itself, and drops all it made afterwards."""
+    await migrate_templates()
+    try:
+        await work()
+    finally:
+        await drop_run_databases()
 
 
 if __name__ == "__main__":

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
+import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, StatementError
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, StatementError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import Database, UTCDateTime, create_engine
+from services.common.db import Database, PreparedRead, SessionDep, UTCDateTime, create_engine, is_plain_read
+from services.common.problems import Conflict, database_unavailable, install_problem_handlers
 from tests.common.kit import KitDatabases, KitSystem
 
 
@@ -66,3 +72,140 @@ async def test_utc_datetimes_round_trip_and_naive_ones_are_refused(kit: KitSyste
     assert stored.utcoffset() == timedelta(0)
     assert stored.hour == 8
     assert UTCDateTime().python_type is datetime
+
+
+# --- read-first sessions (GET and HEAD): no BEGIN/COMMIT unless the request writes ---------
+
+# Inside a transaction `now()` is the transaction's start, so a statement sent 20 ms after an
+# earlier one is at least that far past it; a statement that runs on its own has both within
+# microseconds (the extended protocol's messages).
+IN_TRANSACTION = sa.text("SELECT statement_timestamp() - now() > interval '10 milliseconds'")
+
+
+async def _in_transaction(session: AsyncSession) -> bool:
+    await asyncio.sleep(0.02)
+    return bool(await session.scalar(IN_TRANSACTION))
+
+
+async def test_a_read_first_session_that_only_reads_opens_no_transaction(kit: KitSystem) -> None:
+    async with kit.db().read_session() as session:
+        await session.execute(sa.select(sa.literal(1)))
+        assert not await _in_transaction(session)
+        await session.commit()
+    async with kit.db().session() as session:  # an ordinary session still has its transaction
+        await session.execute(sa.select(sa.literal(1)))
+        assert await _in_transaction(session)
+
+
+async def test_a_read_first_session_writes_in_one_transaction_that_rolls_back(kit: KitSystem) -> None:
+    outbox = kit.producer.state.outbox.tables.outbox
+    row = {"id": uuid.uuid4(), "type": "t", "occurred_at": datetime.now(UTC), "data": {}}
+    async with kit.db().read_session() as session:
+        await session.execute(sa.select(sa.literal(1)))
+        await session.execute(outbox.insert(), [row])
+        assert await _in_transaction(session)  # the write began it; what follows joins it
+        await session.rollback()
+    assert await kit.rows(outbox) == []
+
+
+async def test_a_read_first_session_locks_rows_inside_a_transaction(kit: KitSystem) -> None:
+    outbox = kit.producer.state.outbox.tables.outbox
+    async with kit.db().read_session() as session:
+        await session.execute(sa.select(outbox.c.id).with_for_update())
+        assert await _in_transaction(session)
+        await session.commit()
+
+
+async def test_connections_go_back_to_the_pool_transactional(kit_dbs: KitDatabases) -> None:
+    db = Database(kit_dbs.urls["feedback"], kit_dbs.settings(db_pool_size=1, db_max_overflow=0))
+    try:
+        for _ in range(2):
+            async with db.read_session() as session:
+                await session.execute(sa.select(sa.literal(1)))
+                await session.commit()
+            async with db.session() as session:  # the same connection, taken back from the pool
+                await session.execute(sa.select(sa.literal(1)))
+                assert await _in_transaction(session)
+                await session.commit()
+    finally:
+        await db.dispose()
+
+
+async def test_get_requests_read_outside_a_transaction_and_their_writes_still_roll_back(kit: KitSystem) -> None:
+    outbox = kit.producer.state.outbox.tables.outbox
+    app = FastAPI()
+    app.state.db = kit.db()
+    install_problem_handlers(app)
+
+    @app.api_route("/probe", methods=["GET", "POST"])
+    async def probe(session: SessionDep) -> dict[str, bool]:
+        await session.execute(sa.select(sa.literal(1)))
+        return {"in_transaction": await _in_transaction(session)}
+
+    @app.get("/write-then-fail")
+    async def write_then_fail(session: SessionDep) -> None:
+        row = {"id": uuid.uuid4(), "type": "t", "occurred_at": datetime.now(UTC), "data": {}}
+        await session.execute(outbox.insert(), [row])
+        raise Conflict("Changed my mind.")
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client:
+        assert (await client.get("/probe")).json() == {"in_transaction": False}
+        assert (await client.post("/probe")).json() == {"in_transaction": True}
+        assert (await client.get("/write-then-fail")).status_code == 409
+    assert await kit.rows(outbox) == []
+
+
+@pytest.mark.parametrize(
+    ("statement", "plain"),
+    [
+        ("SELECT members.id FROM members WHERE members.id = $1", True),
+        ("  select 1", True),
+        ("SELECT id FROM lots WHERE member_id = $1 FOR UPDATE SKIP LOCKED", False),
+        ("SELECT id FROM lots FOR NO KEY UPDATE", False),
+        ("SELECT id FROM lots FOR SHARE", False),
+        ("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", False),
+        ("SELECT set_config('x.y', '1', true)", False),
+        ("SELECT * INTO copy FROM lots", False),
+        ("WITH d AS (DELETE FROM lots RETURNING id) SELECT count(*) FROM d", False),
+        ("WITH mine AS (SELECT points FROM period_points WHERE member_id = $1) SELECT points FROM mine", True),
+        ("WITH u AS (UPDATE lots SET remaining = 0 RETURNING id) SELECT id FROM u", False),
+        ("INSERT INTO lots (id) VALUES ($1)", False),
+        ("UPDATE lots SET remaining = 0", False),
+    ],
+)
+def test_only_plain_reads_run_outside_a_transaction(statement: str, plain: bool) -> None:
+    assert is_plain_read(statement) is plain
+
+
+async def test_prepared_reads_run_on_the_read_pool_and_fail_like_sqlalchemy(kit: KitSystem) -> None:
+    outbox = kit.producer.state.outbox.tables.outbox
+    by_id = PreparedRead(sa.select(outbox.c.id, outbox.c.data).where(outbox.c.id == sa.bindparam("event_id")))
+    event_id = uuid.uuid4()
+    db = kit.db()
+    assert await by_id.fetch_one(db, event_id=event_id) is None
+    async with db.session() as session:
+        row = {"id": event_id, "type": "t", "occurred_at": datetime.now(UTC), "data": {"n": 1}}
+        await session.execute(outbox.insert(), [row])
+        assert await by_id.fetch_one(db, event_id=event_id) is None  # committed data only
+        await session.commit()
+    found = await by_id.fetch_one(db, event_id=event_id)
+    assert found is not None
+    assert (found["id"], found["data"]) == (event_id, {"n": 1})  # JSON decoded, as SQLAlchemy does
+    assert [r["id"] for r in await by_id.fetch_all(db, event_id=event_id)] == [event_id]
+    broken = PreparedRead(sa.select(sa.cast(sa.bindparam("text", type_=sa.String), sa.Integer)))
+    with pytest.raises(DBAPIError):
+        await broken.fetch_one(db, text="not a number")
+    assert await by_id.fetch_one(db, event_id=event_id) is not None  # the pool lives on
+    with pytest.raises(ValueError, match="plain"):
+        PreparedRead(sa.select(outbox.c.id).with_for_update())
+
+
+async def test_an_unreachable_read_pool_is_a_database_outage(kit_dbs: KitDatabases) -> None:
+    url = make_url(kit_dbs.urls["feedback"]).set(port=1).render_as_string(hide_password=False)
+    db = Database(url, kit_dbs.settings())
+    try:
+        with pytest.raises(OperationalError) as caught:
+            await PreparedRead(sa.select(sa.literal(1))).fetch_one(db)
+        assert database_unavailable(caught.value)
+    finally:
+        await db.dispose()

@@ -8,6 +8,7 @@ from typing import Any
 
 import jwt
 import pytest
+from starlette.requests import Request
 
 from services.common.identity import (
     INTERNAL_AUDIENCE,
@@ -164,17 +165,24 @@ def test_token_cache_is_bounded() -> None:
     assert len(cache._tokens) <= 3
 
 
+def calling(identity: Identity) -> Request:
+    """A request whose verified caller is `identity` (what InternalAuthMiddleware leaves)."""
+    return Request({"type": "http", "headers": [], "state": {"caller": identity}})
+
+
 async def test_require_and_ensure_self_or() -> None:
     mid = uuid.uuid4()
     check = require("operator", scopes=["members:write"], allow_member=True)
-    assert await check(staff("operator")) is not None
-    assert await check(partner("members:write")) is not None
-    assert await check(member(mid)) is not None
+    assert await check(calling(staff("operator"))) is not None
+    assert await check(calling(partner("members:write"))) is not None
+    assert await check(calling(member(mid))) is not None
     with pytest.raises(Forbidden):
-        await check(staff("agent"))
+        await check(calling(staff("agent")))
     with pytest.raises(Forbidden):
-        await require("operator")(member(mid))
-    assert await require("operator")(staff("admin")) is not None
+        await require("operator")(calling(member(mid)))
+    assert await require("operator")(calling(staff("admin"))) is not None
+    with pytest.raises(Unauthorized):  # no verified caller at all
+        await require("operator")(Request({"type": "http", "headers": [], "state": {}}))
     ensure_self_or(member(mid), mid, "operator")
     with pytest.raises(NotFound):
         ensure_self_or(member(mid), uuid.uuid4(), "operator")

@@ -57,21 +57,20 @@ async def assert_consistent(system: System) -> None:
     for r in rows:
         boards.setdefault((r.community_id, r.period, r.period_start), []).append(r)
     db = system.state("rewards").db
-    async with db.session() as session:
-        for (community, period, start), members in boards.items():
-            ranked = sorted((r for r in members if r.points > 0), key=lambda r: (-r.points, r.reached_at, r.member_id))
-            brute = {r.member_id: rank for rank, r in enumerate(ranked, 1)}
-            for r in members:
-                mine = await service.rank_of(session, community, period, start, r.member_id)  # type: ignore[arg-type]
-                if r.member_id in brute:
-                    assert mine is not None
-                    assert (mine.rank, mine.points) == (brute[r.member_id], r.points)
-                else:
-                    assert mine is None
-            top = await service.top(session, community, period, start, 7)  # type: ignore[arg-type]
-            assert [(t.rank, t.member_id, t.points) for t in top] == [
-                (i, r.member_id, r.points) for i, r in enumerate(ranked[:7], 1)
-            ]
+    for (community, period, start), members in boards.items():
+        ranked = sorted((r for r in members if r.points > 0), key=lambda r: (-r.points, r.reached_at, r.member_id))
+        brute = {r.member_id: rank for rank, r in enumerate(ranked, 1)}
+        for r in members:
+            mine = await service.rank_of(db, community, period, start, r.member_id)  # type: ignore[arg-type]
+            if r.member_id in brute:
+                assert mine is not None
+                assert (mine.rank, mine.points) == (brute[r.member_id], r.points)
+            else:
+                assert mine is None
+        top = await service.top(db, community, period, start, 7)  # type: ignore[arg-type]
+        assert [(t.rank, t.member_id, t.points) for t in top] == [
+            (i, r.member_id, r.points) for i, r in enumerate(ranked[:7], 1)
+        ]
 
 
 def random_batch(

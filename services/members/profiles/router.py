@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from services.common.db import SessionDep
+from services.common.db import DatabaseDep, SessionDep
 from services.common.identity import ensure_self_or
 from services.common.pagination import PageDep
 from services.common.problems import Forbidden, problem_responses
@@ -84,10 +84,10 @@ async def list_members(
 
 
 @router.get("/{member_id}", response_model=MemberRead, responses=problem_responses(401, 403, 404))
-async def get_member(member_id: uuid.UUID, session: SessionDep, vault: VaultDep, caller: SelfOrReader) -> MemberRead:
+async def get_member(member_id: uuid.UUID, db: DatabaseDep, vault: VaultDep, caller: SelfOrReader) -> MemberRead:
     """Read one member."""
     ensure_self_or(caller, member_id, "operator", "analyst", scopes=READ_SCOPES)
-    return service.member_read(await service.get_member(session, member_id), vault)
+    return await service.read_member(db, vault, member_id)
 
 
 @router.patch("/{member_id}", response_model=MemberRead, responses=problem_responses(401, 403, 404, 409, 422))

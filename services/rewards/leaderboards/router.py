@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.common.db import SessionDep, utcnow
+from services.common.db import DatabaseDep, utcnow
 from services.common.identity import Caller
 from services.common.problems import problem_responses
 from services.rewards.leaderboards import service
@@ -19,18 +19,18 @@ router = APIRouter(tags=["leaderboards"])
 @router.get("/v1/leaderboards", responses=problem_responses(401, 422))
 async def get_leaderboard(
     community_id: uuid.UUID,
-    session: SessionDep,
+    db: DatabaseDep,
     caller: Caller,
     period: service.Period = "week",
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> LeaderboardRead:
     """Points earned in the community in the running week or month (its time zone) or all time;
     ties go to whoever reached the points first. A member also gets their own place (`me`)."""
-    start = await service.current_start(session, community_id, period, utcnow())
-    items = await service.top(session, community_id, period, start, limit)
+    start = await service.current_start(db, community_id, period, utcnow())
+    items = await service.top(db, community_id, period, start, limit)
     me = None
     if caller.kind == "member" and caller.member_id is not None:
-        mine = await service.rank_of(session, community_id, period, start, caller.member_id)
+        mine = await service.rank_of(db, community_id, period, start, caller.member_id)
         me = LeaderboardMe(rank=mine.rank, points=mine.points) if mine else LeaderboardMe(rank=None, points=0)
     return LeaderboardRead(
         community_id=community_id,

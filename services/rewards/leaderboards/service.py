@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import table_of
+from services.common.db import Database, PreparedRead, table_of
 from services.rewards.earning.models import Community
 from services.rewards.leaderboards.models import PeriodPoints, PeriodPointsCount
 from services.rewards.sql import array_rows, insert_rows, row_params
@@ -204,10 +204,15 @@ def _rank_statement() -> sa.Select[Any]:
 _RANK = _rank_statement()
 
 
-async def current_start(session: AsyncSession, community_id: uuid.UUID, period: Period, now: datetime) -> date:
+# The GET runs them through asyncpg on the read pool (no session): committed data is all a
+# leaderboard shows, and this is the service's most frequent read.
+_TIMEZONE_READ, _TOP_READ, _RANK_READ = PreparedRead(_TIMEZONE), PreparedRead(_TOP), PreparedRead(_RANK)
+
+
+async def current_start(db: Database, community_id: uuid.UUID, period: Period, now: datetime) -> date:
     """The start of the period that is running now in the community's time zone."""
-    timezone = await session.scalar(_TIMEZONE, {"community_id": community_id})
-    today = now.astimezone(ZoneInfo(timezone or DEFAULT_TIMEZONE)).date()
+    row = await _TIMEZONE_READ.fetch_one(db, community_id=community_id)
+    today = now.astimezone(ZoneInfo(row["timezone"] if row else DEFAULT_TIMEZONE)).date()
     return period_start(period, today)
 
 
@@ -218,24 +223,23 @@ class Ranked:
     points: int
 
 
-async def top(session: AsyncSession, community_id: uuid.UUID, period: Period, start: date, limit: int) -> list[Ranked]:
+async def top(db: Database, community_id: uuid.UUID, period: Period, start: date, limit: int) -> list[Ranked]:
     """The first `limit` members of the board: the first index entries, no sort."""
-    rows = await session.execute(
-        _TOP, {"community_id": community_id, "period": period, "period_start": start, "limit": limit}
-    )
-    return [Ranked(index + 1, row.member_id, row.points) for index, row in enumerate(rows)]
+    rows = await _TOP_READ.fetch_all(db, community_id=community_id, period=period, period_start=start, limit=limit)
+    return [Ranked(index + 1, row["member_id"], row["points"]) for index, row in enumerate(rows)]
 
 
 async def rank_of(
-    session: AsyncSession, community_id: uuid.UUID, period: Period, start: date, member_id: uuid.UUID
+    db: Database, community_id: uuid.UUID, period: Period, start: date, member_id: uuid.UUID
 ) -> Ranked | None:
     """The member's rank: one plus the members on higher values plus those tied who got
     there first; None until the member has points on this board."""
-    params = {"community_id": community_id, "period": period, "period_start": start, "member_id": member_id}
-    row = (await session.execute(_RANK, params)).one_or_none()
+    row = await _RANK_READ.fetch_one(
+        db, community_id=community_id, period=period, period_start=start, member_id=member_id
+    )
     if row is None:
         return None
-    return Ranked(int(row.more) + int(row.tied) + 1, member_id, row.points)
+    return Ranked(int(row["more"]) + int(row["tied"]) + 1, member_id, row["points"])
 
 
 async def drop_member(session: AsyncSession, member_id: uuid.UUID, community_ids: Iterable[uuid.UUID]) -> None:
