@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ import httpx
 from services.common.embedded_postgres import EmbeddedPostgres
 from services.common.migrations import ensure_database, upgrade
 from services.common.settings import SERVICES, ServiceName
+from tests.e2e.runner import free_port_base
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_EMAIL = "admin@chaos.test"
@@ -48,9 +48,8 @@ ROUTE_PROBES = ("/v1/members", "/v1/events/batch", "/v1/rewards", "/v1/redemptio
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port in this worker's slice, below the ephemeral range (see `runner.port_slice`)."""
+    return free_port_base(1)
 
 
 @dataclass

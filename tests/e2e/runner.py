@@ -100,10 +100,29 @@ class QunyunRun:
         return self.process.wait(timeout=timeout)
 
 
+def port_slice() -> tuple[int, int]:
+    """Where this worker looks for ports to listen on: [low, high).
+
+    Below the kernel's ephemeral range, which outgoing connections and port-0 binds take at
+    any moment, and one slice per xdist worker, so that two workers starting systems at the
+    same time never pick the same free ports (the port is only taken when uvicorn binds it).
+    """
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    low, high = 20000, max(ephemeral_low, 21000)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    width = (high - low) // max(workers, 1)
+    return low + worker * width, low + (worker + 1) * width
+
+
 def free_port_base(count: int = len(SERVICES)) -> int:
-    """A base port with `count` consecutive free ports on 127.0.0.1."""
+    """A base port with `count` consecutive free ports on 127.0.0.1, in this worker's slice."""
+    low, high = port_slice()
     for _ in range(200):
-        base = 20000 + secrets.randbelow(30000)
+        base = low + secrets.randbelow(high - low - count)
         try:
             with contextlib.ExitStack() as stack:
                 for port in range(base, base + count):

@@ -5,7 +5,6 @@ the gateway as the relays do (built from contract models, so they are what produ
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -206,9 +205,10 @@ def _type_of(received: Received) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port in this worker's slice, below the ephemeral range (see `runner.port_slice`)."""
+    from tests.e2e.runner import free_port_base
+
+    return free_port_base(1)
 
 
 async def create_endpoint(client: httpx.AsyncClient, url: str, event_types: list[str], **extra: Any) -> tuple[str, str]:
