@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 
 from services.common.identity import SYSTEM
 from tests.feedback.conftest import AGENT, Api, file_ticket
+from tests.feedback.moderation_factories import community
 from tests.system import System, member
 
 
 async def test_erasure_pseudonymizes_tickets_comments_ratings_suggestions_votes(system: System, api: Api) -> None:
-    lin, community = uuid.uuid4(), uuid.uuid4()
+    board = await community(system, members=1, rules=False)
+    lin = uuid.UUID(board.members[0])
     ticket = await file_ticket(api, lin, body="Call me at 555-0100")
     tid = ticket["id"]
     async with api(AGENT) as client:
@@ -19,9 +21,7 @@ async def test_erasure_pseudonymizes_tickets_comments_ratings_suggestions_votes(
     async with api(member(lin)) as client:
         await client.post(f"/v1/tickets/{tid}/comments", json={"body": "Thanks"})
         await client.post(f"/v1/tickets/{tid}/satisfaction", json={"rating": 5})
-        sid = (await client.post("/v1/suggestions", json={"community_id": str(community), "title": "Quiz"})).json()[
-            "id"
-        ]
+        sid = (await client.post("/v1/suggestions", json={"community_id": board.id, "title": "Quiz"})).json()["id"]
         await client.post(f"/v1/suggestions/{sid}/votes")
     async with system.direct("feedback", member(lin)) as client:
         before = (await client.get(f"/internal/members/{lin}/export")).json()

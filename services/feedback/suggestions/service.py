@@ -4,6 +4,9 @@
 statement pair, so reading a page never counts. A vote weighs 1 + the voter's level rank,
 which feedback keeps from `rewards.level_changed` (no call to rewards on the hot path); a
 level change re-weighs that member's votes on suggestions still open to change.
+
+A board belongs to its community: a member posts, reads and votes only in communities they
+are in now (feedback knows memberships from members' events); staff and partners see all.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from services.common.events import emit
 from services.common.identity import Identity
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Forbidden, NotFound
+from services.feedback.moderation.errors import NotInCommunity
+from services.feedback.moderation.membership.service import current_communities_of, is_current_member
 from services.feedback.suggestions.models import MemberLevel, Suggestion, Vote
 from services.feedback.suggestions.schemas import SuggestionCreate, SuggestionPage, SuggestionRead, SuggestionUpdate
 
@@ -43,6 +48,8 @@ async def create_suggestion(
 ) -> SuggestionRead:
     if caller.kind != "member" or caller.member_id is None:
         raise Forbidden("Members make suggestions.")
+    if not await is_current_member(session, body.community_id, caller.member_id):
+        raise NotInCommunity("Only members of the community post on its board.")
     suggestion = Suggestion(
         id=new_id(),
         community_id=body.community_id,
@@ -81,8 +88,12 @@ async def get_suggestion(session: AsyncSession, suggestion_id: uuid.UUID, caller
     voted = _voted_column(caller)
     columns = [SUGGESTIONS, voted] if voted is not None else [SUGGESTIONS]
     row = (await session.execute(sa.select(*columns).where(SUGGESTIONS.c.id == suggestion_id))).first()
-    if row is None:
-        raise SuggestionNotFound("No such suggestion.")
+    if row is None or (
+        caller.member_id is not None
+        and caller.kind == "member"
+        and not await is_current_member(session, row.community_id, caller.member_id)
+    ):
+        raise SuggestionNotFound("No such suggestion.")  # another community's board: not revealed
     return _read(row, row.voted if voted is not None else None)
 
 
@@ -99,6 +110,10 @@ async def list_suggestions(
     filters: list[sa.ColumnElement[bool]] = []
     if community_id is not None:
         filters.append(s.c.community_id == community_id)
+    if caller.kind == "member" and caller.member_id is not None:
+        if community_id is not None and not await is_current_member(session, community_id, caller.member_id):
+            raise NotInCommunity("Only members of the community read its board.")
+        filters.append(s.c.community_id.in_(current_communities_of(caller.member_id)))
     if status is not None:
         filters.append(s.c.status == status)
     keys = (s.c.score, s.c.id) if sort == "top" else (s.c.created_at, s.c.id)

@@ -53,6 +53,12 @@ async def is_current_member(session: AsyncSession, community_id: uuid.UUID, memb
     return bool(found)
 
 
+def current_communities_of(member_id: uuid.UUID) -> sa.Select[tuple[uuid.UUID]]:
+    """The communities the member is in now, as a subquery to filter by."""
+    m = MEMBERSHIPS
+    return sa.select(m.c.community_id).where(m.c.member_id == member_id, _current())
+
+
 async def lock_membership(session: AsyncSession, community_id: uuid.UUID, member_id: uuid.UUID) -> bool:
     """Lock the member's membership row (present or past): the one lock that serializes changes
     to their strikes and sanctions in this community. False if they were never a member."""
