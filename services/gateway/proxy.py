@@ -208,20 +208,18 @@ class Proxy:
         if scope["query_string"]:
             url += "?" + scope["query_string"].decode("latin-1")
         headers = self.upstream_headers(scope, self.tokens.token_for(caller))
+        if self.aiohttp is not None:
+            await self._forward_aiohttp(scope, send, route, url, headers, body)
+            return
         try:
             async with asyncio.timeout(self.timeout):
-                if self.aiohttp is not None:
-                    await self._forward_aiohttp(scope, send, route, url, headers, body)
-                    return
                 response = await self.transport.handle_async_request(
                     httpx.Request(
                         scope["method"], url, headers=headers, content=body, extensions={"timeout": self.timeouts}
                     )
                 )
         except (httpx.TransportError, TimeoutError) as exc:
-            problem = upstream_problem(route.service, exc, self.timeout)
-            log.warning("upstream_failed", service=route.service, route=route.template, error=type(exc).__name__)
-            raise problem from exc
+            raise self._upstream_failed(route, exc) from exc
 
         try:
             await send(
@@ -242,49 +240,62 @@ class Proxy:
         finally:
             await response.aclose()
 
+    def _upstream_failed(self, route: Route, exc: Exception) -> Exception:
+        """The problem for an upstream that failed before its answer started, logged."""
+        log.warning("upstream_failed", service=route.service, route=route.template, error=type(exc).__name__)
+        return upstream_problem(route.service, exc, self.timeout)
+
     async def _forward_aiohttp(
         self, scope: Scope, send: Send, route: Route, url: str, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> None:
-        """The same exchange straight on the aiohttp session. An answer with a length is read
-        whole and sent in one piece; others stream. Failures surface as httpx's exceptions
-        (`map_aiohttp_exceptions`, as the transport raises them), so `upstream_problem` reads
+        """The same exchange straight on the aiohttp session. As on the httpx path, the
+        deadline and the failure problems cover the wait for the answer (and, for an answer
+        with a length, reading it whole, to send it in one piece); once the status line is out,
+        a long stream is only bounded per read, and a break cuts the answer short. Failures
+        surface as httpx's exceptions (`map_aiohttp_exceptions`), so `upstream_problem` reads
         both paths alike."""
         transport = self.aiohttp
         assert transport is not None
         client = transport.client
         if not isinstance(client, aiohttp.ClientSession):
             client = transport.client = transport.get_client()
-        with map_aiohttp_exceptions():
-            async with client.request(
-                scope["method"],
-                url,
-                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
-                data=body or None,
-                allow_redirects=False,
-                auto_decompress=False,
-                compress=False,
-                timeout=self.aiohttp_timeout,
-            ) as response:
-                if response.content_length is not None and response.content_length <= _WHOLE_ANSWER_BYTES:
-                    answer = await response.read()
-                    start = {"type": "http.response.start", "status": response.status}
-                    await send({**start, "headers": _answer_headers(response.raw_headers)})
-                    await send({"type": "http.response.body", "body": answer, "more_body": False})
-                    return
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": response.status,
-                        "headers": _answer_headers(response.raw_headers),
-                    }
-                )
-                try:
-                    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                except aiohttp.ClientError as exc:
-                    log.warning("upstream_broke_mid_answer", service=route.service, error=type(exc).__name__)
-                    raise
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        whole: bytes | None = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                with map_aiohttp_exceptions():
+                    response = await client.request(
+                        scope["method"],
+                        url,
+                        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
+                        data=body or None,
+                        allow_redirects=False,
+                        auto_decompress=False,
+                        compress=False,
+                        timeout=self.aiohttp_timeout,
+                    )
+                    try:
+                        if response.content_length is not None and response.content_length <= _WHOLE_ANSWER_BYTES:
+                            whole = await response.read()
+                    except BaseException:
+                        response.release()
+                        raise
+        except (httpx.TransportError, TimeoutError) as exc:
+            raise self._upstream_failed(route, exc) from exc
+
+        async with response:
+            start = {"type": "http.response.start", "status": response.status}
+            await send({**start, "headers": _answer_headers(response.raw_headers)})
+            if whole is not None:
+                await send({"type": "http.response.body", "body": whole, "more_body": False})
+                return
+            try:
+                async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # The status line is already out: all we can do is cut the answer short.
+                log.warning("upstream_broke_mid_answer", service=route.service, error=type(exc).__name__)
+                raise
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 # Answers up to this size are read whole, then sent in one piece (nearly all of them).

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.requests import Request as StarletteRequest
 
@@ -36,6 +36,8 @@ from tests.system import RoutingTransport, test_settings
 
 TEST_CALLER_HEADER = "X-Test-Caller"
 SLOW_SECONDS = 3.0
+# A stream longer in total than the gateway's upstream timeout, each part well within it.
+TRICKLE_PARTS, TRICKLE_PAUSE = 5, 0.2
 
 
 def caller_headers(identity: Identity | None) -> dict[str, str]:
@@ -142,6 +144,17 @@ def _echo_router(service: str) -> APIRouter:
             """Answers after SLOW_SECONDS (longer than the gateway waits in these tests)."""
             await asyncio.sleep(SLOW_SECONDS)
             return {"status": "late"}
+
+        @router.get("/v1/tickets/trickle", operation_id="trickle_tickets")
+        async def trickle_tickets(caller: Caller) -> StreamingResponse:
+            """A streamed answer (no length) whose parts come TRICKLE_PAUSE apart."""
+
+            async def parts() -> AsyncIterator[bytes]:
+                for index in range(TRICKLE_PARTS):
+                    await asyncio.sleep(TRICKLE_PAUSE)
+                    yield f"part {index}\n".encode()
+
+            return StreamingResponse(parts(), media_type="text/plain")
 
     return router
 

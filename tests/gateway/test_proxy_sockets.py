@@ -115,3 +115,11 @@ async def test_a_slow_service_is_504_over_sockets(edge: SocketEdge) -> None:
         response = await client.get("/v1/tickets/slow")
     assert response.status_code == 504
     assert response.json()["type"] == "https://qunyun.dev/problems/upstream-timeout"
+
+
+async def test_a_stream_may_outlast_the_upstream_timeout_once_it_has_started(edge: SocketEdge) -> None:
+    """The deadline covers the wait for the answer; each read of a stream is bounded, not its length."""
+    async with edge.client() as client:
+        response = await client.get("/v1/tickets/trickle")
+    assert response.status_code == 200
+    assert response.text == "".join(f"part {index}\n" for index in range(5))  # 1 s in all, 0.5 s timeout
