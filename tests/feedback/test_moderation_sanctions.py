@@ -205,6 +205,13 @@ async def test_an_appeal_granted_lifts_the_ban_and_removes_the_strike(system: Sy
     assert now["strike_history"][0]["removed_at"] is not None
     lifted = [e for e in await outbox(system, "moderation.sanction_lifted") if e["sanction_id"] == ban_id]
     assert [e["reason"] for e in lifted] == ["appeal"]
+    # A denied appeal is decided with its resolution: resolving it again cannot grant it.
+    denied_appeal = await file_ticket(api, uuid.UUID(bystander), **appeal, sanction_id=other_ban)
+    async with await system.client(AGENT) as agent:
+        denied = await agent.post(f"/v1/tickets/{denied_appeal['id']}/resolve", json={"appeal": "deny"})
+        assert denied.status_code == 200, denied.text
+        again = await agent.post(f"/v1/tickets/{denied_appeal['id']}/resolve", json={"appeal": "grant"})
+        assert (again.status_code, again.json()["type"]) == (409, "https://qunyun.dev/problems/invalid-transition")
     assert (await standing(system, c, bystander))["active"][0]["action"] == "ban"  # the other ban stands
 
 

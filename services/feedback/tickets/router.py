@@ -12,7 +12,6 @@ from services.common.db import SessionDep, on_rollback, utcnow
 from services.common.identity import Caller, Identity, require
 from services.common.pagination import PageDep
 from services.common.problems import problem_responses
-from services.feedback.moderation import appeals
 from services.feedback.tickets import policy, service
 from services.feedback.tickets.models import Ticket
 from services.feedback.tickets.schemas import (
@@ -160,8 +159,7 @@ async def resolve_ticket(
     policy.ensure_agent(caller, ticket.member_id)
     before = ticket.status
     now = utcnow()
-    await service.change_status(session, ticket, "resolved", caller, now)
-    await appeals.decide(session, ticket.sanction_id, body.appeal if body else None, caller.key, now)
+    await service.resolve_ticket(session, ticket, caller, now, body.appeal if body else None)
     _survey_after_commit(request, background, before, ticket)
     return await service.read_ticket(session, ticket)
 

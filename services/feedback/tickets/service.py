@@ -337,6 +337,20 @@ async def _minutes(session: AsyncSession, ticket: Ticket, start: datetime, end: 
     return clock.minutes_between(start, end)
 
 
+async def resolve_ticket(
+    session: AsyncSession, ticket: Ticket, caller: Identity, now: datetime, appeal: str | None = None
+) -> None:
+    """Resolve the ticket; an appeal's decision (grant or deny) is taken with its resolution, once."""
+    if appeal is not None and ticket.status == "resolved":
+        raise InvalidTransition(
+            "This ticket is resolved already; reopen it to decide the appeal again.",
+            status_from="resolved",
+            status_to="resolved",
+        )
+    await change_status(session, ticket, "resolved", caller, now)
+    await appeals.decide(session, ticket.sanction_id, appeal, caller.key, now)
+
+
 async def change_status(session: AsyncSession, ticket: Ticket, to: str, caller: Identity, now: datetime) -> None:
     """Move the ticket along the status machine (409 for a move it does not allow)."""
     before = ticket.status
