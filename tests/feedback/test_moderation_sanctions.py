@@ -237,6 +237,8 @@ async def test_erasure_pseudonymizes_reports_and_sanctions_and_keeps_the_counts(
     ids = {str(r[0]) for r in await feedback_sql(system, "SELECT reporter_member_id FROM report_filings")}
     assert second in ids
     assert reporter not in ids
+    filings = await feedback_sql(system, "SELECT reporter_id, filed_by FROM report_filings")
+    assert not [f for f in filings if reporter in f.reporter_id or reporter in f.filed_by]
     assert len(ids) == 2
     for table in ("strikes", "sanctions"):
         members = {str(r[0]) for r in await feedback_sql(system, f"SELECT member_id FROM {table}")}

@@ -67,7 +67,14 @@ async def erase_member(session: AsyncSession, member_id: uuid.UUID, pseudonym: u
     await session.execute(
         FILINGS.update()
         .where(FILINGS.c.reporter_member_id == member_id)
-        .values(reporter_member_id=pseudonym, reporter_id=f"member:{pseudonym}")
+        .values(
+            reporter_member_id=pseudonym,
+            reporter_id=f"member:{pseudonym}",
+            # Who filed it: the member themself, or a partner key or staff member on their behalf.
+            filed_by=sa.case(
+                (FILINGS.c.filed_by == f"member:{member_id}", f"member:{pseudonym}"), else_=FILINGS.c.filed_by
+            ),
+        )
     )
     await session.execute(
         REPORTS.update().where(REPORTS.c.reported_member_id == member_id).values(reported_member_id=pseudonym)
