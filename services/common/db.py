@@ -121,8 +121,11 @@ READ_FIRST = "qunyun_read_first"
 _BEGUN = "qunyun_read_first_begun"
 # A statement may run outside a transaction only if it is a SELECT that takes no row lock,
 # no advisory lock, sets nothing and writes nothing; anything else (or in doubt) begins one.
+# A SELECT that calls a function with a side effect (a notification, a transaction id, a
+# write in a function) must be named here, or it would commit on its own.
 _NEEDS_TRANSACTION = re.compile(
-    r"\bFOR\s+(?:NO\s+KEY\s+)?UPDATE\b|\bFOR\s+(?:KEY\s+)?SHARE\b|\bINTO\b|pg_advisory|set_config|nextval|setval",
+    r"\bFOR\s+(?:NO\s+KEY\s+)?UPDATE\b|\bFOR\s+(?:KEY\s+)?SHARE\b|\bINTO\b|pg_advisory|set_config|nextval|setval"
+    r"|pg_notify|txid_current|pg_current_xact_id|\blo_",
     re.IGNORECASE,
 )
 

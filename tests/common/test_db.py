@@ -165,6 +165,8 @@ async def test_get_requests_read_outside_a_transaction_and_their_writes_still_ro
         ("SELECT id FROM lots FOR SHARE", False),
         ("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", False),
         ("SELECT set_config('x.y', '1', true)", False),
+        ("SELECT pg_notify('relay', $1)", False),
+        ("SELECT txid_current()", False),
         ("SELECT * INTO copy FROM lots", False),
         ("WITH d AS (DELETE FROM lots RETURNING id) SELECT count(*) FROM d", False),
         ("WITH mine AS (SELECT points FROM period_points WHERE member_id = $1) SELECT points FROM mine", True),
