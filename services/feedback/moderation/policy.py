@@ -15,8 +15,8 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from services.common.identity import Caller, Identity
-from services.common.problems import Forbidden, NotFound
+from services.common.identity import Caller, Identity, ensure_self_or
+from services.common.problems import Forbidden
 from services.feedback.moderation.errors import invalid
 
 MODERATION_SCOPE = "moderation:write"
@@ -52,12 +52,8 @@ Operator = Annotated[Identity, Depends(_operator)]
 
 
 def ensure_can_read_standing(caller: Identity, member_id: uuid.UUID) -> None:
-    if caller.kind == "member":
-        if caller.member_id != member_id:
-            raise NotFound("No such member.")
-        return
-    if not (is_moderator(caller) or is_bot(caller)):
-        raise Forbidden("Your role does not allow this.")
+    """The member themself (anyone else's: 404), moderators, and bots with the moderation scope."""
+    ensure_self_or(caller, member_id, "operator", "agent", scopes=(MODERATION_SCOPE,))
 
 
 def reads_rules_as_member(caller: Identity) -> uuid.UUID | None:

@@ -17,34 +17,22 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from services.common.identity import SYSTEM, Identity
-from services.common.problems import Forbidden, NotFound
+from services.common.identity import SYSTEM, Identity, ensure_self_or
 from services.gateway.auth.deps import GatewayCaller, require_gateway
 
 DashboardReader = Annotated[Identity, Depends(require_gateway("operator", "analyst"))]
 ErasureAuditor = Annotated[Identity, Depends(require_gateway())]  # admins only
 
 
-def ensure_member_or(caller: Identity, member_id: uuid.UUID, *roles: str) -> None:
-    """The member themself, or staff with one of `roles` (admins always). Another member
-    gets a 404 (nothing about someone else's existence leaks), anyone else a 403."""
-    if caller.kind == "member":
-        if caller.member_id != member_id:
-            raise NotFound("No such member.")
-        return
-    if not caller.has_role(*roles):
-        raise Forbidden("Your role does not allow this.")
-
-
 def overview_reader(caller: GatewayCaller, member_id: uuid.UUID) -> Identity:
     """Operators (and admins) see any member's overview; a member sees their own."""
-    ensure_member_or(caller, member_id, "operator")
+    ensure_self_or(caller, member_id, "operator")
     return caller
 
 
 def exporter(caller: GatewayCaller, member_id: uuid.UUID) -> Identity:
     """Admins export any member; a member exports themself."""
-    ensure_member_or(caller, member_id)
+    ensure_self_or(caller, member_id)
     return caller
 
 
