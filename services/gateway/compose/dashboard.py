@@ -158,11 +158,10 @@ async def cached_dashboard(
     end: date | None,
     budget: float,
 ) -> DashboardRead:
+    """The community's dashboard, loaded once however many readers miss it together; a
+    degraded answer is shared with them but not kept."""
     key = (community_id, start, end)
-    hit, cached = cache.get(key)
-    if hit and cached is not None:
-        return cached
-    answer = await community_dashboard(upstream, community_id, start, end, budget)
-    if not answer.degraded:
-        cache.put(key, answer)
+    answer = await cache.get_or_load(key, lambda: community_dashboard(upstream, community_id, start, end, budget))
+    if answer.degraded:
+        cache.invalidate(key)
     return answer
