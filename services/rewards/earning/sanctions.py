@@ -81,8 +81,18 @@ class Silenced:
         members = {a.member_id for a in activities}
         if not members:
             return cls({})
+        # Only spans that may hold for one of these activities: a member's old, ended
+        # sanctions do not grow this read on the earning path.
+        earliest = min(a.occurred_at for a in activities)
+        s = SANCTIONS
+        ended = sa.func.least(s.c.until, s.c.lifted_at)  # Postgres' least skips NULLs, as `because` does
         rows = await session.execute(
-            sa.select(SANCTIONS).where(SANCTIONS.c.member_id.in_(members), SANCTIONS.c.applied_at.is_not(None))
+            sa.select(s).where(
+                s.c.member_id.in_(members),
+                s.c.community_id.in_({a.community_id for a in activities}),
+                s.c.applied_at.is_not(None),
+                sa.or_(ended.is_(None), ended > earliest),
+            )
         )
         spans: dict[tuple[uuid.UUID, uuid.UUID], list[Span]] = defaultdict(list)
         for row in rows:

@@ -191,8 +191,11 @@ async def _award(
     if not matches:
         return
     silenced = await Silenced.load(session, [a for a, _ in matches])
-    skipped = [(a, rule, why) for a, rule in matches if (why := silenced.because(a)) is not None]
-    for a, rule, why in skipped:
+    earning = []
+    for a, rule in matches:
+        if (why := silenced.because(a)) is None:
+            earning.append((a, rule))
+            continue
         postings.skip(
             accounts[a.member_id],
             rule.skipped_reason,
@@ -201,8 +204,7 @@ async def _award(
             source_event_id=a.activity_id,
             community_id=a.community_id,
         )
-    if skipped:
-        matches = [(a, rule) for a, rule in matches if silenced.because(a) is None]
+    matches = earning
     used = await _used_today(session, [(a, rule) for a, rule in matches if rule.daily_cap is not None])
     spent: dict[tuple[uuid.UUID, uuid.UUID, date], int] = defaultdict(int)
     earned = []
