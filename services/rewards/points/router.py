@@ -29,7 +29,6 @@ Adjuster = Annotated[Identity, Depends(require("operator", scopes=("rewards:writ
 async def get_points(member_id: uuid.UUID, session: SessionDep, caller: Caller) -> PointsRead:
     """The member's balance, lifetime points, level, check-in streak and expiring points."""
     ensure_self_or(caller, member_id, *READ_ROLES, scopes=READ_SCOPES)
-    await service.ensure_not_erased(session, member_id)
     return await service.read_points(session, member_id, await list_levels(session), utcnow())
 
 

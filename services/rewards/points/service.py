@@ -580,11 +580,19 @@ def current_streak(account: Any, now: datetime) -> int:
 
 
 async def read_points(
-    session: AsyncSession, member_id: uuid.UUID, levels: Sequence[LevelInfo], now: datetime
+    session: AsyncSession,
+    member_id: uuid.UUID,
+    levels: Sequence[LevelInfo],
+    now: datetime,
+    *,
+    including_erased: bool = False,
 ) -> PointsRead:
+    """The member's points; an erased member's are a 404 except to their export (`including_erased`)."""
     account = (
         await session.execute(sa.select(*ACCOUNT_COLUMNS).where(ACCOUNTS.c.member_id == member_id))
     ).one_or_none()
+    if account is not None and account.erased_at is not None and not including_erased:
+        raise NotFound("No such member.")  # as `ensure_not_erased`, from the row read here anyway
     balance = account.balance if account else 0
     lifetime = account.lifetime if account else 0
     at = standing(levels, lifetime)

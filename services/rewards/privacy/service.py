@@ -49,7 +49,7 @@ async def export_member(session: AsyncSession, member_id: uuid.UUID, now: dateti
     return MemberExport(
         member_id=member_id,
         erased_at=erased_at,
-        points=await read_points(session, member_id, await list_levels(session), now),
+        points=await read_points(session, member_id, await list_levels(session), now, including_erased=True),
         ledger=[LedgerEntryRead.model_validate(row, from_attributes=True) for row in entries],
         badges=(await member_badges(session, member_id, EXPORT_PAGE)).items,
         redemptions=[catalog.redemption_read(row) for row in redemptions],
