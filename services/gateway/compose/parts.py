@@ -150,7 +150,3 @@ class PartResults:
 
     def value(self, name: str) -> Any | None:
         return self.values.get(name)
-
-    def degraded(self) -> list[str]:
-        """The services that failed any part, or refused one the view expected to read."""
-        return sorted({self.services[name] for name in self.errors})
