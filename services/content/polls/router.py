@@ -22,10 +22,9 @@ async def create_vote(
     """Vote in a published poll (members of its community, once: a repeat changes nothing, 200)."""
     if caller.kind != "member" or caller.member_id is None:
         raise Forbidden("Only members vote.")
-    created = await service.vote(session, post_id, caller.member_id, data.option, utcnow())
+    created, poll = await service.vote(session, post_id, caller.member_id, data.option, utcnow())
     if not created:
         response.status_code = status.HTTP_200_OK
-    poll = await service.published_poll(session, post_id)
     return await service.results(session, poll, caller.member_id)
 
 

@@ -47,8 +47,10 @@ async def ensure_member(session: AsyncSession, community_id: uuid.UUID, member_i
         raise NotACommunityMember("Only members of the post's community take part in its polls.")
 
 
-async def vote(session: AsyncSession, post_id: uuid.UUID, member_id: uuid.UUID, option: str, now: datetime) -> bool:
-    """Record the member's vote; False if they had voted already (their first vote stands)."""
+async def vote(
+    session: AsyncSession, post_id: uuid.UUID, member_id: uuid.UUID, option: str, now: datetime
+) -> tuple[bool, Any]:
+    """Record the member's vote: (False if they had voted already, their first vote standing; the poll)."""
     poll = await published_poll(session, post_id)
     await ensure_member(session, poll.community_id, member_id)
     if option not in (poll.options or []):
@@ -61,7 +63,7 @@ async def vote(session: AsyncSession, post_id: uuid.UUID, member_id: uuid.UUID, 
         .returning(VOTES.c.id)
     )
     if inserted is None:
-        return False
+        return False, poll
     await emit(
         session,
         PollVoted(
@@ -73,7 +75,7 @@ async def vote(session: AsyncSession, post_id: uuid.UUID, member_id: uuid.UUID, 
             voted_at=now,
         ),
     )
-    return True
+    return True, poll
 
 
 async def results(session: AsyncSession, poll: Any, member_id: uuid.UUID | None) -> PollResults:
