@@ -201,7 +201,11 @@ def up(
             on_stopped=server.stop if server is not None else None,
         )
 
+        banner_shown = False
+
         def banner() -> list[str]:
+            nonlocal banner_shown
+            banner_shown = True
             gateway, *others = supervisor.children
             lines = [
                 "",
@@ -214,6 +218,12 @@ def up(
             return [*lines, _database_line(settings, server), *_admin_lines(login), ""]
 
         code = asyncio.run(supervisor.run(banner))
+        if login.generated_password and not banner_shown:
+            # The admin exists now, and its password is shown nowhere else: a failed start
+            # must not lose it (the next `qunyun up` finds the account and makes none).
+            typer.echo(
+                "\n".join(["qunyun: the services did not start, but the admin was created:", *_admin_lines(login)])
+            )
     finally:
         if server is not None:
             server.stop()

@@ -24,7 +24,9 @@ from services.cli import app
 from services.common.embedded_postgres import EmbeddedPostgres
 from services.common.migrations import drop_database, version_table
 from services.common.settings import SERVICES, Settings
-from tests.e2e.runner import is_alive, postgres_processes, scratch_dir, wait_until_gone
+from services.gateway.auth.passwords import verify_password
+from services.supervisor import Supervisor
+from tests.e2e.runner import free_port_base, is_alive, postgres_processes, scratch_dir, wait_until_gone
 from tests.pg import pg_url
 
 runner = CliRunner()
@@ -162,6 +164,29 @@ def test_create_admin_password_confirmation_must_match(data_env: Path) -> None:
     result = runner.invoke(app, ["create-admin", "--email", "ops2@example.com"], input=typed)
     assert result.exit_code == 0, result.output
     assert "do not match" in result.output
+
+
+def test_up_shows_a_generated_admin_password_even_when_the_services_fail_to_start(
+    shared_server: EmbeddedPostgres, data_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QUNYUN_PORT_BASE", str(free_port_base()))
+
+    async def services_never_ready(self: Supervisor, banner: Any) -> int:
+        return 1  # as when a child dies during start-up: no banner
+
+    monkeypatch.setattr(Supervisor, "run", services_never_ready)
+    result = runner.invoke(app, ["up"])
+    assert result.exit_code == 1, result.output
+    assert "did not start, but the admin was created" in result.output
+    password = next(line.split()[1] for line in result.output.splitlines() if line.strip().startswith("password"))
+    stored = asyncio.run(
+        _fetch(
+            shared_server,
+            "qunyun_gateway",
+            "SELECT password_hash FROM staff_accounts WHERE email = 'admin@qunyun.local'",
+        )
+    )
+    assert asyncio.run(verify_password(stored[0], password))
 
 
 def test_a_command_starts_its_own_server_and_the_data_survives_a_restart(empty_env: Path) -> None:
