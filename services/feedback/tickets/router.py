@@ -8,12 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
 from services.common.contracts.feedback import TicketCategory, TicketPriority, TicketStatus
-from services.common.db import SessionDep, on_rollback, utcnow
+from services.common.db import DatabaseDep, SessionDep, on_rollback, utcnow
 from services.common.identity import Caller, Identity, require
 from services.common.pagination import PageDep
 from services.common.problems import problem_responses
 from services.feedback.tickets import policy, service
 from services.feedback.tickets.models import Ticket
+from services.feedback.tickets.repository import TicketFilters
 from services.feedback.tickets.schemas import (
     AgentPage,
     AgentRead,
@@ -94,7 +95,7 @@ async def create_ticket(body: TicketCreate, session: SessionDep, caller: TicketC
 @router.get("/v1/tickets", responses=problem_responses(401, 403, 422))
 async def list_tickets(
     page: PageDep,
-    session: SessionDep,
+    db: DatabaseDep,
     caller: TicketCaller,
     status: Annotated[
         list[TicketStatus] | None, Query(description="One or more statuses (repeat the parameter)")
@@ -108,11 +109,8 @@ async def list_tickets(
     tag: Annotated[str | None, Query(max_length=64)] = None,
 ) -> TicketPage:
     """Tickets, newest first: every ticket for agents, their own for a member."""
-    return await service.list_tickets(
-        session,
-        caller,
-        page,
-        status=status,
+    filters = TicketFilters(
+        statuses=tuple(status or ()),
         priority=priority,
         category=category,
         assignee_id=assignee_id,
@@ -121,6 +119,7 @@ async def list_tickets(
         breached=breached,
         tag=tag,
     )
+    return await service.list_tickets(db, caller, page, filters)
 
 
 @router.get("/v1/tickets/{ticket_id}", responses=problem_responses(401, 403, 404))

@@ -11,10 +11,11 @@ ticket row first, so two agents acting at once are serialized, not interleaved.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,14 +27,14 @@ from services.common.contracts.feedback import (
     TicketCreated,
     TicketStatusChanged,
 )
-from services.common.db import new_id, table_of
+from services.common.db import Database, new_id, table_of
 from services.common.events import emit
 from services.common.identity import Identity
-from services.common.pagination import PageParams, keyset_after, paginate_rows
+from services.common.pagination import PageParams, keyset_after, keyset_values, paginate_rows
 from services.common.problems import Forbidden, Unprocessable
 from services.feedback.moderation import appeals
 from services.feedback.sla import service as sla
-from services.feedback.tickets import policy, surveys
+from services.feedback.tickets import policy, repository, surveys
 from services.feedback.tickets.errors import (
     AlreadyRated,
     InvalidTransition,
@@ -42,6 +43,7 @@ from services.feedback.tickets.errors import (
     TicketNotResolved,
 )
 from services.feedback.tickets.models import Agent, Comment, Rating, SupportSettings, Ticket
+from services.feedback.tickets.repository import TicketFilters
 from services.feedback.tickets.schemas import (
     AgentPage,
     AgentRead,
@@ -250,73 +252,51 @@ async def read_ticket(session: AsyncSession, ticket: Ticket) -> TicketRead:
     return ticket_read(ticket, await session.get(Rating, ticket.id))
 
 
-async def list_tickets(
-    session: AsyncSession,
-    caller: Identity,
-    page: PageParams,
-    *,
-    status: Sequence[str] | None = None,
-    priority: str | None = None,
-    category: str | None = None,
-    assignee_id: uuid.UUID | None = None,
-    community_id: uuid.UUID | None = None,
-    member_id: uuid.UUID | None = None,
-    breached: bool | None = None,
-    tag: str | None = None,
-) -> TicketPage:
-    """Newest first, one statement per page whatever the page (keyset on created_at, id)."""
+async def list_tickets(db: Database, caller: Identity, page: PageParams, filters: TicketFilters) -> TicketPage:
+    """Newest first, one statement per page whatever the page (keyset on created_at, id), as
+    committed (a GET: the read pool). A member sees their own tickets only."""
     if caller.kind == "member":
-        if member_id is not None and member_id != caller.member_id:
+        if filters.member_id is not None and filters.member_id != caller.member_id:
             return TicketPage(items=[])
-        member_id = caller.member_id
+        filters = replace(filters, member_id=caller.member_id)
     else:
         policy.ensure_agent(caller)
-    t = TICKETS
-    filters: list[sa.ColumnElement[bool]] = []
-    if status:
-        filters.append(t.c.status.in_(status))
-    for column, value in (
-        (t.c.priority, priority),
-        (t.c.category, category),
-        (t.c.assignee_id, assignee_id),
-        (t.c.community_id, community_id),
-        (t.c.member_id, member_id),
-        (t.c.breached, breached),
-    ):
-        if value is not None:
-            filters.append(column == value)
-    if tag is not None:
-        filters.append(sa.literal(tag.strip().lower(), sa.String(64)) == sa.any_(t.c.tags))
-    keys = (t.c.created_at, t.c.id)
-    after = keyset_after(keys, page.cursor, descending=True)
-    if after is not None:
-        filters.append(after)
-    rating = RATINGS.alias("rating")
-    rows = (
-        await session.execute(
-            sa.select(
-                t,
-                rating.c.rating.label("csat_rating"),
-                rating.c.comment.label("csat_comment"),
-                rating.c.created_at.label("csat_at"),
-            )
-            .outerjoin(rating, rating.c.ticket_id == t.c.id)
-            .where(*filters)
-            .order_by(t.c.created_at.desc(), t.c.id.desc())
-            .limit(page.limit + 1)
-        )
-    ).all()
-    items, cursor = paginate_rows(rows, page.limit, lambda r: (r.created_at, r.id))
-    reads = [
-        ticket_read(
-            row,
-            RatingRead(rating=row.csat_rating, comment=row.csat_comment, created_at=row.csat_at)
-            if row.csat_rating
-            else None,
-        )
-        for row in items
-    ]
-    return TicketPage(items=reads, next_cursor=cursor)
+    if filters.tag is not None:
+        filters = replace(filters, tag=filters.tag.strip().lower())
+    after = keyset_values(repository.PAGE_KEYS, page.cursor)
+    rows = await repository.ticket_page(db, filters, after, page.limit + 1)
+    items, cursor = paginate_rows(rows, page.limit, lambda r: (r["created_at"], r["id"]))
+    return TicketPage(items=[_listed_read(row) for row in items], next_cursor=cursor)
+
+
+def _listed_read(row: asyncpg.Record) -> TicketRead:
+    rating = row["csat_rating"]
+    return TicketRead(
+        id=row["id"],
+        member_id=row["member_id"],
+        community_id=row["community_id"],
+        subject=row["subject"],
+        body=row["body"],
+        category=row["category"],
+        priority=row["priority"],
+        status=row["status"],
+        tags=row["tags"],
+        assignee_id=row["assignee_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        first_response_at=row["first_response_at"],
+        resolved_at=row["resolved_at"],
+        closed_at=row["closed_at"],
+        sla=SlaRead(
+            first_response_due_at=row["first_response_due_at"],
+            resolution_due_at=row["resolution_due_at"],
+            breached=row["breached"],
+        ),
+        satisfaction=RatingRead(rating=rating, comment=row["csat_comment"], created_at=row["csat_at"])
+        if rating
+        else None,
+        sanction_id=row["sanction_id"],
+    )
 
 
 async def _recompute_due(session: AsyncSession, ticket: Ticket, *, resolution_from: datetime) -> None:
