@@ -1,4 +1,5 @@
-"""The ticket list's statement: built once per shape of filters, run on the read pool.
+"""The tickets' hot statements: the list's, built once per shape of filters and run on the read
+pool, and filing's (the ticket INSERT guarded by the support config version, round-robin).
 
 A list request names some of eight filters; each combination (and whether a cursor is
 given) is one statement shape, compiled once to a `PreparedRead` and kept (at most a few
@@ -12,14 +13,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import Database, PreparedRead, UTCDateTime, table_of
-from services.feedback.tickets.models import Rating, Ticket
+from services.common.db import Database, PreparedRead, UTCDateTime, driver_sql, table_of
+from services.feedback.sla.models import support_config_version
+from services.feedback.tickets.models import Agent, Rating, Ticket
 
 TICKETS = table_of(Ticket)
 RATINGS = table_of(Rating)
@@ -109,3 +113,70 @@ async def ticket_page(
     if statement is None:
         statement = _PAGES[shape] = _page_statement(shape)
     return await statement.fetch_all(db, **values)
+
+
+# --- filing ------------------------------------------------------------------------------
+
+AGENTS = table_of(Agent)
+CONFIG_VERSION = support_config_version
+_FILED = (
+    "id", "member_id", "community_id", "subject", "body", "category", "priority", "status", "tags", "assignee_id",
+    "created_by", "created_at", "updated_at", "business_hours_only", "first_response_due_at", "resolution_due_at",
+    "breached", "sanction_id",
+)  # fmt: skip
+
+
+def _insert_sql(*, guarded: bool) -> str:
+    """INSERT ... SELECT of one ticket ($1..$n in `_FILED` order); guarded: only if the support
+    config version is still the one given last."""
+    values = sa.select(*(sa.bindparam(name, type_=TICKETS.c[name].type) for name in _FILED))
+    if guarded:
+        # Literal columns: every $n is a value of the ticket, then the version.
+        one, zero = sa.literal_column("1"), sa.literal_column("0")
+        version = sa.select(CONFIG_VERSION.c.version).where(CONFIG_VERSION.c.id == one).scalar_subquery()
+        values = values.where(sa.func.coalesce(version, zero) == sa.bindparam("config_version", type_=sa.BigInteger()))
+    statement = TICKETS.insert().from_select(list(_FILED), values).returning(TICKETS.c.id)
+    return driver_sql(statement)
+
+
+_INSERT_GUARDED, _INSERT = _insert_sql(guarded=True), _insert_sql(guarded=False)
+
+
+async def insert_ticket(session: AsyncSession, values: dict[str, Any], config_version: int | None) -> bool:
+    """Insert the ticket in the session's transaction; with a `config_version`, only if the
+    support config still has that version (False: nothing was written)."""
+    connection = await session.connection()
+    row = [values[name] for name in _FILED]
+    if config_version is None:
+        await connection.exec_driver_sql(_INSERT, tuple(row))
+        return True
+    result = await connection.exec_driver_sql(_INSERT_GUARDED, (*row, config_version))
+    return result.first() is not None
+
+
+async def assign_next_agent(session: AsyncSession, ticket_id: uuid.UUID, now: datetime) -> uuid.UUID | None:
+    """Round-robin: the ticket goes to the enabled agent assigned least recently (never assigned
+    first), in one statement. The chosen row is locked and stamped, so concurrent filings pick
+    different agents (SKIP LOCKED moves a second filing on to the next agent rather than waiting)."""
+    chosen = (
+        sa.select(AGENTS.c.id)
+        .where(AGENTS.c.disabled.is_(False))
+        .order_by(AGENTS.c.last_assigned_at.asc().nulls_first(), AGENTS.c.first_seen_at, AGENTS.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .cte("chosen")
+    )
+    stamped = (
+        AGENTS.update()
+        .where(AGENTS.c.id == chosen.c.id)
+        .values(last_assigned_at=now)
+        .returning(AGENTS.c.id)
+        .cte("stamped")
+    )
+    agent_id: uuid.UUID | None = await session.scalar(
+        TICKETS.update()
+        .where(TICKETS.c.id == ticket_id)
+        .values(assignee_id=sa.select(stamped.c.id).scalar_subquery())
+        .returning(TICKETS.c.assignee_id)
+    )
+    return agent_id

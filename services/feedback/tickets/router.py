@@ -13,6 +13,7 @@ from services.common.identity import Caller, Identity, require
 from services.common.pagination import PageDep
 from services.common.problems import problem_responses
 from services.feedback.tickets import policy, service
+from services.feedback.tickets.config import SupportConfigCache
 from services.feedback.tickets.models import Ticket
 from services.feedback.tickets.repository import TicketFilters
 from services.feedback.tickets.schemas import (
@@ -86,10 +87,21 @@ def _survey_after_commit(request: Request, background: BackgroundTasks, before: 
         background.add_task(surveys.request_now, ticket.id)
 
 
+def support_configs(request: Request) -> SupportConfigCache:
+    """The process's cached support settings and SLA policies (see `tickets/config.py`)."""
+    configs: SupportConfigCache = request.app.state.support_configs
+    return configs
+
+
+SupportConfigs = Annotated[SupportConfigCache, Depends(support_configs)]
+
+
 @router.post("/v1/tickets", status_code=201, responses=problem_responses(401, 403, 422))
-async def create_ticket(body: TicketCreate, session: SessionDep, caller: TicketCaller) -> TicketRead:
+async def create_ticket(
+    body: TicketCreate, session: SessionDep, caller: TicketCaller, configs: SupportConfigs
+) -> TicketRead:
     """File a ticket (a member for themself, an agent or partner for `member_id`); its SLA clock starts."""
-    return await service.create_ticket(session, body, caller, utcnow())
+    return await service.create_ticket(session, configs, body, caller, utcnow())
 
 
 @router.get("/v1/tickets", responses=problem_responses(401, 403, 422))
