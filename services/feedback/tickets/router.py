@@ -87,7 +87,7 @@ def _survey_after_commit(request: Request, background: BackgroundTasks, before: 
         background.add_task(surveys.request_now, ticket.id)
 
 
-def support_configs(request: Request) -> SupportConfigCache:
+async def support_configs(request: Request) -> SupportConfigCache:  # async: a plain def costs a thread hop
     """The process's cached support settings and SLA policies (see `tickets/config.py`)."""
     configs: SupportConfigCache = request.app.state.support_configs
     return configs
