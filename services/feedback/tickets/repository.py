@@ -132,7 +132,7 @@ def _insert_sql(*, guarded: bool) -> str:
     values = sa.select(*(sa.bindparam(name, type_=TICKETS.c[name].type) for name in _FILED))
     if guarded:
         # Literal columns: every $n is a value of the ticket, then the version.
-        one, zero = sa.literal_column("1"), sa.literal_column("0")
+        one, zero = sa.literal_column("1", sa.SmallInteger()), sa.literal_column("0", sa.BigInteger())
         version = sa.select(CONFIG_VERSION.c.version).where(CONFIG_VERSION.c.id == one).scalar_subquery()
         values = values.where(sa.func.coalesce(version, zero) == sa.bindparam("config_version", type_=sa.BigInteger()))
     statement = TICKETS.insert().from_select(list(_FILED), values).returning(TICKETS.c.id)
