@@ -4,6 +4,7 @@ config costs the filing no read."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,3 +114,20 @@ async def test_an_unchanged_config_costs_the_filing_no_read(system: System, api:
         await file_ticket(api, lin, community_id=str(community))
     assert sum(CONFIG_READ in s for s in changed) == 1
     assert sum(s.startswith("INSERT INTO tickets") for s in changed) == 2  # the guarded one found nothing
+
+
+async def test_filings_racing_a_policy_change_use_one_policy_or_the_other(system: System, api: Api) -> None:
+    lin = uuid.uuid4()
+    await file_ticket(api, lin, priority="urgent")  # cached: the default, 30 / 240
+    old, new = (timedelta(minutes=30), timedelta(minutes=240)), (timedelta(minutes=20), timedelta(minutes=100))
+    body = {"items": [{"priority": "urgent", "first_response_minutes": 20, "resolution_minutes": 100}]}
+
+    async def change() -> None:
+        await asyncio.sleep(0.01)
+        async with api(staff("operator")) as client:
+            assert (await client.put("/v1/sla-policies", json=body)).status_code == 200
+
+    raced = await asyncio.gather(*(file_ticket(api, lin, priority="urgent") for _ in range(20)), change())
+    assert {_due(ticket) for ticket in raced[:20]} <= {old, new}  # never one target from each
+    after = await asyncio.gather(*(file_ticket(api, lin, priority="urgent") for _ in range(5)))
+    assert {_due(ticket) for ticket in after} == {new}
