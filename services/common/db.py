@@ -178,6 +178,12 @@ def _end_read_first(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
 _ASYNCPG_DIALECT = postgresql_asyncpg.dialect()  # type: ignore[no-untyped-call]
 
 
+def driver_sql(statement: sa.ClauseElement) -> str:
+    """A Core statement compiled once to the SQL asyncpg runs (`$n` parameters, in the order the
+    statement names them), for `exec_driver_sql` on hot write paths."""
+    return str(statement.compile(dialect=_ASYNCPG_DIALECT))
+
+
 class PreparedRead:
     """A Core SELECT compiled once to the SQL asyncpg runs, for the hottest reads.
 

@@ -69,16 +69,24 @@ def keyset_after(
     The columns must be NOT NULL and end with a unique one (usually `id`), so rows with
     equal sort keys are neither skipped nor repeated across pages.
     """
+    typed = keyset_values(columns, cursor)
+    if typed is None:
+        return None
+    left = sa.tuple_(*columns)
+    right = sa.tuple_(*[sa.literal(v, type_=col.type) for col, v in zip(columns, typed, strict=True)])
+    return left < right if descending else left > right
+
+
+def keyset_values(columns: Sequence[sa.ColumnElement[Any]], cursor: str | None) -> list[Any] | None:
+    """The cursor's sort key values, typed as `columns` (None without a cursor; 422 if forged):
+    for statements built once that take them as parameters."""
     if cursor is None:
         return None
     values = decode_cursor(cursor, len(columns))
     try:
-        typed = [_coerce(col, v) for col, v in zip(columns, values, strict=True)]
+        return [_coerce(col, v) for col, v in zip(columns, values, strict=True)]
     except Exception as exc:  # whatever a forged cursor holds, it is the caller's error
         raise _invalid_cursor() from exc
-    left = sa.tuple_(*columns)
-    right = sa.tuple_(*[sa.literal(v, type_=col.type) for col, v in zip(columns, typed, strict=True)])
-    return left < right if descending else left > right
 
 
 def _invalid_cursor() -> Unprocessable:

@@ -18,6 +18,7 @@ from services.feedback.privacy.router import router as privacy_router
 from services.feedback.sla.job import sla_job
 from services.feedback.sla.router import router as sla_router
 from services.feedback.suggestions.router import router as suggestions_router
+from services.feedback.tickets.config import SupportConfigCache
 from services.feedback.tickets.router import router as tickets_router
 from services.feedback.tickets.surveys import Surveys
 
@@ -38,7 +39,14 @@ def sanction_expiry_worker(app: FastAPI) -> PeriodicJob:
 async def init_state(app: FastAPI) -> None:
     known: set[str] = set()
     app.state.known_agents = known  # staff ids already in the agent rotation
-    app.state.on_test_reset = known.clear
+    configs = SupportConfigCache()
+    app.state.support_configs = configs
+
+    def reset() -> None:
+        known.clear()
+        configs.clear()
+
+    app.state.on_test_reset = reset
     app.state.surveys = Surveys(app.state.db, app.state.http, app.state.settings, app.state.metrics)
 
 

@@ -196,7 +196,8 @@ async def seed_tickets(dsn: str, records: list[tuple[Any, ...]], *, analyze: boo
 
 
 async def statements_per_request(stack: Stack, paths: list[str], agent: Identity) -> list[int]:
-    """Each request's statements, counted on an in-process feedback app's engine."""
+    """Each request's statements, counted on an in-process feedback app's engine and its read
+    pool (`PreparedRead`s run there, on plain asyncpg connections)."""
     from services.feedback.app import create_app
 
     settings = Settings(
@@ -215,6 +216,15 @@ async def statements_per_request(stack: Stack, paths: list[str], agent: Identity
             seen[0] += 1
 
         sa.event.listen(engine, "before_cursor_execute", count)
+        db = app.state.db
+        raw = db.raw
+
+        @contextlib.asynccontextmanager
+        async def counted_raw() -> Any:
+            async with raw() as connection:
+                yield CountedConnection(connection, count)
+
+        db.raw = counted_raw
         headers = {INTERNAL_TOKEN_HEADER: sign_internal_token(agent, settings)}
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://feedback", headers=headers) as client:
@@ -225,6 +235,24 @@ async def statements_per_request(stack: Stack, paths: list[str], agent: Identity
                 counts.append(seen[0])
         sa.event.remove(engine, "before_cursor_execute", count)
     return counts
+
+
+class CountedConnection:
+    """A read-pool connection that counts the statements sent through it."""
+
+    def __init__(self, connection: Any, count: Any) -> None:
+        self._connection, self._count = connection, count
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._connection, name)
+        if name in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
+
+            async def counted(*args: Any, **kwargs: Any) -> Any:
+                self._count()
+                return await attribute(*args, **kwargs)
+
+            return counted
+        return attribute
 
 
 def bench_listing(stack: Stack, args: argparse.Namespace, report: BenchReport) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from tests.feedback.conftest import AGENT, Api, file_ticket, outbox
@@ -174,6 +175,24 @@ async def test_round_robin_assignment_skips_disabled_agents(system: System, api:
     lin = uuid.uuid4()
     assignees = [(await file_ticket(api, lin))["assignee_id"] for _ in range(4)]
     assert assignees == [a.id, b.id, a.id, b.id]
+
+
+async def test_concurrent_filings_each_get_an_enabled_agent(system: System, api: Api) -> None:
+    agents = [staff("agent", id=str(uuid.uuid4())) for _ in range(4)]
+    for agent in agents:
+        async with api(agent) as client:
+            assert (await client.get("/v1/tickets")).status_code == 200
+    async with api(staff("admin")) as client:
+        assert (await client.patch(f"/v1/support-agents/{agents[3].id}", json={"disabled": True})).status_code == 200
+    async with api(staff("operator")) as client:
+        await client.put("/v1/support-settings", json={"assignment": "round_robin"})
+    # As many filings at once as enabled agents: SKIP LOCKED moves each past the agents the
+    # others hold, so none waits and none is left unassigned.
+    filed = await asyncio.gather(*(file_ticket(api, uuid.uuid4()) for _ in range(3)))
+    enabled = {a.id for a in agents[:3]}
+    assert all(t["assignee_id"] in enabled for t in filed)
+    created = await outbox(system, "feedback.ticket_created")
+    assert {e["ticket_id"]: e["assignee_id"] for e in created} == {t["id"]: t["assignee_id"] for t in filed}
 
 
 async def test_the_readme_tour_step_file_answer_rate(system: System, api: Api) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Field
 
 from services.common.db import UTCDateTime
-from services.feedback.db import FeedbackModel
+from services.feedback.db import FeedbackModel, metadata
 
 
 class SlaPolicy(FeedbackModel, table=True):
@@ -36,3 +36,15 @@ class BusinessHours(FeedbackModel, table=True):
     start: time
     end: time
     updated_at: datetime = Field(sa_type=UTCDateTime())
+
+
+# The version of the support settings, SLA policies and business hours together: a statement
+# trigger on each of them sets it to a new number from its own sequence (migration 0006), so a
+# process that cached them knows, in the statement that files a ticket, whether they changed
+# (`sla.config`). No row yet: version 0.
+support_config_version = sa.Table(
+    "support_config_version",
+    metadata,
+    sa.Column("id", sa.SmallInteger(), primary_key=True),
+    sa.Column("version", sa.BigInteger(), nullable=False),
+)

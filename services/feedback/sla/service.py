@@ -130,6 +130,19 @@ class DueTimes:
     business_hours_only: bool
 
 
+def due_times_with(
+    policy: SlaPolicyItem, calendar: Calendar | None, *, first_response_from: datetime, resolution_from: datetime
+) -> DueTimes:
+    """The due times under this policy, on this calendar when the policy counts business hours only
+    (the community's calendar, None if it has none: then 24/7)."""
+    clock = Clock(calendar if policy.business_hours_only else None)
+    return DueTimes(
+        clock.add(first_response_from, policy.first_response_minutes),
+        clock.add(resolution_from, policy.resolution_minutes),
+        policy.business_hours_only,
+    )
+
+
 async def due_times(
     session: AsyncSession,
     priority: str,
@@ -140,8 +153,6 @@ async def due_times(
 ) -> DueTimes:
     policy = await policy_for(session, priority)
     clock = await clock_for(session, community_id, policy.business_hours_only)
-    return DueTimes(
-        clock.add(first_response_from, policy.first_response_minutes),
-        clock.add(resolution_from, policy.resolution_minutes),
-        policy.business_hours_only,
+    return due_times_with(
+        policy, clock.calendar, first_response_from=first_response_from, resolution_from=resolution_from
     )

@@ -8,12 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
 from services.common.contracts.feedback import TicketCategory, TicketPriority, TicketStatus
-from services.common.db import SessionDep, on_rollback, utcnow
+from services.common.db import Database, DatabaseDep, SessionDep, on_rollback, utcnow
 from services.common.identity import Caller, Identity, require
 from services.common.pagination import PageDep
 from services.common.problems import problem_responses
 from services.feedback.tickets import policy, service
+from services.feedback.tickets.config import SupportConfigCache
 from services.feedback.tickets.models import Ticket
+from services.feedback.tickets.repository import TicketFilters
 from services.feedback.tickets.schemas import (
     AgentPage,
     AgentRead,
@@ -39,29 +41,49 @@ Admin = Annotated[Identity, Depends(require())]
 SupportStaff = Annotated[Identity, Depends(require("agent", "operator"))]
 
 
+def _new_agent(request: Request, caller: Identity) -> uuid.UUID | None:
+    """The caller's id if they are an agent feedback has not put in the rotation yet."""
+    if caller.kind != "staff" or "agent" not in caller.roles or caller.id in request.app.state.known_agents:
+        return None
+    try:
+        return uuid.UUID(caller.id)
+    except ValueError:
+        return None
+
+
 async def ticket_caller(request: Request, caller: Caller, session: SessionDep) -> Identity:
     """The caller; a staff member with the agent role joins the round-robin rotation on first sight.
 
     Feedback never reads the gateway's staff table: agents are learned from the internal
     token, and an admin disables one here (`PATCH /v1/support-agents/{id}`)."""
-    if caller.kind == "staff" and "agent" in caller.roles:
+    agent_id = _new_agent(request, caller)
+    if agent_id is not None:
         known: set[str] = request.app.state.known_agents
-        if caller.id not in known:
-            try:
-                agent_id = uuid.UUID(caller.id)
-            except ValueError:
-                return caller
+        await service.remember_agent(session, agent_id, utcnow())
+        known.add(caller.id)
+
+        async def forget() -> None:  # the insert was rolled back with the request: ask again
+            known.discard(caller.id)
+
+        on_rollback(session, forget)
+    return caller
+
+
+async def reading_caller(request: Request, caller: Caller) -> Identity:
+    """`ticket_caller` for a route that needs no session (the list reads on the read pool): a
+    new agent joins the rotation in a transaction of its own, the rare time there is one."""
+    agent_id = _new_agent(request, caller)
+    if agent_id is not None:
+        db: Database = request.app.state.db
+        async with db.session() as session:
             await service.remember_agent(session, agent_id, utcnow())
-            known.add(caller.id)
-
-            async def forget() -> None:  # the insert was rolled back with the request: ask again
-                known.discard(caller.id)
-
-            on_rollback(session, forget)
+            await db.commit(session)
+        request.app.state.known_agents.add(caller.id)
     return caller
 
 
 TicketCaller = Annotated[Identity, Depends(ticket_caller)]
+ReadingCaller = Annotated[Identity, Depends(reading_caller)]
 
 
 async def _ticket(ticket_id: uuid.UUID, session: SessionDep, caller: TicketCaller) -> Ticket:
@@ -85,17 +107,28 @@ def _survey_after_commit(request: Request, background: BackgroundTasks, before: 
         background.add_task(surveys.request_now, ticket.id)
 
 
+async def support_configs(request: Request) -> SupportConfigCache:  # async: a plain def costs a thread hop
+    """The process's cached support settings and SLA policies (see `tickets/config.py`)."""
+    configs: SupportConfigCache = request.app.state.support_configs
+    return configs
+
+
+SupportConfigs = Annotated[SupportConfigCache, Depends(support_configs)]
+
+
 @router.post("/v1/tickets", status_code=201, responses=problem_responses(401, 403, 422))
-async def create_ticket(body: TicketCreate, session: SessionDep, caller: TicketCaller) -> TicketRead:
+async def create_ticket(
+    body: TicketCreate, session: SessionDep, caller: TicketCaller, configs: SupportConfigs
+) -> TicketRead:
     """File a ticket (a member for themself, an agent or partner for `member_id`); its SLA clock starts."""
-    return await service.create_ticket(session, body, caller, utcnow())
+    return await service.create_ticket(session, configs, body, caller, utcnow())
 
 
 @router.get("/v1/tickets", responses=problem_responses(401, 403, 422))
 async def list_tickets(
     page: PageDep,
-    session: SessionDep,
-    caller: TicketCaller,
+    db: DatabaseDep,
+    caller: ReadingCaller,
     status: Annotated[
         list[TicketStatus] | None, Query(description="One or more statuses (repeat the parameter)")
     ] = None,
@@ -108,11 +141,8 @@ async def list_tickets(
     tag: Annotated[str | None, Query(max_length=64)] = None,
 ) -> TicketPage:
     """Tickets, newest first: every ticket for agents, their own for a member."""
-    return await service.list_tickets(
-        session,
-        caller,
-        page,
-        status=status,
+    filters = TicketFilters(
+        statuses=tuple(status or ()),
         priority=priority,
         category=category,
         assignee_id=assignee_id,
@@ -121,6 +151,7 @@ async def list_tickets(
         breached=breached,
         tag=tag,
     )
+    return await service.list_tickets(db, caller, page, filters)
 
 
 @router.get("/v1/tickets/{ticket_id}", responses=problem_responses(401, 403, 404))

@@ -11,10 +11,11 @@ ticket row first, so two agents acting at once are serialized, not interleaved.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,14 +27,15 @@ from services.common.contracts.feedback import (
     TicketCreated,
     TicketStatusChanged,
 )
-from services.common.db import new_id, table_of
+from services.common.db import Database, new_id, table_of
 from services.common.events import emit
 from services.common.identity import Identity
-from services.common.pagination import PageParams, keyset_after, paginate_rows
+from services.common.pagination import PageParams, keyset_after, keyset_values, paginate_rows
 from services.common.problems import Forbidden, Unprocessable
 from services.feedback.moderation import appeals
 from services.feedback.sla import service as sla
-from services.feedback.tickets import policy, surveys
+from services.feedback.tickets import policy, repository, surveys
+from services.feedback.tickets.config import SupportConfig, SupportConfigCache
 from services.feedback.tickets.errors import (
     AlreadyRated,
     InvalidTransition,
@@ -42,6 +44,7 @@ from services.feedback.tickets.errors import (
     TicketNotResolved,
 )
 from services.feedback.tickets.models import Agent, Comment, Rating, SupportSettings, Ticket
+from services.feedback.tickets.repository import TicketFilters
 from services.feedback.tickets.schemas import (
     AgentPage,
     AgentRead,
@@ -170,71 +173,84 @@ async def set_agent_disabled(session: AsyncSession, agent_id: uuid.UUID, disable
     return AgentRead.model_validate(row, from_attributes=True)
 
 
-async def next_agent(session: AsyncSession, now: datetime) -> uuid.UUID | None:
-    """Round-robin: the enabled agent assigned least recently (never assigned first).
-
-    The chosen row is locked and stamped, so concurrent filings pick different agents
-    (SKIP LOCKED moves a second filing on to the next agent rather than waiting)."""
-    chosen = (
-        sa.select(AGENTS.c.id)
-        .where(AGENTS.c.disabled.is_(False))
-        .order_by(AGENTS.c.last_assigned_at.asc().nulls_first(), AGENTS.c.first_seen_at, AGENTS.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .cte("chosen")
-    )
-    agent_id: uuid.UUID | None = await session.scalar(
-        AGENTS.update().where(AGENTS.c.id == chosen.c.id).values(last_assigned_at=now).returning(AGENTS.c.id)
-    )
-    return agent_id
-
-
 # --- tickets ---------------------------------------------------------------------------
 
 
-async def create_ticket(session: AsyncSession, body: TicketCreate, caller: Identity, now: datetime) -> TicketRead:
+async def create_ticket(
+    session: AsyncSession, configs: SupportConfigCache, body: TicketCreate, caller: Identity, now: datetime
+) -> TicketRead:
+    """File the ticket with due times under the SLA policy in force, and its event, in the
+    request's transaction: with the config cached and unchanged, two statements (INSERT, outbox)."""
     owner = policy.owner_for_new_ticket(caller, body.member_id)
     await appeals.check_appeal(session, body.category, body.sanction_id, owner)
-    assignee = body.assignee_id if policy.is_agent(caller) else None
-    if assignee is None and (await get_settings(session)).assignment == "round_robin":
-        assignee = await next_agent(session, now)
-    due = await sla.due_times(session, body.priority, body.community_id, first_response_from=now, resolution_from=now)
-    ticket = Ticket(
-        id=new_id(),
-        member_id=owner,
-        community_id=body.community_id,
-        subject=body.subject,
-        body=body.body,
-        category=body.category,
-        priority=body.priority,
-        status="new",
-        tags=body.tags,
-        assignee_id=assignee,
-        created_by=caller.key,
-        created_at=now,
-        updated_at=now,
-        business_hours_only=due.business_hours_only,
-        first_response_due_at=due.first_response_due_at,
-        resolution_due_at=due.resolution_due_at,
-        sanction_id=body.sanction_id,
-    )
-    session.add(ticket)
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "member_id": owner,
+        "community_id": body.community_id,
+        "subject": body.subject,
+        "body": body.body,
+        "category": body.category,
+        "priority": body.priority,
+        "status": "new",
+        "tags": body.tags,
+        "assignee_id": body.assignee_id if policy.is_agent(caller) else None,
+        "created_by": caller.key,
+        "created_at": now,
+        "updated_at": now,
+        "breached": False,
+        "sanction_id": body.sanction_id,
+    }
+    config = configs.cached(body.community_id)
+    if config is None or not await repository.insert_ticket(session, _due(values, config, now), config.version):
+        if config is not None:
+            configs.forget(config.version)
+        config = await configs.read(session, body.community_id)
+        await repository.insert_ticket(session, _due(values, config, now), None)
+    if values["assignee_id"] is None and config.assignment == "round_robin":
+        values["assignee_id"] = await repository.assign_next_agent(session, values["id"], now)
     await emit(
         session,
         TicketCreated(
-            ticket_id=ticket.id,
+            ticket_id=values["id"],
             member_id=owner,
-            community_id=ticket.community_id,
+            community_id=body.community_id,
             category=body.category,
             priority=body.priority,
             status="new",
-            assignee_id=assignee,
-            first_response_due_at=ticket.first_response_due_at,
-            resolution_due_at=ticket.resolution_due_at,
+            assignee_id=values["assignee_id"],
+            first_response_due_at=values["first_response_due_at"],
+            resolution_due_at=values["resolution_due_at"],
             created_at=now,
         ),
     )
-    return ticket_read(ticket)
+    return TicketRead(
+        **{name: values[name] for name in _READ_FIELDS},
+        first_response_at=None,
+        resolved_at=None,
+        closed_at=None,
+        sla=SlaRead(
+            first_response_due_at=values["first_response_due_at"],
+            resolution_due_at=values["resolution_due_at"],
+            breached=False,
+        ),
+    )
+
+
+_READ_FIELDS = (
+    "id", "member_id", "community_id", "subject", "body", "category", "priority", "status", "tags", "assignee_id",
+    "created_at", "updated_at", "sanction_id",
+)  # fmt: skip
+
+
+def _due(values: dict[str, Any], config: SupportConfig, now: datetime) -> dict[str, Any]:
+    """The ticket's values with its due times under this config (both clocks start now)."""
+    policy_item = config.policy(values["priority"])
+    calendar = config.calendars.get(values["community_id"]) if values["community_id"] is not None else None
+    due = sla.due_times_with(policy_item, calendar, first_response_from=now, resolution_from=now)
+    values["business_hours_only"] = due.business_hours_only
+    values["first_response_due_at"] = due.first_response_due_at
+    values["resolution_due_at"] = due.resolution_due_at
+    return values
 
 
 async def load_ticket(session: AsyncSession, ticket_id: uuid.UUID, caller: Identity, *, lock: bool = False) -> Ticket:
@@ -250,73 +266,34 @@ async def read_ticket(session: AsyncSession, ticket: Ticket) -> TicketRead:
     return ticket_read(ticket, await session.get(Rating, ticket.id))
 
 
-async def list_tickets(
-    session: AsyncSession,
-    caller: Identity,
-    page: PageParams,
-    *,
-    status: Sequence[str] | None = None,
-    priority: str | None = None,
-    category: str | None = None,
-    assignee_id: uuid.UUID | None = None,
-    community_id: uuid.UUID | None = None,
-    member_id: uuid.UUID | None = None,
-    breached: bool | None = None,
-    tag: str | None = None,
-) -> TicketPage:
-    """Newest first, one statement per page whatever the page (keyset on created_at, id)."""
+async def list_tickets(db: Database, caller: Identity, page: PageParams, filters: TicketFilters) -> TicketPage:
+    """Newest first, one statement per page whatever the page (keyset on created_at, id), as
+    committed (a GET: the read pool). A member sees their own tickets only."""
     if caller.kind == "member":
-        if member_id is not None and member_id != caller.member_id:
+        if filters.member_id is not None and filters.member_id != caller.member_id:
             return TicketPage(items=[])
-        member_id = caller.member_id
+        filters = replace(filters, member_id=caller.member_id)
     else:
         policy.ensure_agent(caller)
-    t = TICKETS
-    filters: list[sa.ColumnElement[bool]] = []
-    if status:
-        filters.append(t.c.status.in_(status))
-    for column, value in (
-        (t.c.priority, priority),
-        (t.c.category, category),
-        (t.c.assignee_id, assignee_id),
-        (t.c.community_id, community_id),
-        (t.c.member_id, member_id),
-        (t.c.breached, breached),
-    ):
-        if value is not None:
-            filters.append(column == value)
-    if tag is not None:
-        filters.append(sa.literal(tag.strip().lower(), sa.String(64)) == sa.any_(t.c.tags))
-    keys = (t.c.created_at, t.c.id)
-    after = keyset_after(keys, page.cursor, descending=True)
-    if after is not None:
-        filters.append(after)
-    rating = RATINGS.alias("rating")
-    rows = (
-        await session.execute(
-            sa.select(
-                t,
-                rating.c.rating.label("csat_rating"),
-                rating.c.comment.label("csat_comment"),
-                rating.c.created_at.label("csat_at"),
-            )
-            .outerjoin(rating, rating.c.ticket_id == t.c.id)
-            .where(*filters)
-            .order_by(t.c.created_at.desc(), t.c.id.desc())
-            .limit(page.limit + 1)
-        )
-    ).all()
-    items, cursor = paginate_rows(rows, page.limit, lambda r: (r.created_at, r.id))
-    reads = [
-        ticket_read(
-            row,
-            RatingRead(rating=row.csat_rating, comment=row.csat_comment, created_at=row.csat_at)
-            if row.csat_rating
-            else None,
-        )
-        for row in items
-    ]
-    return TicketPage(items=reads, next_cursor=cursor)
+    if filters.tag is not None:
+        filters = replace(filters, tag=filters.tag.strip().lower())
+    after = keyset_values(repository.PAGE_KEYS, page.cursor)
+    rows = await repository.ticket_page(db, filters, after, page.limit + 1)
+    items, cursor = paginate_rows(rows, page.limit, lambda r: (r["created_at"], r["id"]))
+    return TicketPage.model_validate({"items": [_listed(row) for row in items], "next_cursor": cursor})
+
+
+def _listed(row: asyncpg.Record) -> dict[str, Any]:
+    """A listed row in the shape of `TicketRead` (the page validates them all in one call)."""
+    item = dict(row)
+    item["sla"] = {
+        "first_response_due_at": item.pop("first_response_due_at"),
+        "resolution_due_at": item.pop("resolution_due_at"),
+        "breached": item.pop("breached"),
+    }
+    rating, comment, rated_at = item.pop("csat_rating"), item.pop("csat_comment"), item.pop("csat_at")
+    item["satisfaction"] = {"rating": rating, "comment": comment, "created_at": rated_at} if rating else None
+    return item
 
 
 async def _recompute_due(session: AsyncSession, ticket: Ticket, *, resolution_from: datetime) -> None:
