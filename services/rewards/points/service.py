@@ -23,11 +23,34 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.contracts import EventModel
 from services.common.contracts.rewards import LevelChanged, PointsAwarded, PointsDeducted
 from services.common.db import new_id, table_of
-from services.common.events import EventDraft, emit_many
+from services.common.events import EventDraft, emit, emit_many
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound
 from services.rewards.badges import service as badges
-from services.rewards.points.models import NEVER, Account, Adjustment, LedgerEntry, Lot, LotConsumption
+from services.rewards.points import ledger
+from services.rewards.points.ledger import InsufficientPoints, MemberErased
+from services.rewards.points.models import NEVER, Adjustment
+from services.rewards.points.repository import (
+    ACCOUNT_UPDATE_COLUMNS,
+    BATCH_WRITE,
+    CHANGE_LOTS,
+    CONSUMPTION_COLUMNS,
+    ENTRY_COLUMNS,
+    INSERT_CONSUMPTIONS,
+    INSERT_ENTRIES,
+    LOT_COLUMNS,
+    UPSERT_LOTS,
+    WRITE_ACCOUNTS,
+)
+from services.rewards.points.repository import (
+    ACCOUNTS as ACCOUNTS,
+)
+from services.rewards.points.repository import (
+    ENTRIES as ENTRIES,
+)
+from services.rewards.points.repository import (
+    LOTS as LOTS,
+)
 from services.rewards.points.schemas import (
     AdjustmentRead,
     ExpiringPoints,
@@ -37,21 +60,9 @@ from services.rewards.points.schemas import (
     PointsRead,
 )
 from services.rewards.program.service import LevelInfo, standing
-from services.rewards.sql import array_rows, insert_rows, row_params
+from services.rewards.sql import insert_rows, row_params
 
-ACCOUNTS = table_of(Account)
-ENTRIES = table_of(LedgerEntry)
-LOTS = table_of(Lot)
-CONSUMPTIONS = table_of(LotConsumption)
 ADJUSTMENTS = table_of(Adjustment)
-
-
-class InsufficientPoints(Conflict):
-    slug, title = "insufficient-points", "Insufficient points"
-
-
-class MemberErased(Conflict):
-    slug, title = "member-erased", "Member erased"
 
 
 async def ensure_not_erased(session: AsyncSession, member_id: uuid.UUID) -> None:
@@ -318,10 +329,10 @@ class Postings:
             await self._write_in_one(session)
             return
         if self.entries:
-            await session.execute(_INSERT_ENTRIES, row_params(ENTRY_COLUMNS, self.entries))
+            await session.execute(INSERT_ENTRIES, row_params(ENTRY_COLUMNS, self.entries))
         if self.lot_credits:
             await session.execute(
-                _UPSERT_LOTS,
+                UPSERT_LOTS,
                 row_params(
                     LOT_COLUMNS,
                     [
@@ -341,7 +352,7 @@ class Postings:
         if changes:
             await change_lots(session, changes)
         if self.consumptions:
-            await session.execute(_INSERT_CONSUMPTIONS, row_params(CONSUMPTION_COLUMNS, self.consumptions))
+            await session.execute(INSERT_CONSUMPTIONS, row_params(CONSUMPTION_COLUMNS, self.consumptions))
         await write_accounts(session, self.accounts.values(), self.now)
         if self.events:
             await emit_many(session, self.events)
@@ -349,13 +360,7 @@ class Postings:
         self.lot_credits, self.lot_changes = {}, defaultdict(int)
 
     async def _write_in_one(self, session: AsyncSession) -> None:
-        await self.write_with(session, _DEBIT_WRITE, {})
-
-    async def write_with(self, session: AsyncSession, statement: Any, params: dict[str, Any]) -> Any:
-        """No new lots: write the batch as the CTEs of `statement` (built with
-        `add_cte(*DEBIT_CTES)`) run with its own `params`; returns the statement's scalar."""
-        if self.lot_credits:
-            raise RuntimeError("write_with takes no credits to new lots")
+        """No new lots (debits, refunds, expiry): the whole batch as one statement."""
         if self.events:
             await emit_many(session, self.events)
         changes = [(lot_id, delta) for lot_id, delta in self.lot_changes.items() if delta]
@@ -366,120 +371,18 @@ class Postings:
             | row_params(CONSUMPTION_COLUMNS, self.consumptions, prefix="c")
             | row_params(ACCOUNT_UPDATE_COLUMNS, [vars(a) for a in accounts], prefix="u")
             | {"p_updated_at": self.now}
-            | params
         )
-        result = await session.scalar(statement, params)
+        await session.execute(BATCH_WRITE, params)
         for account in accounts:
             account.changed = False
         self.entries, self.events, self.consumptions = [], [], []
         self.lot_changes = defaultdict(int)
-        return result
-
-
-ENTRY_COLUMNS = (
-    "id",
-    "member_id",
-    "seq",
-    "delta",
-    "balance_after",
-    "reason",
-    "rule_id",
-    "source_event_id",
-    "community_id",
-    "redemption_id",
-    "adjustment_id",
-    "lot_id",
-    "skipped_because",
-    "created_at",
-)
-LOT_COLUMNS = ("id", "member_id", "expires_at", "points", "remaining", "created_at")
-ACCOUNT_UPDATE_COLUMNS = (
-    "member_id",
-    "balance",
-    "lifetime",
-    "last_seq",
-    "level_name",
-    "streak_days",
-    "streak_last_date",
-    "timezone",
-)
-
-
-def _upsert_lots() -> Any:
-    insert = insert_rows(LOTS, LOT_COLUMNS)
-    return insert.on_conflict_do_update(
-        index_elements=[LOTS.c.member_id, LOTS.c.expires_at],
-        set_={
-            "points": LOTS.c.points + insert.excluded.points,
-            "remaining": LOTS.c.remaining + insert.excluded.remaining,
-        },
-    )
-
-
-def _change_lots() -> Any:
-    values = array_rows(LOTS, ("id", "remaining"))
-    return LOTS.update().where(LOTS.c.id == values.c.id).values(remaining=LOTS.c.remaining + values.c.remaining)
-
-
-def _write_accounts() -> Any:
-    values = array_rows(ACCOUNTS, ACCOUNT_UPDATE_COLUMNS)
-    updated_at = sa.bindparam("p_updated_at", type_=ACCOUNTS.c.updated_at.type)
-    return (
-        ACCOUNTS.update()
-        .where(ACCOUNTS.c.member_id == values.c.member_id)
-        .values({name: values.c[name] for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": updated_at})
-    )
-
-
-CONSUMPTION_COLUMNS = ("entry_id", "lot_id", "points")
-# Every ledger write runs these, so they are built once.
-_INSERT_ENTRIES = insert_rows(ENTRIES, ENTRY_COLUMNS)
-_UPSERT_LOTS = _upsert_lots()
-_INSERT_CONSUMPTIONS = insert_rows(CONSUMPTIONS, CONSUMPTION_COLUMNS)
-_CHANGE_LOTS = _change_lots()
-_WRITE_ACCOUNTS = _write_accounts()
-
-
-def _unnest(table: sa.Table, columns: Sequence[str], prefix: str) -> Any:
-    """`array_rows` with its own parameter names, so several can share one statement."""
-    return array_rows(table, columns, name=f"{prefix}_rows", prefix=prefix)
-
-
-def _debit_ctes() -> tuple[Any, ...]:
-    """Entries, lot changes, consumptions and account updates as data-modifying CTEs, for one
-    statement (no table is written twice, so none can see or miss another's rows)."""
-    entries = _unnest(ENTRIES, ENTRY_COLUMNS, "e")
-    lots = _unnest(LOTS, ("id", "remaining"), "l")
-    consumptions = _unnest(CONSUMPTIONS, CONSUMPTION_COLUMNS, "c")
-    accounts = _unnest(ACCOUNTS, ACCOUNT_UPDATE_COLUMNS, "u")
-    updated_at = sa.bindparam("p_updated_at", type_=ACCOUNTS.c.updated_at.type)
-    return (
-        postgresql.insert(ENTRIES)
-        .from_select(list(ENTRY_COLUMNS), sa.select(*(entries.c[c] for c in ENTRY_COLUMNS)))
-        .cte("new_entries"),
-        LOTS.update()
-        .where(LOTS.c.id == lots.c.id)
-        .values(remaining=LOTS.c.remaining + lots.c.remaining)
-        .cte("lot_changes"),
-        postgresql.insert(CONSUMPTIONS)
-        .from_select(list(CONSUMPTION_COLUMNS), sa.select(*(consumptions.c[c] for c in CONSUMPTION_COLUMNS)))
-        .cte("new_consumptions"),
-        ACCOUNTS.update()
-        .where(ACCOUNTS.c.member_id == accounts.c.member_id)
-        .values({name: accounts.c[name] for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": updated_at})
-        .cte("account_changes"),
-    )
-
-
-DEBIT_CTES = _debit_ctes()
-# The CTEs alone: a statement needs a main part, here an empty SELECT.
-_DEBIT_WRITE = sa.select(sa.null()).add_cte(*DEBIT_CTES)
 
 
 async def change_lots(session: AsyncSession, changes: Sequence[tuple[uuid.UUID, int]]) -> None:
     """Add each delta to its lot's `remaining` (the CHECK keeps it within 0..points)."""
     await session.execute(
-        _CHANGE_LOTS, {"a_id": [lot_id for lot_id, _ in changes], "a_remaining": [delta for _, delta in changes]}
+        CHANGE_LOTS, {"a_id": [lot_id for lot_id, _ in changes], "a_remaining": [delta for _, delta in changes]}
     )
 
 
@@ -500,7 +403,7 @@ async def write_accounts(session: AsyncSession, accounts: Iterable[AccountState]
         }
         for a in changed
     ]
-    await session.execute(_WRITE_ACCOUNTS, row_params(ACCOUNT_UPDATE_COLUMNS, rows) | {"p_updated_at": now})
+    await session.execute(WRITE_ACCOUNTS, row_params(ACCOUNT_UPDATE_COLUMNS, rows) | {"p_updated_at": now})
     for account in changed:
         account.changed = False
 
@@ -531,44 +434,49 @@ async def adjust(
     now: datetime,
 ) -> AdjustmentRead:
     """A manual credit (counts towards levels, no expiry) or debit (oldest lots first, never below zero)."""
-    account = (await lock_accounts(session, [member_id], now))[member_id]
-    if account.erased_at is not None:
-        raise MemberErased("This member was erased.")
-    if delta > 0 and max(account.balance, account.lifetime) + delta > MAX_POINTS:
-        raise PointsLimitReached(f"A balance or lifetime total cannot exceed {MAX_POINTS:,} points.")
     adjustment_id = new_id()
-    postings = Postings(now)
-    ranks: dict[uuid.UUID, int] = {}
-    if delta > 0:
+    if delta < 0:
+        debited = await ledger.debit(
+            session, member_id, -delta, "adjustment", ledger.EntrySource.adjustment(adjustment_id), now
+        )
+        entry_id, balance_after = debited.id, debited.balance_after
+        await emit(
+            session,
+            PointsDeducted(
+                member_id=member_id,
+                entry_id=entry_id,
+                points=-delta,
+                reason="adjustment",
+                balance=balance_after,
+                deducted_at=now,
+            ),
+            occurred_at=now,
+        )
+        ranks: dict[uuid.UUID, int] = {}
+    else:
+        account = (await lock_accounts(session, [member_id], now))[member_id]
+        if account.erased_at is not None:
+            raise MemberErased("This member was erased.")
+        if max(account.balance, account.lifetime) + delta > MAX_POINTS:
+            raise PointsLimitReached(f"A balance or lifetime total cannot exceed {MAX_POINTS:,} points.")
+        postings = Postings(now)
         entry = postings.credit(account, delta, "adjustment", adjustment_id=adjustment_id)
         postings.emit(points_awarded(entry, account))
         ranks = postings.settle_levels(levels)
-    else:
-        lots = await open_lots(session, member_id) if account.balance >= -delta else []
-        entry = postings.debit(account, -delta, "adjustment", lots, adjustment_id=adjustment_id)
-        postings.emit(
-            PointsDeducted(
-                member_id=member_id,
-                entry_id=entry["id"],
-                points=-delta,
-                reason="adjustment",
-                balance=account.balance,
-                deducted_at=now,
-            )
-        )
+        await postings.flush(session)
+        entry_id, balance_after = entry["id"], entry["balance_after"]
     row = {
         "id": adjustment_id,
         "member_id": member_id,
         "delta": delta,
         "reason": reason,
         "created_by": by,
-        "entry_id": entry["id"],
+        "entry_id": entry_id,
         "created_at": now,
     }
     await session.execute(ADJUSTMENTS.insert().values(**row))
-    await postings.flush(session)
     await badges.award_earned(session, now=now, levels=levels, level_ranks=ranks)
-    return AdjustmentRead(**row, balance_after=entry["balance_after"])
+    return AdjustmentRead(**row, balance_after=balance_after)
 
 
 def current_streak(account: Any, now: datetime) -> int:
