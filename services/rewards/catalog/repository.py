@@ -67,9 +67,10 @@ _DEBIT = ledger.DebitSql(
     gate="go",
 )
 
-# $1 member, $2 reward, $3 now, $4 redemption id, $5 entry id. The refusal, in the order
-# they are answered; NULL when the redemption went ahead.
-REDEEM = f"""WITH reward AS (
+# $1 member, $2 reward, $3 now, $4 redemption id, $5 entry id; the event's CTEs go between
+# `REDEEM_CTES` and `REDEEM_OUTCOME` (their parameters from $6, written only through `go`).
+# The refusal, in the order they are answered; NULL when the redemption went ahead.
+REDEEM_CTES = f"""WITH reward AS (
     SELECT r.cost, r.per_member_limit, r.active_from, r.active_to,
         (SELECT sum(s.remaining) FROM reward_stock s WHERE s.reward_id = r.id) AS stock
     FROM rewards r WHERE r.id = $2::uuid
@@ -105,7 +106,12 @@ unit AS (
         FOR UPDATE OF b SKIP LOCKED
     )
     RETURNING s.bucket
-)
+),"""
+REDEEM_EVENT_GATE = "go"
+# The event's fields only the statement knows: the cost read with the reward, the balance after.
+REDEEM_EVENT_COMPUTED = {"cost": "go.points", "balance": "(SELECT d.balance_after FROM ledger_debit d)"}
+REDEEM_EVENT_FIRST = 6
+REDEEM_OUTCOME = f"""
 SELECT v.refusal, v.cost, v.stock, v.per_member_limit, v.balance,
     v.refusal = 'stale' AS stale, v.refusal = 'member-erased' AS erased,
     (SELECT u.bucket FROM unit u) AS bucket, {_DEBIT.outcome}

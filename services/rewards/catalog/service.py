@@ -23,11 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.rewards import RedemptionCancelled, RedemptionCreated
 from services.common.db import new_id
-from services.common.events import emit
+from services.common.events import EventDraft, emit, event_ctes
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.rewards.catalog.repository import (
-    REDEEM,
+    REDEEM_CTES,
+    REDEEM_EVENT_COMPUTED,
+    REDEEM_EVENT_FIRST,
+    REDEEM_EVENT_GATE,
+    REDEEM_OUTCOME,
     REDEMPTIONS,
     RETURN_UNIT,
     REWARD_BY_ID,
@@ -221,8 +225,28 @@ async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UU
     """Take the reward's cost from the member's points and one unit of its stock: one
     statement (see `catalog.repository`), a second only to wait for a held stock bucket."""
     redemption_id, entry_id = new_id(), new_id()
+    # The event with stand-ins for what only the statement knows (see REDEEM_EVENT_COMPUTED).
+    draft = RedemptionRead(
+        id=redemption_id,
+        member_id=member_id,
+        reward_id=reward_id,
+        cost=1,
+        status="pending",
+        entry_id=entry_id,
+        created_at=now,
+        fulfilled_at=None,
+        cancelled_at=None,
+    )
+    event = event_ctes(
+        session,
+        EventDraft(_created_event(draft, 0), occurred_at=now),
+        first=REDEEM_EVENT_FIRST,
+        gate=REDEEM_EVENT_GATE,
+        computed=REDEEM_EVENT_COMPUTED,
+    )
+    sql = f"{REDEEM_CTES}\n{event.sql}\n{REDEEM_OUTCOME}"
     for _ in range(ledger.ATTEMPTS):
-        row = await fetch_row(session, REDEEM, member_id, reward_id, now, redemption_id, entry_id)
+        row = await fetch_row(session, sql, member_id, reward_id, now, redemption_id, entry_id, *event.args)
         if row is None:
             raise RewardNotFound("No reward has this id.")
         if row.refusal in REFUSALS:
@@ -240,19 +264,7 @@ async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UU
     # Every bucket with units was held by another redemption: wait for one (or roll it all back).
     if row.stock is not None and row.bucket is None and not await wait_for_unit(session, reward_id):
         raise OutOfStock("This reward is out of stock.")
-    read = RedemptionRead(
-        id=redemption_id,
-        member_id=member_id,
-        reward_id=reward_id,
-        cost=row.cost,
-        status="pending",
-        entry_id=entry.id,
-        created_at=now,
-        fulfilled_at=None,
-        cancelled_at=None,
-    )
-    await emit(session, _created_event(read, entry.balance_after), occurred_at=now)
-    return read
+    return draft.model_copy(update={"cost": row.cost, "entry_id": entry.id})
 
 
 async def wait_for_unit(session: AsyncSession, reward_id: uuid.UUID) -> bool:
