@@ -1,15 +1,17 @@
 """The catalog's SQL: rewards with their units left, stock buckets, and a redemption as one
 statement.
 
-A redemption is one round trip (`REDEEM`): read the reward and its units left, lock the
-member's account (only when the reward exists), decide (reward window, stock, per-member
-limit, then the ledger's refusals), and only if it may go ahead debit the points through
-the ledger's CTEs (`ledger.DebitSql`), insert the redemption and take a unit from a random
-stock bucket that no other transaction holds (`FOR UPDATE SKIP LOCKED`). The bucket is
-locked after the account (its subquery reads the `go` CTE, which waits for the account
-lock), so two redemptions never take the two locks in opposite orders. If every bucket with
-units was held, the statement has written everything but the unit, and the caller waits
-for a bucket with `TAKE_UNIT[False]` (or rolls it all back: out of stock).
+A redemption is one statement (`REDEEM_CTES` + the event's CTEs + `REDEEM_OUTCOME`): read
+the reward and its units left, lock the member's account (only when the reward exists),
+decide (reward window, stock, per-member limit, then the ledger's refusals), take a unit
+from a random stock bucket that no other transaction holds (`FOR UPDATE SKIP LOCKED`), and
+only then debit the points through the ledger's CTEs (`ledger.DebitSql`), insert the
+redemption and its event. The bucket is locked after the account (its subquery reads
+`allowed`, which waits for the account lock), so two redemptions never take the two locks
+in opposite orders. The statement writes all of it or nothing, so it needs no transaction
+of its own; if every bucket with units was held it writes nothing and says so, and the
+caller waits for a bucket with `TAKE_UNIT[False]` in a transaction, then runs it again
+with the unit taken.
 """
 
 from __future__ import annotations
@@ -67,9 +69,11 @@ _DEBIT = ledger.DebitSql(
     gate="go",
 )
 
-# $1 member, $2 reward, $3 now, $4 redemption id, $5 entry id; the event's CTEs go between
-# `REDEEM_CTES` and `REDEEM_OUTCOME` (their parameters from $6, written only through `go`).
-# The refusal, in the order they are answered; NULL when the redemption went ahead.
+# $1 member, $2 reward, $3 now, $4 redemption id, $5 entry id, $6 the unit is taken already
+# (by `TAKE_UNIT[False]` after an earlier run found every bucket held). The event's CTEs go
+# between `REDEEM_CTES` and `REDEEM_OUTCOME` (their parameters from $7, written only
+# through `go`). `refusal`: the first that applies, in the order they are answered; NULL
+# and `done` false when every bucket with units was held (nothing written).
 REDEEM_CTES = f"""WITH reward AS (
     SELECT r.cost, r.per_member_limit, r.active_from, r.active_to,
         (SELECT sum(s.remaining) FROM reward_stock s WHERE s.reward_id = r.id) AS stock
@@ -81,7 +85,7 @@ verdict AS (
         WHEN {_DEBIT.stale} THEN 'stale'
         WHEN NOT ((reward.active_from IS NULL OR reward.active_from <= $3::timestamptz)
             AND (reward.active_to IS NULL OR $3::timestamptz < reward.active_to)) THEN 'reward-unavailable'
-        WHEN reward.stock = 0 THEN 'out-of-stock'
+        WHEN reward.stock = 0 AND NOT $6::boolean THEN 'out-of-stock'
         WHEN {_DEBIT.erased} THEN 'member-erased'
         WHEN reward.per_member_limit IS NOT NULL AND reward.per_member_limit <= (
             SELECT count(*) FROM redemptions d
@@ -91,30 +95,33 @@ verdict AS (
     END AS refusal
     FROM reward LEFT JOIN ledger_account la ON true
 ),
-go AS (SELECT v.cost AS points FROM verdict v WHERE v.refusal IS NULL),
-{_DEBIT.debit_ctes()},
-new_redemption AS (
-    INSERT INTO redemptions (id, member_id, reward_id, cost, status, entry_id, created_at)
-    SELECT $4::uuid, $1::uuid, $2::uuid, go.points, 'pending', $5::uuid, $3::timestamptz FROM go
-),
+allowed AS (SELECT v.cost AS points, v.stock FROM verdict v WHERE v.refusal IS NULL),
 unit AS (
     UPDATE reward_stock s SET remaining = s.remaining - 1
     WHERE s.reward_id = $2::uuid AND s.remaining > 0 AND s.bucket = (
-        SELECT b.bucket FROM reward_stock b CROSS JOIN go
-        WHERE b.reward_id = $2::uuid AND b.remaining > 0
+        SELECT b.bucket FROM reward_stock b CROSS JOIN allowed
+        WHERE b.reward_id = $2::uuid AND b.remaining > 0 AND NOT $6::boolean
         ORDER BY random() LIMIT 1
         FOR UPDATE OF b SKIP LOCKED
     )
     RETURNING s.bucket
+),
+go AS (
+    SELECT a.points FROM allowed a WHERE a.stock IS NULL OR $6::boolean OR EXISTS (SELECT FROM unit)
+),
+{_DEBIT.debit_ctes()},
+new_redemption AS (
+    INSERT INTO redemptions (id, member_id, reward_id, cost, status, entry_id, created_at)
+    SELECT $4::uuid, $1::uuid, $2::uuid, go.points, 'pending', $5::uuid, $3::timestamptz FROM go
 ),"""
 REDEEM_EVENT_GATE = "go"
 # The event's fields only the statement knows: the cost read with the reward, the balance after.
 REDEEM_EVENT_COMPUTED = {"cost": "go.points", "balance": "(SELECT d.balance_after FROM ledger_debit d)"}
-REDEEM_EVENT_FIRST = 6
+REDEEM_EVENT_FIRST = 7
 REDEEM_OUTCOME = f"""
 SELECT v.refusal, v.cost, v.stock, v.per_member_limit, v.balance,
     v.refusal = 'stale' AS stale, v.refusal = 'member-erased' AS erased,
-    (SELECT u.bucket FROM unit u) AS bucket, {_DEBIT.outcome}
+    EXISTS (SELECT FROM go) AS done, {_DEBIT.outcome}
 FROM verdict v"""
 
 
