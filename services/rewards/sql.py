@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import UTCDateTime
 
@@ -44,3 +45,12 @@ def row_params(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], prefix
     """The parameters of a statement built on `array_rows`/`insert_rows`: one list per column."""
     materialized = rows if isinstance(rows, list) else list(rows)
     return {f"{prefix}_{c}": [row[c] for row in materialized] for c in columns}
+
+
+async def fetch_row(session: AsyncSession, sql: str, *args: Any) -> sa.Row[Any] | None:
+    """Run a SQL text with `$n` parameters on the session's connection (in its transaction):
+    its first row. For statements written as SQL (a repository's single-statement CTEs):
+    no compilation and no parameter processing, the values go to asyncpg as they are."""
+    connection = await session.connection()
+    result = await connection.exec_driver_sql(sql, args)
+    return result.first()

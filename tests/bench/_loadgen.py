@@ -9,6 +9,10 @@ load processes' figures from them).
 
 `--body` sends the same JSON body with every request (`--method POST`: creating tickets, say).
 
+`--headers-file PATH` rotates headers per request: one JSON object of headers per line
+(a member's own token, say), taken in turn from a random starting line, so each process
+acts for many callers; they add to (and override) the `--header`s.
+
 `--mode events-batch` posts `{events: [...]}` bodies of `--batch` events spread over the
 members in `--members-file` (one id per line), with fresh event ids every time. The body
 is built once; each request only stamps a new counter into its ids (a bytes replace), so
@@ -70,6 +74,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         headers["Content-Type"] = "application/json"
         member_ids = Path(args.members_file).read_text().split()
         template = events_template(member_ids, args.community_id, args.batch)
+    lines = Path(args.headers_file).read_text().splitlines() if args.headers_file else []
+    rotation = [json.loads(line) for line in lines if line.strip()]
+    turn = secrets.randbelow(len(rotation)) if rotation else 0
     counter = 0
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
@@ -83,7 +90,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
         async def worker() -> None:
-            nonlocal errors, counter, accepted, duplicates, all_requests, all_accepted
+            nonlocal errors, counter, accepted, duplicates, all_requests, all_accepted, turn
             while True:
                 started = time.perf_counter()
                 if started >= deadline:
@@ -92,8 +99,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 if template:
                     counter += 1
                     body = template.replace(STAMP, b"%08x" % counter).replace(TICK, b"%06d" % (counter % 1_000_000))
+                extra = None
+                if rotation:
+                    extra = rotation[turn % len(rotation)]
+                    turn += 1
                 try:
-                    async with session.request(args.method, args.url, data=body) as response:
+                    async with session.request(args.method, args.url, data=body, headers=extra) as response:
                         payload = await response.read()
                         status = response.status
                 except aiohttp.ClientError:
@@ -143,6 +154,7 @@ def main() -> None:
     parser.add_argument("--community-id", default="")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--body", default="", help="a JSON body sent with every request")
+    parser.add_argument("--headers-file", default="", help="headers per request, one JSON object a line, in turn")
     parser.add_argument("--latencies", default="", help="write every measured latency (s) here, as JSON")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))))

@@ -6,8 +6,11 @@
    the members relay does (one batch at a time, like one relay; `--posters` for more),
    turned into ledger entries, lots, caps, streaks, leaderboard rows and outbox events.
    Prints events/s and the lag (batch posted -> awards committed) p50/p99.
-2. Redemptions under contention: many members redeem one reward concurrently; prints
-   redemptions/s and checks zero oversell and that every balance equals its ledger sum.
+2. Redemptions under contention: many members (each with their own token) redeem one
+   reward, the load coming from `--loaders` aiohttp processes; prints redemptions/s and
+   the CPU per redemption of the server, its Postgres backends and the load generators,
+   then sells a small stock out under the same load. Checks zero oversell, exactly the
+   stock sold, every balance equal to its ledger sum and its lots, none negative.
 3. Leaderboards over 1,000,000 members (seeded with COPY): GET latency p50/p99 with the
    caller's own rank.
 
@@ -18,16 +21,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import random
+import resource
 import secrets
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -42,7 +50,7 @@ from services.common.identity import (
 )
 from services.common.migrations import drop_database, ensure_database, upgrade
 from services.common.settings import Settings
-from tests.bench._harness import BenchReport, anchor_beside
+from tests.bench._harness import BenchReport, anchor_beside, load
 
 PG = os.environ.get("QUNYUN_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 TYPES = [
@@ -104,18 +112,26 @@ class CpuMeter:
         backends = {pid: cpu_seconds(pid) for pid in await self._backends()}
         return server, backends, os.getloadavg()[0]
 
-    async def report(self, before: tuple[dict[int, float], dict[int, float], float], operations: int, what: str) -> str:
+    async def report(
+        self,
+        before: tuple[dict[int, float], dict[int, float], float],
+        operations: int,
+        what: str,
+        extra: dict[str, float] | None = None,
+    ) -> tuple[str, dict[str, float]]:
+        """The CPU line (server, Postgres backends, and any `extra` processes: the load
+        generators) per operation, and the seconds each spent."""
         after = await self.sample()
         # A process that appeared during the phase counts from zero; one that ended is lost
         # (the pools keep their connections, so that is rare).
-        server = sum(cpu - before[0].get(pid, 0.0) for pid, cpu in after[0].items())
-        database = sum(cpu - before[1].get(pid, 0.0) for pid, cpu in after[1].items())
+        used = {
+            "server": sum(cpu - before[0].get(pid, 0.0) for pid, cpu in after[0].items()),
+            "postgres backends": sum(cpu - before[1].get(pid, 0.0) for pid, cpu in after[1].items()),
+        } | (extra or {})
         per = 1_000_000 / max(operations, 1)
-        return (
-            f"  cpu: server {server:.2f} s ({server * per:,.0f} us/{what}), postgres backends {database:.2f} s "
-            f"({database * per:,.0f} us/{what}); load average {before[2]:.2f} -> {after[2]:.2f} on "
-            f"{os.cpu_count()} cores"
-        )
+        parts = ", ".join(f"{name} {seconds:.2f} s ({seconds * per:,.0f} us/{what})" for name, seconds in used.items())
+        line = f"  cpu: {parts}; load average {before[2]:.2f} -> {after[2]:.2f} on {os.cpu_count()} cores"
+        return line, used
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -130,8 +146,8 @@ def ms(seconds: float) -> str:
 class Server:
     """The rewards app in its own uvicorn process(es)."""
 
-    def __init__(self, database_url: str, port: int, workers: int) -> None:
-        self.port = port
+    def __init__(self, database_url: str, port: int, workers: int, profile: str = "") -> None:
+        self.port, self.profile = port, profile
         env = os.environ | {
             "QUNYUN_ENV": "development",
             "QUNYUN_REWARDS_DATABASE_URL": database_url,
@@ -147,6 +163,11 @@ class Server:
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
             "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
         ]  # fmt: skip
+        if profile:
+            # py-spy starts the server (attaching to a running one needs ptrace rights a
+            # container may not give); its own CPU then counts as the server's.
+            spy = Path(sys.executable).with_name("py-spy")
+            command = [str(spy), "record", "--rate", "250", "--format", "raw", "-o", profile, "--", *command]
         self.process = subprocess.Popen(command, env=env)
 
     async def wait_ready(self, client: httpx.AsyncClient) -> None:
@@ -160,6 +181,14 @@ class Server:
         raise RuntimeError("the rewards server did not start")
 
     def stop(self) -> None:
+        if self.profile:  # py-spy writes its profile on SIGINT, then the server is stopped
+            served = process_tree(self.process.pid)[1:]
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=60)
+            for pid in served:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            return
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=15)
@@ -221,7 +250,7 @@ async def bench_events(
         started = time.perf_counter()
         await asyncio.gather(*(poster() for _ in range(args.posters)))
         elapsed = time.perf_counter() - started
-        cpu = await meter.report(before, len(batches) * args.batch, "event")
+        cpu, _ = await meter.report(before, len(batches) * args.batch, "event")
     events = len(batches) * args.batch
     entries = await pg.fetchval("SELECT count(*) FROM ledger_entries WHERE reason LIKE 'earned:%'")
     unbalanced = await pg.fetchval(
@@ -271,72 +300,130 @@ async def seed_rich_members(pg: asyncpg.Connection, count: int, points: int) -> 
     return members
 
 
+def member_headers_file(path: Path, members: list[uuid.UUID], settings: Settings) -> None:
+    """Each member's own internal token, one JSON header object a line (the load generators
+    take them in turn: every request acts for a member, as the gateway would sign it)."""
+    tokens = InternalTokenCache(settings, max_entries=len(members) + 1)
+    lines = [
+        json.dumps(
+            {
+                INTERNAL_TOKEN_HEADER: tokens.token_for(
+                    Identity(kind="member", id=str(m), roles=("member",), member_id=m)
+                )
+            }
+        )
+        for m in members
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+async def redemption_checks(pg: asyncpg.Connection, reward_id: uuid.UUID, stock: int) -> dict[str, int]:
+    """What must hold after any run: units taken = redemptions (no oversell), every balance
+    equal to its ledger sum and to its open lots, no negative balance, every redemption's
+    entry covered by exactly its cost in lot consumptions."""
+    left = await pg.fetchval("SELECT sum(remaining) FROM reward_stock WHERE reward_id = $1", reward_id)
+    redeemed = await pg.fetchval("SELECT count(*) FROM redemptions WHERE reward_id = $1", reward_id)
+    unbalanced = await pg.fetchval(
+        "SELECT count(*) FROM accounts a WHERE a.balance <> "
+        "(SELECT coalesce(sum(delta), 0) FROM ledger_entries e WHERE e.member_id = a.member_id) "
+        "OR a.balance <> (SELECT coalesce(sum(remaining), 0) FROM lots l WHERE l.member_id = a.member_id)"
+    )
+    negative = await pg.fetchval("SELECT count(*) FROM accounts WHERE balance < 0")
+    uncovered = await pg.fetchval(
+        "SELECT count(*) FROM redemptions r WHERE r.reward_id = $1 AND r.cost <> "
+        "(SELECT coalesce(sum(points), 0) FROM lot_consumptions c WHERE c.entry_id = r.entry_id)",
+        reward_id,
+    )
+    return {
+        "left": int(left),
+        "redeemed": int(redeemed),
+        "oversold": int(redeemed - (stock - left)),
+        "unbalanced": int(unbalanced),
+        "negative": int(negative),
+        "uncovered": int(uncovered),
+    }
+
+
+async def redemption_run(
+    base: str, reward_id: str, headers_file: Path, seconds: float, args: argparse.Namespace, meter: CpuMeter
+) -> tuple[dict[str, Any], str, dict[str, float]]:
+    """`args.loaders` load processes POST /v1/redemptions for `seconds`, each request as the
+    next member in the headers file; the figures, the CPU line and the CPU per answer."""
+    before = await meter.sample()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    figures = await asyncio.to_thread(
+        load,
+        f"{base}/v1/redemptions",
+        {},
+        concurrency=args.concurrency,
+        seconds=seconds,
+        processes=args.loaders,
+        method="POST",
+        body=json.dumps({"reward_id": reward_id}),
+        headers_file=str(headers_file),
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    loaders = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    answered = max(1, figures["all_requests"])
+    cpu, used = await meter.report(before, answered, "request", extra={"load generators": loaders})
+    return figures, cpu, used
+
+
 async def bench_redemptions(
     base: str, settings: Settings, pg: asyncpg.Connection, args: argparse.Namespace, meter: CpuMeter
 ) -> None:
+    """1. Throughput: many members redeem one reward with stock to spare, from several load
+    processes. 2. Sell-out: the same load on a reward with little stock: exactly its stock
+    succeeds, the rest is out-of-stock. Both: no oversell, balances = ledger = lots."""
     members = await seed_rich_members(pg, args.redeemers, 10_000)
     operator = {
         INTERNAL_TOKEN_HEADER: sign_internal_token(Identity(kind="staff", id="bench", roles=("operator",)), settings)
     }
-    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
-        reward = (
-            await client.post(
-                "/v1/rewards", json={"name": "Hot item", "cost": 10, "stock": args.stock}, headers=operator
-            )
-        ).json()
-        identities = [Identity(kind="member", id=str(m), roles=("member",), member_id=m) for m in members]
-        tokens = InternalTokenCache(settings, max_entries=len(members) + 1)  # tokens live 60 s: re-signed as needed
-        attempts = [random.randrange(len(members)) for _ in range(args.redemptions)]
-        statuses: dict[int, int] = {}
-        errors: list[str] = []
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for index in attempts:
-            queue.put_nowait(index)
-
-        async def redeemer() -> None:
-            while not queue.empty():
-                index = queue.get_nowait()
-                headers = {INTERNAL_TOKEN_HEADER: tokens.token_for(identities[index])}
-                try:
-                    response = await client.post("/v1/redemptions", json={"reward_id": reward["id"]}, headers=headers)
-                except httpx.TransportError as exc:  # counted as status 0, reported with the time it happened
-                    errors.append(f"{type(exc).__name__} at {time.perf_counter() - started:.2f} s")
-                    statuses[0] = statuses.get(0, 0) + 1
-                    continue
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-
-        before = await meter.sample()
-        started = time.perf_counter()
-        await asyncio.gather(*(redeemer() for _ in range(args.concurrency)))
-        elapsed = time.perf_counter() - started
-        cpu = await meter.report(before, args.redemptions, "request")
-    rid = uuid.UUID(reward["id"])
-    stock = await pg.fetchval("SELECT sum(remaining) FROM reward_stock WHERE reward_id = $1", rid)
-    redeemed = await pg.fetchval("SELECT count(*) FROM redemptions WHERE reward_id = $1", rid)
-    unbalanced = await pg.fetchval(
-        "SELECT count(*) FROM accounts a WHERE a.balance <> "
-        "(SELECT coalesce(sum(delta), 0) FROM ledger_entries e WHERE e.member_id = a.member_id)"
+    with tempfile.TemporaryDirectory() as tmp:
+        headers_file = Path(tmp) / "members.jsonl"
+        member_headers_file(headers_file, members, settings)  # tokens live 60 s: enough for both runs
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            hot = (
+                await client.post(
+                    "/v1/rewards", json={"name": "Hot item", "cost": 10, "stock": args.stock}, headers=operator
+                )
+            ).json()
+            scarce = (
+                await client.post(
+                    "/v1/rewards",
+                    json={"name": "Flash item", "cost": 10, "stock": args.sellout_stock},
+                    headers=operator,
+                )
+            ).json()
+        figures, cpu, used = await redemption_run(base, hot["id"], headers_file, args.redeem_seconds, args, meter)
+        checks = await redemption_checks(pg, uuid.UUID(hot["id"]), args.stock)
+        succeeded = figures["statuses"].get("201", 0)
+        rate = succeeded / figures["seconds"]
+        print(
+            f"redemptions: {figures['requests']} answered in {figures['seconds']:.1f} s by {args.loaders} load "
+            f"processes x {args.concurrency // args.loaders} in flight = {figures['rps']:,.0f} requests/s; "
+            f"{succeeded} succeeded ({rate:,.0f}/s); p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms"
+        )
+        print(f"  statuses {dict(sorted(figures['statuses'].items()))}, transport errors {figures['errors']}; {checks}")
+        print(cpu)
+        sold = await redemption_run(base, scarce["id"], headers_file, args.sellout_seconds, args, meter)
+        sold_checks = await redemption_checks(pg, uuid.UUID(scarce["id"]), args.sellout_stock)
+        sold_ok = set(sold[0]["statuses"]) <= {"201", "409"} and sold[0]["errors"] == 0
+        print(
+            f"  sell-out: stock {args.sellout_stock}, statuses {dict(sorted(sold[0]['statuses'].items()))} "
+            f"(warm-up included in the checks); {sold_checks}"
+        )
+    server_us = used["server"] / max(1, figures["all_requests"]) * 1e6
+    healthy = all(
+        c["oversold"] == 0 and c["unbalanced"] == 0 and c["negative"] == 0 and c["uncovered"] == 0
+        for c in (checks, sold_checks)
     )
-    negative = await pg.fetchval("SELECT count(*) FROM accounts WHERE balance < 0")
-    total = sum(statuses.values())
-    print(
-        f"redemptions: {total} attempts by {args.concurrency} concurrent clients on one reward in {elapsed:.2f} s "
-        f"= {total / elapsed:,.0f} requests/s; {statuses.get(201, 0)} succeeded "
-        f"({statuses.get(201, 0) / elapsed:,.0f}/s)"
-    )
-    print(
-        f"  statuses {dict(sorted(statuses.items()))}; stock {args.stock} -> {stock}, {redeemed} redemptions "
-        f"(oversold: {redeemed - (args.stock - stock)}); {unbalanced} unbalanced, {negative} negative accounts"
-    )
-    if errors:
-        print(f"  transport errors (status 0): {len(errors)}, first: {errors[:3]}")
-    print(cpu)
-    oversold = redeemed - (args.stock - stock)
+    sold_out = sold_checks["left"] == 0 and sold_checks["redeemed"] == args.sellout_stock and sold_ok
     verdict(
-        f"redemptions {statuses.get(201, 0) / elapsed:,.0f}/s succeeded, oversold {oversold} "
-        "(target >= 1,000/s, zero oversell)",
-        statuses.get(201, 0) / elapsed >= 1_000 and oversold == 0 and unbalanced == 0 and negative == 0,
+        f"redemptions {rate:,.0f}/s succeeded, {server_us:,.0f} us server CPU each, oversold "
+        f"{checks['oversold'] + sold_checks['oversold']}, sell-out exact: {sold_out} "
+        "(target >= 1,000/s, <= 1,000 us, zero oversell)",
+        rate >= 1_000 and server_us <= 1_000 and healthy and sold_out and figures["errors"] == 0,
     )
 
 
@@ -384,7 +471,7 @@ async def bench_leaderboard(
             latencies.append(time.perf_counter() - started)
             assert response.status_code == 200, response.text
             assert response.json()["me"]["rank"] is not None
-        cpu = await meter.report(before, args.board_requests, "request")
+        cpu, _ = await meter.report(before, args.board_requests, "request")
     print(
         f"leaderboard: {args.board_members:,} members, {args.board_requests} GETs (top 10 + caller's rank): "
         f"p50 {ms(statistics.median(latencies))}, p99 {ms(percentile(latencies, 99))}"
@@ -407,7 +494,7 @@ async def main(args: argparse.Namespace) -> int:
     await ensure_database(url)
     await upgrade("rewards", url)
     settings = Settings()
-    server = Server(url, args.port, args.workers)
+    server = Server(url, args.port, args.workers, args.profile)
     pg = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
         base = f"http://127.0.0.1:{args.port}"
@@ -438,15 +525,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=20_000, help="distinct members in the event stream")
     parser.add_argument("--posters", type=int, default=1, help="batches in flight at once (1 = one relay)")
     parser.add_argument("--redeemers", type=int, default=5_000)
-    parser.add_argument("--redemptions", type=int, default=10_000)
-    parser.add_argument("--stock", type=int, default=5_000)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--redeem-seconds", type=float, default=10.0, help="length of the redemption run")
+    parser.add_argument("--stock", type=int, default=1_000_000, help="the redemption run's stock (to spare)")
+    parser.add_argument("--sellout-stock", type=int, default=500, help="the sell-out run's stock (runs out)")
+    parser.add_argument("--sellout-seconds", type=float, default=3.0)
+    parser.add_argument("--loaders", type=int, default=3, help="load generator processes for redemptions")
+    parser.add_argument("--concurrency", type=int, default=48, help="redemptions in flight, over all loaders")
     parser.add_argument("--board-members", type=int, default=1_000_000)
     parser.add_argument("--board-requests", type=int, default=3_000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--port", type=int, default=18903)
     parser.add_argument("--only", nargs="+", default=["events", "redemptions", "leaderboard"])
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--profile", default="", help="run the server under py-spy, collapsed stacks to this file")
     return parser.parse_args(argv)
 
 

@@ -10,7 +10,7 @@ from services.common.events.inbox import (
     events_router,
     parse_event,
 )
-from services.common.events.outbox import EventDraft, Outbox, emit, emit_many
+from services.common.events.outbox import EventDraft, EventInStatement, Outbox, emit, emit_many, event_ctes
 from services.common.events.relay import Relay
 from services.common.events.tables import KitTables, define_kit_tables
 
@@ -21,6 +21,7 @@ __all__ = [
     "EventEnvelope",
     "EventHandler",
     "EventHandlers",
+    "EventInStatement",
     "KitTables",
     "Outbox",
     "Relay",
@@ -28,6 +29,7 @@ __all__ = [
     "define_kit_tables",
     "emit",
     "emit_many",
+    "event_ctes",
     "events_router",
     "parse_event",
 ]

@@ -14,8 +14,9 @@ request).
 from __future__ import annotations
 
 import json
+import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -137,6 +138,64 @@ class Outbox:
                 now,
             ),
         )
+
+
+# A field name patched into an event's data by SQL: plain identifiers only (they are written
+# into the statement as string literals).
+_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class EventInStatement:
+    """One event written by data-modifying CTEs of a caller's statement (`event_ctes`): the
+    CTE text and the values of its parameters, which follow the caller's own."""
+
+    sql: str
+    args: tuple[Any, ...]
+
+
+def event_ctes(
+    session: AsyncSession,
+    draft: EventDraft,
+    *,
+    first: int,
+    gate: str,
+    computed: Mapping[str, str] | None = None,
+) -> EventInStatement:
+    """The outbox write of one event as CTEs (`outbox_event`, `outbox_routes`) for a
+    statement that also makes the change it describes, saving the round trip of `emit`.
+
+    The event is written only if the caller's CTE `gate` has a row (at most one).
+    `computed` maps fields of the event's data to SQL expressions the statement computes
+    (a balance after the change): the model is validated in Python with stand-in values
+    and the statement writes the real ones over them. Parameters are `$first` onwards.
+    Wakes the relay after commit, as `emit` does."""
+    outbox = outbox_of(session)
+    fields = dict(computed or {})
+    if any(_FIELD.match(name) is None for name in fields):
+        raise ValueError("computed fields are plain identifiers")
+    now = utcnow()
+    occurred_at = draft.occurred_at or now
+    if occurred_at.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    subscribers = outbox.subscribers_for(draft.type)
+    data = f"${first + 3}::jsonb"
+    if fields:
+        pairs = ", ".join(f"'{name}', {expression}" for name, expression in fields.items())
+        data = f"({data} || jsonb_build_object({pairs}))"
+    sql = (
+        f"outbox_event AS (INSERT INTO {outbox.tables.outbox.name} (id, type, occurred_at, data)"
+        f" SELECT ${first}::uuid, ${first + 1}::text, ${first + 2}::timestamptz, {data}::json FROM {gate}"
+        " RETURNING id),\n"
+        f"outbox_routes AS (INSERT INTO {outbox.tables.outbox_pending.name}"
+        " (subscriber, event_id, attempts, next_attempt_at)"
+        f" SELECT route.subscriber, outbox_event.id, 0, ${first + 5}::timestamptz FROM outbox_event"
+        f" CROSS JOIN unnest(${first + 4}::text[]) AS route(subscriber))"
+    )
+    if subscribers:
+        wake_after_commit(session, OUTBOX_CHANNEL)
+    args = (draft.id or new_id(), draft.type, occurred_at, draft.event.model_dump_json(), subscribers, now)
+    return EventInStatement(sql, args)
 
 
 def outbox_of(session: AsyncSession) -> Outbox:

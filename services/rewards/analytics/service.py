@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.rewards.analytics.schemas import PointsFlow, RedemptionCounts, RewardsAnalytics
-from services.rewards.catalog.service import REDEMPTIONS
-from services.rewards.points.service import ENTRIES
+from services.rewards.catalog.repository import REDEMPTIONS
+from services.rewards.points.repository import ENTRIES
 
 
 def _sum(condition: sa.ColumnElement[bool], value: sa.ColumnElement[int]) -> sa.ColumnElement[int]:

@@ -104,7 +104,9 @@ async def create_redemption(
     assert member_id is not None
 
     async def action() -> RedemptionRead:
-        return await service.redeem(session, member_id, body.reward_id, utcnow())
+        # Without a key the redemption is the request's whole change: it may commit by itself.
+        alone = idempotency_key is None
+        return await service.redeem(session, member_id, body.reward_id, utcnow(), alone=alone)
 
     return await run_idempotent(
         db=request.app.state.db,

@@ -18,13 +18,30 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.rewards import RedemptionCancelled, RedemptionCreated
-from services.common.db import new_id, table_of
+from services.common.db import autocommit, new_id
+from services.common.events import EventDraft, emit, event_ctes
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
-from services.rewards.catalog.models import Redemption, Reward, RewardStock
+from services.rewards.catalog.repository import (
+    REDEEM_CTES,
+    REDEEM_EVENT_COMPUTED,
+    REDEEM_EVENT_FIRST,
+    REDEEM_EVENT_GATE,
+    REDEEM_OUTCOME,
+    REDEMPTIONS,
+    RETURN_UNIT,
+    REWARD_BY_ID,
+    REWARDS,
+    STOCK_LEFT,
+    TAKE_UNIT,
+)
+from services.rewards.catalog.repository import (
+    STOCK as STOCK,
+)
 from services.rewards.catalog.schemas import (
     RedemptionPage,
     RedemptionRead,
@@ -34,103 +51,15 @@ from services.rewards.catalog.schemas import (
     RewardRead,
     RewardUpdate,
 )
-from services.rewards.points.service import (
-    ACCOUNT_COLUMNS,
-    ACCOUNTS,
-    CONSUMPTIONS,
-    DEBIT_CTES,
-    LOTS,
-    AccountState,
-    MemberErased,
-    OpenLot,
-    Postings,
-    lock_accounts,
-    open_lots,
-)
+from services.rewards.points import ledger
+from services.rewards.sql import fetch_row
 
-REWARDS = table_of(Reward)
-REDEMPTIONS = table_of(Redemption)
-STOCK = table_of(RewardStock)
+DEADLOCK = "40P01"  # SQLSTATE deadlock_detected
+DEADLOCK_RETRIES = 3
 
 # Rows a limited reward's stock is spread over: enough that the redemptions in flight at
 # once (bounded by the connection pool) rarely meet on one, few enough to sum in a blink.
 STOCK_BUCKETS = 16
-
-# Units left: the sum over the reward's buckets, NULL (unlimited) when it has none.
-STOCK_LEFT = (
-    sa.select(sa.func.sum(STOCK.c.remaining)).where(STOCK.c.reward_id == REWARDS.c.id).scalar_subquery().label("stock")
-)
-
-
-# The redemption path's statements, built once (their cache keys are memoized on the object).
-REWARD_BY_ID = sa.select(REWARDS, STOCK_LEFT).where(REWARDS.c.id == sa.bindparam("reward_id"))
-INSERT_REDEMPTION = REDEMPTIONS.insert()
-# The member's live redemptions of the reward next to each open lot (in spending order):
-# one round trip; a member without open lots still gets one row (lot columns NULL).
-_REDEEMED = (
-    sa.select(sa.func.count().label("redeemed"))
-    .where(
-        REDEMPTIONS.c.member_id == sa.bindparam("member_id"),
-        REDEMPTIONS.c.reward_id == sa.bindparam("reward_id"),
-        REDEMPTIONS.c.status != "cancelled",
-    )
-    .subquery()
-)
-_OPEN = (
-    sa.select(LOTS.c.id, LOTS.c.expires_at, LOTS.c.remaining, LOTS.c.created_at)
-    .where(LOTS.c.member_id == sa.bindparam("member_id"), LOTS.c.remaining > 0)
-    .subquery()
-)
-REDEEMED_AND_LOTS = (
-    sa.select(_REDEEMED.c.redeemed, _OPEN.c.id, _OPEN.c.expires_at, _OPEN.c.remaining)
-    .select_from(_REDEEMED.outerjoin(_OPEN, sa.true()))
-    .order_by(_OPEN.c.expires_at, _OPEN.c.created_at)
-)
-
-
-def _take_unit(skip_locked: bool) -> Any:
-    bucket = (
-        sa.select(STOCK.c.bucket)
-        .where(STOCK.c.reward_id == sa.bindparam("k_reward_id"), STOCK.c.remaining > 0)
-        .order_by(sa.func.random())
-        .limit(1)
-        .with_for_update(skip_locked=skip_locked)
-        .scalar_subquery()
-    )
-    return (
-        STOCK.update()
-        .where(STOCK.c.reward_id == sa.bindparam("k_reward_id"), STOCK.c.bucket == bucket, STOCK.c.remaining > 0)
-        .values(remaining=STOCK.c.remaining - 1)
-        .returning(STOCK.c.bucket)
-    )
-
-
-TAKE_UNIT = {skip_locked: _take_unit(skip_locked) for skip_locked in (True, False)}
-
-# The reward with the member's account, locked (LATERAL ... FOR UPDATE locks it
-# only when the reward exists; after a wait it returns the account's committed version).
-_LOCKED_ACCOUNT = (
-    sa.select(*ACCOUNT_COLUMNS)
-    .where(ACCOUNTS.c.member_id == sa.bindparam("member_id"))
-    .with_for_update()
-    .lateral("account")
-)
-REWARD_AND_LOCKED_ACCOUNT = (
-    sa.select(REWARDS, STOCK_LEFT, *_LOCKED_ACCOUNT.c)
-    .select_from(REWARDS.outerjoin(_LOCKED_ACCOUNT, sa.true()))
-    .where(REWARDS.c.id == sa.bindparam("reward_id"))
-)
-_ACCOUNT_FIELDS = tuple(column.name for column in ACCOUNT_COLUMNS)
-# The redemption row and the ledger writes go in with the stock statement
-# (data-modifying CTEs, so they are written whether or not a free bucket had a unit; with
-# none, the plain wait follows and "out of stock" rolls the whole transaction back).
-REDEMPTION_COLUMNS = ("id", "member_id", "reward_id", "cost", "status", "entry_id", "created_at")
-INSERT_REDEMPTION_AND_TAKE_UNIT = TAKE_UNIT[True].add_cte(
-    REDEMPTIONS.insert()
-    .values({name: sa.bindparam(f"r_{name}", type_=REDEMPTIONS.c[name].type) for name in REDEMPTION_COLUMNS})
-    .cte("new_redemption"),
-    *DEBIT_CTES,
-)
 
 
 class RewardNotFound(NotFound):
@@ -155,6 +84,14 @@ class RewardUnavailable(Conflict):
 
 class RedemptionNotPending(Conflict):
     slug, title = "redemption-not-pending", "Redemption is not pending"
+
+
+# The catalog's refusals the redemption statement answers with (the ledger's are its own).
+REFUSALS: dict[str, tuple[type[Conflict], str]] = {
+    "reward-unavailable": (RewardUnavailable, "This reward cannot be redeemed at this time."),
+    "out-of-stock": (OutOfStock, "This reward is out of stock."),
+    "limit-reached": (LimitReached, "This reward can be redeemed {limit} time(s) per member."),
+}
 
 
 def _is_active(row: Any, now: datetime) -> bool:
@@ -284,97 +221,103 @@ async def list_rewards(session: AsyncSession, page: PageParams, *, active_only: 
     return RewardPage(items=[_reward(row, now) for row in items], next_cursor=cursor)
 
 
-async def redeem(session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UUID, now: datetime) -> RedemptionRead:
-    """Take the reward's cost from the member's points and one unit of its stock."""
-    reward = (
-        await session.execute(REWARD_AND_LOCKED_ACCOUNT, {"reward_id": reward_id, "member_id": member_id})
-    ).one_or_none()
-    if reward is None:
-        raise RewardNotFound("No reward has this id.")
-    if not _is_active(reward, now):
-        raise RewardUnavailable("This reward cannot be redeemed at this time.")
-    if reward.stock == 0:
-        raise OutOfStock("This reward is out of stock.")
-    if reward.member_id is not None:
-        account = AccountState(*(reward._mapping[name] for name in _ACCOUNT_FIELDS))
-    else:
-        account = (await lock_accounts(session, [member_id], now))[member_id]
-    if account.erased_at is not None:
-        raise MemberErased("This member was erased.")
-    # Read after the account lock: the member's other redemptions have committed or not started.
-    limited = reward.per_member_limit is not None
-    redeemed, lots = await _redeemed_and_lots(session, member_id, reward_id, limited, account.balance >= reward.cost)
-    if reward.per_member_limit is not None and redeemed >= reward.per_member_limit:
-        raise LimitReached(f"This reward can be redeemed {reward.per_member_limit} time(s) per member.")
-    redemption_id = new_id()
-    postings = Postings(now)
-    entry = postings.debit(account, reward.cost, "redemption", lots, redemption_id=redemption_id)
-    row = {
-        "id": redemption_id,
-        "member_id": member_id,
-        "reward_id": reward_id,
-        "cost": reward.cost,
-        "status": "pending",
-        "entry_id": entry["id"],
-        "created_at": now,
-    }
-    read = RedemptionRead(**row, fulfilled_at=None, cancelled_at=None)
-    postings.emit(_created_event(read, account.balance))
-    if reward.stock is not None:
-        # Stock last (its bucket lock is held the shortest), everything else with it.
-        params = {"k_reward_id": reward_id} | {f"r_{name}": value for name, value in row.items()}
-        if await postings.write_with(session, INSERT_REDEMPTION_AND_TAKE_UNIT, params) is None:
-            if not await take_unit(session, reward_id, skip_locked_first=False):
+async def redeem(
+    session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UUID, now: datetime, *, alone: bool = False
+) -> RedemptionRead:
+    """Take the reward's cost from the member's points and one unit of its stock, in one
+    statement (see `catalog.repository`). `alone`: the redemption is the request's whole
+    change, so the statement may commit by itself (no BEGIN/COMMIT round trips); it runs in
+    the session's transaction when it must wait for a lock it then keeps."""
+    redemption_id, entry_id = new_id(), new_id()
+    # The event with stand-ins for what only the statement knows (see REDEEM_EVENT_COMPUTED).
+    draft = RedemptionRead(
+        id=redemption_id,
+        member_id=member_id,
+        reward_id=reward_id,
+        cost=1,
+        status="pending",
+        entry_id=entry_id,
+        created_at=now,
+        fulfilled_at=None,
+        cancelled_at=None,
+    )
+    event = event_ctes(
+        session,
+        EventDraft(_created_event(draft, 0), occurred_at=now),
+        first=REDEEM_EVENT_FIRST,
+        gate=REDEEM_EVENT_GATE,
+        computed=REDEEM_EVENT_COMPUTED,
+    )
+    sql = f"{REDEEM_CTES}\n{event.sql}\n{REDEEM_OUTCOME}"
+    ids = (member_id, reward_id, now, redemption_id, entry_id)
+    if alone:
+        async with autocommit(session) as connection:
+            row = (await connection.exec_driver_sql(sql, (*ids, False, *event.args))).first()
+        if (redemption := _redemption(row, draft)) is not None:
+            return redemption
+        # Nothing was written (the account changed before it was locked, or every bucket
+        # with units was held): again in the transaction, which keeps the locks it takes.
+    unit_taken = False
+    for _ in range(ledger.ATTEMPTS):
+        row = await fetch_row(session, sql, *ids, unit_taken, *event.args)
+        if (redemption := _redemption(row, draft)) is not None:
+            return redemption
+        if row is not None and not row.stale:  # every bucket with units was held: wait for one, then again with it
+            if unit_taken:
+                raise RuntimeError("a redemption with its unit taken did not go ahead")
+            if not await wait_for_unit(session, reward_id):
                 raise OutOfStock("This reward is out of stock.")
-        return read
-    await session.execute(INSERT_REDEMPTION, row)
-    await postings.flush(session)
-    return read
+            unit_taken = True
+    raise RuntimeError(f"the account of {member_id} kept changing under its lock")
 
 
-async def _redeemed_and_lots(
-    session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UUID, count: bool, spend: bool
-) -> tuple[int, list[OpenLot]]:
-    """How many live redemptions of this reward the member has (if `count`), and the
-    member's open lots in spending order (if `spend`): one round trip."""
-    if not count:
-        return 0, await open_lots(session, member_id) if spend else []
-    rows = (await session.execute(REDEEMED_AND_LOTS, {"member_id": member_id, "reward_id": reward_id})).all()
-    return int(rows[0].redeemed), [OpenLot(r.id, r.expires_at, r.remaining) for r in rows if r.id is not None]
+def _redemption(row: Any, draft: RedemptionRead) -> RedemptionRead | None:
+    """The redemption the statement made, or its refusal raised; None when it did nothing
+    and must run again (`stale`, or every bucket with units held)."""
+    if row is None:
+        raise RewardNotFound("No reward has this id.")
+    if row.stale:
+        return None
+    if row.refusal in REFUSALS:
+        kind, detail = REFUSALS[row.refusal]
+        raise kind(detail.format(limit=row.per_member_limit))
+    if row.refusal is None and not row.done:
+        return None
+    entry = ledger.debit_outcome(
+        row,
+        entry_id=draft.entry_id,
+        member_id=draft.member_id,
+        points=row.cost,
+        reason="redemption",
+        now=draft.created_at,
+    )
+    return draft.model_copy(update={"cost": row.cost, "entry_id": entry.id})
 
 
-async def take_unit(session: AsyncSession, reward_id: uuid.UUID, *, skip_locked_first: bool = True) -> bool:
-    """Take one unit from a bucket of the reward; False when none has one left.
+async def wait_for_unit(session: AsyncSession, reward_id: uuid.UUID) -> bool:
+    """Take one unit, waiting for a bucket another transaction holds; False when none has
+    one left. A plain `FOR UPDATE` re-reads a bucket after its holder commits or rolls back
+    and moves on if it is empty by then.
 
-    First a random bucket with a unit that nobody holds (`SKIP LOCKED`: no waiting); if all
-    are held, wait for one (`FOR UPDATE` re-reads a bucket after its holder commits or
-    rolls back, and moves on if it is empty by then)."""
-    for skip_locked in (True, False) if skip_locked_first else (False,):
-        taken = await session.scalar(TAKE_UNIT[skip_locked], {"k_reward_id": reward_id})
-        if taken is not None:
-            return True
-    return False
+    A `FOR UPDATE` that finds a bucket emptied since its snapshot keeps it locked, so a
+    waiter may hold an empty bucket that a waiter with an older snapshot wants: Postgres
+    then aborts one of them (deadlock). The wait runs in a savepoint, so the one aborted
+    lets go of what it locked while waiting and tries again with a new snapshot."""
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            async with session.begin_nested():
+                return await session.scalar(TAKE_UNIT[False], {"for_reward": reward_id}) is not None
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) != DEADLOCK or attempt == DEADLOCK_RETRIES:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def return_unit(session: AsyncSession, reward_id: uuid.UUID) -> None:
     """Put one unit back into the reward's emptiest bucket that nobody holds (or wait for
     one); nothing for an unlimited reward."""
     for skip_locked in (True, False):
-        bucket = (
-            sa.select(STOCK.c.bucket)
-            .where(STOCK.c.reward_id == reward_id)
-            .order_by(STOCK.c.remaining, STOCK.c.bucket)
-            .limit(1)
-            .with_for_update(skip_locked=skip_locked)
-            .scalar_subquery()
-        )
-        returned = await session.scalar(
-            STOCK.update()
-            .where(STOCK.c.reward_id == reward_id, STOCK.c.bucket == bucket)
-            .values(remaining=STOCK.c.remaining + 1)
-            .returning(STOCK.c.bucket)
-        )
-        if returned is not None:
+        if await session.scalar(RETURN_UNIT[skip_locked], {"for_reward": reward_id}) is not None:
             return
 
 
@@ -453,7 +396,6 @@ async def fulfil(session: AsyncSession, redemption_id: uuid.UUID, now: datetime)
 
 async def cancel(session: AsyncSession, redemption: RedemptionRead, by: str, now: datetime) -> RedemptionRead:
     """Cancel a pending redemption: refund its points to the lots they came from and its unit of stock."""
-    account = (await lock_accounts(session, [redemption.member_id], now))[redemption.member_id]
     done = await session.scalar(
         REDEMPTIONS.update()
         .where(REDEMPTIONS.c.id == redemption.id, REDEMPTIONS.c.status == "pending")
@@ -462,13 +404,11 @@ async def cancel(session: AsyncSession, redemption: RedemptionRead, by: str, now
     )
     if done is None:
         raise RedemptionNotPending("Only a pending redemption can be cancelled.")
-    taken = await session.execute(
-        sa.select(CONSUMPTIONS.c.lot_id, CONSUMPTIONS.c.points).where(CONSUMPTIONS.c.entry_id == redemption.entry_id)
+    # The redemption row is ours now (a concurrent cancel waits above, then finds it cancelled).
+    refund = await ledger.refund(
+        session, redemption.member_id, redemption.entry_id, "refund", ledger.EntrySource.redemption(redemption.id), now
     )
-    postings = Postings(now)
-    postings.restore(account, [(row.lot_id, row.points) for row in taken], "refund", redemption_id=redemption.id)
     cancelled = redemption.model_copy(update={"status": "cancelled", "cancelled_at": now})
-    postings.emit(_cancelled_event(cancelled, account.balance, now))
-    await postings.flush(session)
+    await emit(session, _cancelled_event(cancelled, refund.balance_after, now), occurred_at=now)
     await return_unit(session, redemption.reward_id)
     return cancelled

@@ -22,7 +22,8 @@ from services.common.db import Database
 from services.common.jobs import PeriodicJob, QueueDepth, drain_due, due_depth
 from services.common.observability import Metrics
 from services.common.settings import Settings
-from services.rewards.points.service import LOTS, OpenLot, Postings, select_for_update
+from services.rewards.points.repository import LOTS
+from services.rewards.points.service import OpenLot, Postings, select_for_update
 
 log = structlog.get_logger("qunyun.rewards.expiry")
 

@@ -1,17 +1,15 @@
-"""The ledger's rules: lock accounts, credit and debit points through lots, write it all at once.
+"""The ledger's rules: lock accounts, credit points, adjustments, reading balances and entries.
 
 Every change to a member's points runs while its transaction holds the member's account
-row (`lock_accounts`, in member id order so batches never deadlock each other). A
-`Postings` object collects the entries, lot changes and events of one transaction and
-writes them with a handful of multi-row statements (`flush`).
+row (`lock_accounts`, in member id order so batches never deadlock each other). Credits
+go through a `Postings` batch (`points.postings`); debits and refunds are single
+statements behind the typed API other domains use (`points.ledger`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,14 +18,28 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.contracts import EventModel
-from services.common.contracts.rewards import LevelChanged, PointsAwarded, PointsDeducted
+from services.common.contracts.rewards import PointsDeducted
 from services.common.db import new_id, table_of
-from services.common.events import EventDraft, emit_many
+from services.common.events import emit
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound
 from services.rewards.badges import service as badges
-from services.rewards.points.models import NEVER, Account, Adjustment, LedgerEntry, Lot, LotConsumption
+from services.rewards.points import ledger
+from services.rewards.points.ledger import MemberErased
+from services.rewards.points.models import NEVER, Adjustment
+from services.rewards.points.postings import AccountState as AccountState
+from services.rewards.points.postings import OpenLot as OpenLot
+from services.rewards.points.postings import Postings as Postings
+from services.rewards.points.postings import points_awarded as points_awarded
+from services.rewards.points.repository import (
+    ACCOUNTS as ACCOUNTS,
+)
+from services.rewards.points.repository import (
+    ENTRIES as ENTRIES,
+)
+from services.rewards.points.repository import (
+    LOTS as LOTS,
+)
 from services.rewards.points.schemas import (
     AdjustmentRead,
     ExpiringPoints,
@@ -37,21 +49,9 @@ from services.rewards.points.schemas import (
     PointsRead,
 )
 from services.rewards.program.service import LevelInfo, standing
-from services.rewards.sql import array_rows, insert_rows, row_params
+from services.rewards.sql import insert_rows, row_params
 
-ACCOUNTS = table_of(Account)
-ENTRIES = table_of(LedgerEntry)
-LOTS = table_of(Lot)
-CONSUMPTIONS = table_of(LotConsumption)
 ADJUSTMENTS = table_of(Adjustment)
-
-
-class InsufficientPoints(Conflict):
-    slug, title = "insufficient-points", "Insufficient points"
-
-
-class MemberErased(Conflict):
-    slug, title = "member-erased", "Member erased"
 
 
 async def ensure_not_erased(session: AsyncSession, member_id: uuid.UUID) -> None:
@@ -72,22 +72,6 @@ MAX_POINTS = 2**53 - 1
 
 def _uuid_order(value: uuid.UUID) -> int:
     return value.int
-
-
-@dataclass
-class AccountState:
-    """A locked account, changed in memory and written back by `Postings.flush`."""
-
-    member_id: uuid.UUID
-    balance: int
-    lifetime: int
-    last_seq: int
-    level_name: str | None
-    streak_days: int
-    streak_last_date: date | None
-    timezone: str | None
-    erased_at: datetime | None
-    changed: bool = False
 
 
 ACCOUNT_COLUMNS = (
@@ -160,26 +144,6 @@ async def lock_accounts(
     return accounts
 
 
-@dataclass
-class OpenLot:
-    id: uuid.UUID
-    expires_at: datetime
-    remaining: int
-
-
-OPEN_LOTS = (
-    sa.select(LOTS.c.id, LOTS.c.expires_at, LOTS.c.remaining)
-    .where(LOTS.c.member_id == sa.bindparam("member_id"), LOTS.c.remaining > 0)
-    .order_by(LOTS.c.expires_at, LOTS.c.created_at)
-)
-
-
-async def open_lots(session: AsyncSession, member_id: uuid.UUID) -> list[OpenLot]:
-    """The member's lots that still hold points, in the order they are spent (soonest expiry first)."""
-    rows = await session.execute(OPEN_LOTS, {"member_id": member_id})
-    return [OpenLot(*row) for row in rows]
-
-
 def lot_expiry(local_date: date, timezone: str, expires_in_days: int | None) -> datetime | None:
     """Points earned on a local day stay valid for `expires_in_days` full days after it and
     expire at the following local midnight, so one day's awards form one lot."""
@@ -187,337 +151,6 @@ def lot_expiry(local_date: date, timezone: str, expires_in_days: int | None) -> 
         return None
     midnight = datetime.combine(local_date + timedelta(days=expires_in_days + 1), datetime.min.time())
     return midnight.replace(tzinfo=ZoneInfo(timezone))
-
-
-@dataclass
-class Postings:
-    """The ledger writes of one transaction: entries, lot changes, account updates, events."""
-
-    now: datetime
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    events: list[EventDraft] = field(default_factory=list)
-    lot_credits: dict[tuple[uuid.UUID, datetime], int] = field(default_factory=dict)
-    lot_changes: dict[uuid.UUID, int] = field(default_factory=lambda: defaultdict(int))
-    consumptions: list[dict[str, Any]] = field(default_factory=list)
-    accounts: dict[uuid.UUID, AccountState] = field(default_factory=dict)
-
-    def _entry(self, account: AccountState, delta: int, reason: str, refs: dict[str, Any]) -> dict[str, Any]:
-        account.balance += delta
-        account.last_seq += 1
-        account.changed = True
-        self.accounts[account.member_id] = account
-        entry = {
-            "id": new_id(),
-            "member_id": account.member_id,
-            "seq": account.last_seq,
-            "delta": delta,
-            "balance_after": account.balance,
-            "reason": reason,
-            "rule_id": None,
-            "source_event_id": None,
-            "community_id": None,
-            "redemption_id": None,
-            "adjustment_id": None,
-            "lot_id": None,
-            "skipped_because": None,
-            "created_at": self.now,
-        }
-        entry.update(refs)
-        self.entries.append(entry)
-        return entry
-
-    def credit(
-        self, account: AccountState, points: int, reason: str, *, expires_at: datetime | None = None, **refs: Any
-    ) -> dict[str, Any]:
-        """New points: they count towards lifetime (levels) and go into a lot."""
-        entry = self._entry(account, points, reason, refs)
-        account.lifetime += points
-        key = (account.member_id, expires_at or NEVER)
-        self.lot_credits[key] = self.lot_credits.get(key, 0) + points
-        return entry
-
-    def skip(self, account: AccountState, reason: str, because: str, **refs: Any) -> dict[str, Any]:
-        """A rule that earned nothing because the member is muted or banned: an entry of 0
-        points saying so (it holds the rule's once-per-event key, like an award would)."""
-        return self._entry(account, 0, reason, refs | {"skipped_because": because})
-
-    def debit(
-        self, account: AccountState, points: int, reason: str, lots: Sequence[OpenLot], **refs: Any
-    ) -> dict[str, Any]:
-        """Take points from the lots that expire first; never below zero."""
-        if points > account.balance:
-            raise InsufficientPoints(f"The balance is {account.balance} points; {points} are needed.")
-        entry = self._entry(account, -points, reason, refs)
-        left = points
-        for lot in lots:
-            take = min(lot.remaining, left)
-            if take <= 0:
-                continue
-            lot.remaining -= take
-            left -= take
-            self.lot_changes[lot.id] -= take
-            self.consumptions.append({"entry_id": entry["id"], "lot_id": lot.id, "points": take})
-            if left == 0:
-                break
-        if left:
-            raise RuntimeError(f"ledger invariant broken: lots of {account.member_id} do not cover its balance")
-        return entry
-
-    def restore(
-        self, account: AccountState, taken: Sequence[tuple[uuid.UUID, int]], reason: str, **refs: Any
-    ) -> dict[str, Any]:
-        """Give back points a debit took, to the lots they came from (a refund; not lifetime)."""
-        entry = self._entry(account, sum(points for _, points in taken), reason, refs)
-        for lot_id, points in taken:
-            self.lot_changes[lot_id] += points
-        return entry
-
-    def expire(self, account: AccountState, lot: OpenLot) -> dict[str, Any]:
-        entry = self._entry(account, -lot.remaining, "expired", {"lot_id": lot.id})
-        self.lot_changes[lot.id] -= lot.remaining
-        self.consumptions.append({"entry_id": entry["id"], "lot_id": lot.id, "points": lot.remaining})
-        lot.remaining = 0
-        return entry
-
-    def emit(self, event: EventModel) -> None:
-        self.events.append(EventDraft(event, occurred_at=self.now))
-
-    def settle_levels(self, levels: Sequence[LevelInfo]) -> dict[uuid.UUID, int]:
-        """Move credited members to the level their lifetime points reach (`level_changed`
-        once per crossing); returns each changed account's level rank for level badges."""
-        ranks: dict[uuid.UUID, int] = {}
-        for account in self.accounts.values():
-            now_at = standing(levels, account.lifetime)
-            ranks[account.member_id] = now_at.rank
-            new_name = now_at.level.name if now_at.level else None
-            if new_name == account.level_name:
-                continue
-            before = next((lv for lv in levels if lv.name == account.level_name), None)
-            promoted = now_at.level is not None and (
-                now_at.level.min_lifetime_points > (before.min_lifetime_points if before else 0)
-            )
-            if promoted and now_at.level is not None:
-                self.emit(
-                    LevelChanged(
-                        member_id=account.member_id,
-                        level=now_at.level.name,
-                        previous_level=account.level_name,
-                        lifetime=account.lifetime,
-                        rank=now_at.rank,
-                        changed_at=self.now,
-                    )
-                )
-            account.level_name = new_name
-            account.changed = True
-        return ranks
-
-    async def flush(self, session: AsyncSession) -> None:
-        """Write it all: one statement per table (column arrays); a batch without new lots
-        (debits, refunds) is one statement for all four tables."""
-        if self.entries and not self.lot_credits:
-            await self._write_in_one(session)
-            return
-        if self.entries:
-            await session.execute(_INSERT_ENTRIES, row_params(ENTRY_COLUMNS, self.entries))
-        if self.lot_credits:
-            await session.execute(
-                _UPSERT_LOTS,
-                row_params(
-                    LOT_COLUMNS,
-                    [
-                        {
-                            "id": new_id(),
-                            "member_id": member_id,
-                            "expires_at": expires_at,
-                            "points": points,
-                            "remaining": points,
-                            "created_at": self.now,
-                        }
-                        for (member_id, expires_at), points in self.lot_credits.items()
-                    ],
-                ),
-            )
-        changes = [(lot_id, delta) for lot_id, delta in self.lot_changes.items() if delta]
-        if changes:
-            await change_lots(session, changes)
-        if self.consumptions:
-            await session.execute(_INSERT_CONSUMPTIONS, row_params(CONSUMPTION_COLUMNS, self.consumptions))
-        await write_accounts(session, self.accounts.values(), self.now)
-        if self.events:
-            await emit_many(session, self.events)
-        self.entries, self.events, self.consumptions = [], [], []
-        self.lot_credits, self.lot_changes = {}, defaultdict(int)
-
-    async def _write_in_one(self, session: AsyncSession) -> None:
-        await self.write_with(session, _DEBIT_WRITE, {})
-
-    async def write_with(self, session: AsyncSession, statement: Any, params: dict[str, Any]) -> Any:
-        """No new lots: write the batch as the CTEs of `statement` (built with
-        `add_cte(*DEBIT_CTES)`) run with its own `params`; returns the statement's scalar."""
-        if self.lot_credits:
-            raise RuntimeError("write_with takes no credits to new lots")
-        if self.events:
-            await emit_many(session, self.events)
-        changes = [(lot_id, delta) for lot_id, delta in self.lot_changes.items() if delta]
-        accounts = [a for a in self.accounts.values() if a.changed]
-        params = (
-            row_params(ENTRY_COLUMNS, self.entries, prefix="e")
-            | {"l_id": [lot_id for lot_id, _ in changes], "l_remaining": [delta for _, delta in changes]}
-            | row_params(CONSUMPTION_COLUMNS, self.consumptions, prefix="c")
-            | row_params(ACCOUNT_UPDATE_COLUMNS, [vars(a) for a in accounts], prefix="u")
-            | {"p_updated_at": self.now}
-            | params
-        )
-        result = await session.scalar(statement, params)
-        for account in accounts:
-            account.changed = False
-        self.entries, self.events, self.consumptions = [], [], []
-        self.lot_changes = defaultdict(int)
-        return result
-
-
-ENTRY_COLUMNS = (
-    "id",
-    "member_id",
-    "seq",
-    "delta",
-    "balance_after",
-    "reason",
-    "rule_id",
-    "source_event_id",
-    "community_id",
-    "redemption_id",
-    "adjustment_id",
-    "lot_id",
-    "skipped_because",
-    "created_at",
-)
-LOT_COLUMNS = ("id", "member_id", "expires_at", "points", "remaining", "created_at")
-ACCOUNT_UPDATE_COLUMNS = (
-    "member_id",
-    "balance",
-    "lifetime",
-    "last_seq",
-    "level_name",
-    "streak_days",
-    "streak_last_date",
-    "timezone",
-)
-
-
-def _upsert_lots() -> Any:
-    insert = insert_rows(LOTS, LOT_COLUMNS)
-    return insert.on_conflict_do_update(
-        index_elements=[LOTS.c.member_id, LOTS.c.expires_at],
-        set_={
-            "points": LOTS.c.points + insert.excluded.points,
-            "remaining": LOTS.c.remaining + insert.excluded.remaining,
-        },
-    )
-
-
-def _change_lots() -> Any:
-    values = array_rows(LOTS, ("id", "remaining"))
-    return LOTS.update().where(LOTS.c.id == values.c.id).values(remaining=LOTS.c.remaining + values.c.remaining)
-
-
-def _write_accounts() -> Any:
-    values = array_rows(ACCOUNTS, ACCOUNT_UPDATE_COLUMNS)
-    updated_at = sa.bindparam("p_updated_at", type_=ACCOUNTS.c.updated_at.type)
-    return (
-        ACCOUNTS.update()
-        .where(ACCOUNTS.c.member_id == values.c.member_id)
-        .values({name: values.c[name] for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": updated_at})
-    )
-
-
-CONSUMPTION_COLUMNS = ("entry_id", "lot_id", "points")
-# Every ledger write runs these, so they are built once.
-_INSERT_ENTRIES = insert_rows(ENTRIES, ENTRY_COLUMNS)
-_UPSERT_LOTS = _upsert_lots()
-_INSERT_CONSUMPTIONS = insert_rows(CONSUMPTIONS, CONSUMPTION_COLUMNS)
-_CHANGE_LOTS = _change_lots()
-_WRITE_ACCOUNTS = _write_accounts()
-
-
-def _unnest(table: sa.Table, columns: Sequence[str], prefix: str) -> Any:
-    """`array_rows` with its own parameter names, so several can share one statement."""
-    return array_rows(table, columns, name=f"{prefix}_rows", prefix=prefix)
-
-
-def _debit_ctes() -> tuple[Any, ...]:
-    """Entries, lot changes, consumptions and account updates as data-modifying CTEs, for one
-    statement (no table is written twice, so none can see or miss another's rows)."""
-    entries = _unnest(ENTRIES, ENTRY_COLUMNS, "e")
-    lots = _unnest(LOTS, ("id", "remaining"), "l")
-    consumptions = _unnest(CONSUMPTIONS, CONSUMPTION_COLUMNS, "c")
-    accounts = _unnest(ACCOUNTS, ACCOUNT_UPDATE_COLUMNS, "u")
-    updated_at = sa.bindparam("p_updated_at", type_=ACCOUNTS.c.updated_at.type)
-    return (
-        postgresql.insert(ENTRIES)
-        .from_select(list(ENTRY_COLUMNS), sa.select(*(entries.c[c] for c in ENTRY_COLUMNS)))
-        .cte("new_entries"),
-        LOTS.update()
-        .where(LOTS.c.id == lots.c.id)
-        .values(remaining=LOTS.c.remaining + lots.c.remaining)
-        .cte("lot_changes"),
-        postgresql.insert(CONSUMPTIONS)
-        .from_select(list(CONSUMPTION_COLUMNS), sa.select(*(consumptions.c[c] for c in CONSUMPTION_COLUMNS)))
-        .cte("new_consumptions"),
-        ACCOUNTS.update()
-        .where(ACCOUNTS.c.member_id == accounts.c.member_id)
-        .values({name: accounts.c[name] for name in ACCOUNT_UPDATE_COLUMNS[1:]} | {"updated_at": updated_at})
-        .cte("account_changes"),
-    )
-
-
-DEBIT_CTES = _debit_ctes()
-# The CTEs alone: a statement needs a main part, here an empty SELECT.
-_DEBIT_WRITE = sa.select(sa.null()).add_cte(*DEBIT_CTES)
-
-
-async def change_lots(session: AsyncSession, changes: Sequence[tuple[uuid.UUID, int]]) -> None:
-    """Add each delta to its lot's `remaining` (the CHECK keeps it within 0..points)."""
-    await session.execute(
-        _CHANGE_LOTS, {"a_id": [lot_id for lot_id, _ in changes], "a_remaining": [delta for _, delta in changes]}
-    )
-
-
-async def write_accounts(session: AsyncSession, accounts: Iterable[AccountState], now: datetime) -> None:
-    changed = [a for a in accounts if a.changed]
-    if not changed:
-        return
-    rows = [
-        {
-            "member_id": a.member_id,
-            "balance": a.balance,
-            "lifetime": a.lifetime,
-            "last_seq": a.last_seq,
-            "level_name": a.level_name,
-            "streak_days": a.streak_days,
-            "streak_last_date": a.streak_last_date,
-            "timezone": a.timezone,
-        }
-        for a in changed
-    ]
-    await session.execute(_WRITE_ACCOUNTS, row_params(ACCOUNT_UPDATE_COLUMNS, rows) | {"p_updated_at": now})
-    for account in changed:
-        account.changed = False
-
-
-def points_awarded(entry: dict[str, Any], account: AccountState) -> PointsAwarded:
-    """The `rewards.points_awarded` event of a credit entry."""
-    return PointsAwarded(
-        member_id=account.member_id,
-        entry_id=entry["id"],
-        points=entry["delta"],
-        reason=entry["reason"],
-        balance=entry["balance_after"],
-        lifetime=account.lifetime,
-        source_event_id=entry["source_event_id"],
-        community_id=entry["community_id"],
-        awarded_at=entry["created_at"],
-    )
 
 
 async def adjust(
@@ -531,44 +164,49 @@ async def adjust(
     now: datetime,
 ) -> AdjustmentRead:
     """A manual credit (counts towards levels, no expiry) or debit (oldest lots first, never below zero)."""
-    account = (await lock_accounts(session, [member_id], now))[member_id]
-    if account.erased_at is not None:
-        raise MemberErased("This member was erased.")
-    if delta > 0 and max(account.balance, account.lifetime) + delta > MAX_POINTS:
-        raise PointsLimitReached(f"A balance or lifetime total cannot exceed {MAX_POINTS:,} points.")
     adjustment_id = new_id()
-    postings = Postings(now)
-    ranks: dict[uuid.UUID, int] = {}
-    if delta > 0:
+    if delta < 0:
+        debited = await ledger.debit(
+            session, member_id, -delta, "adjustment", ledger.EntrySource.adjustment(adjustment_id), now
+        )
+        entry_id, balance_after = debited.id, debited.balance_after
+        await emit(
+            session,
+            PointsDeducted(
+                member_id=member_id,
+                entry_id=entry_id,
+                points=-delta,
+                reason="adjustment",
+                balance=balance_after,
+                deducted_at=now,
+            ),
+            occurred_at=now,
+        )
+        ranks: dict[uuid.UUID, int] = {}
+    else:
+        account = (await lock_accounts(session, [member_id], now))[member_id]
+        if account.erased_at is not None:
+            raise MemberErased("This member was erased.")
+        if max(account.balance, account.lifetime) + delta > MAX_POINTS:
+            raise PointsLimitReached(f"A balance or lifetime total cannot exceed {MAX_POINTS:,} points.")
+        postings = Postings(now)
         entry = postings.credit(account, delta, "adjustment", adjustment_id=adjustment_id)
         postings.emit(points_awarded(entry, account))
         ranks = postings.settle_levels(levels)
-    else:
-        lots = await open_lots(session, member_id) if account.balance >= -delta else []
-        entry = postings.debit(account, -delta, "adjustment", lots, adjustment_id=adjustment_id)
-        postings.emit(
-            PointsDeducted(
-                member_id=member_id,
-                entry_id=entry["id"],
-                points=-delta,
-                reason="adjustment",
-                balance=account.balance,
-                deducted_at=now,
-            )
-        )
+        await postings.flush(session)
+        entry_id, balance_after = entry["id"], entry["balance_after"]
     row = {
         "id": adjustment_id,
         "member_id": member_id,
         "delta": delta,
         "reason": reason,
         "created_by": by,
-        "entry_id": entry["id"],
+        "entry_id": entry_id,
         "created_at": now,
     }
     await session.execute(ADJUSTMENTS.insert().values(**row))
-    await postings.flush(session)
     await badges.award_earned(session, now=now, levels=levels, level_ranks=ranks)
-    return AdjustmentRead(**row, balance_after=entry["balance_after"])
+    return AdjustmentRead(**row, balance_after=balance_after)
 
 
 def current_streak(account: Any, now: datetime) -> int:

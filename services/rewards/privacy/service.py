@@ -18,12 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.pagination import PageParams
 from services.rewards.badges.service import member_badges
 from services.rewards.catalog import service as catalog
-from services.rewards.catalog.service import REDEMPTIONS
+from services.rewards.catalog.repository import REDEMPTIONS
 from services.rewards.earning.sanctions import SANCTIONS as MEMBER_SANCTIONS
 from services.rewards.earning.service import CHECK_INS, COUNTS
 from services.rewards.leaderboards import service as leaderboards
+from services.rewards.points.repository import ACCOUNTS, ENTRIES
 from services.rewards.points.schemas import LedgerEntryRead
-from services.rewards.points.service import ACCOUNTS, ADJUSTMENTS, ENTRIES, lock_accounts, read_points
+from services.rewards.points.service import ADJUSTMENTS, lock_accounts, read_points
 from services.rewards.privacy.schemas import AdjustmentExport, MemberExport
 from services.rewards.program.service import list_levels
 
