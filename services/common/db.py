@@ -33,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from services.common.settings import Settings
@@ -125,7 +126,7 @@ _BEGUN = "qunyun_read_first_begun"
 # write in a function) must be named here, or it would commit on its own.
 _NEEDS_TRANSACTION = re.compile(
     r"\bFOR\s+(?:NO\s+KEY\s+)?UPDATE\b|\bFOR\s+(?:KEY\s+)?SHARE\b|\bINTO\b|pg_advisory|set_config|nextval|setval"
-    r"|pg_notify|txid_current|pg_current_xact_id|\blo_",
+    r"|pg_notify|txid_current|pg_current_xact_id|\blo_|content_grant_permit",
     re.IGNORECASE,
 )
 
@@ -178,24 +179,19 @@ def _end_read_first(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
 _ASYNCPG_DIALECT = postgresql_asyncpg.dialect()  # type: ignore[no-untyped-call]
 
 
-class PreparedRead:
-    """A Core SELECT compiled once to the SQL asyncpg runs, for the hottest reads.
+class _Prepared:
+    """A Core statement compiled once to the SQL asyncpg runs, on the Database's raw pool
+    (plain asyncpg connections, see `Database.raw`): no SQLAlchemy session, connection,
+    greenlet, compiled-cache lookup or ORM row processing, which together cost about five
+    times the query itself on a primary-key read. Rows come back as asyncpg Records (JSON
+    decoded, timestamps aware)."""
 
-    It runs on the Database's read pool (plain asyncpg connections, see `Database.raw`),
-    outside any request session or transaction: no SQLAlchemy session, connection, greenlet,
-    compiled-cache lookup or ORM row processing, which together cost about five times the
-    query itself on a primary-key read. Rows come back as asyncpg Records (JSON decoded,
-    timestamps aware). Only for reads of committed data (a GET): it does not see the
-    uncommitted writes of the request's session.
-    """
-
-    def __init__(self, statement: sa.Select[Any]) -> None:
+    def __init__(self, statement: sa.ClauseElement) -> None:
         compiled = statement.compile(dialect=_ASYNCPG_DIALECT)
+        assert isinstance(compiled, SQLCompiler)
         self.sql = str(compiled)
-        if not is_plain_read(self.sql):
-            raise ValueError("PreparedRead runs plain SELECTs only")
         if compiled.literal_execute_params or compiled.post_compile_params:
-            raise ValueError("PreparedRead needs every parameter bound at execution ($n), not rendered")
+            raise ValueError("a prepared statement needs every parameter bound at execution ($n), not rendered")
         self.params: tuple[str, ...] = tuple(compiled.positiontup or ())
         # Values written into the statement (`points > 0`) travel as parameters too.
         self.fixed = {name: value for name, value in compiled.params.items() if value is not None}
@@ -214,14 +210,40 @@ class PreparedRead:
             return await connection.fetch(self.sql, *self._args(values))  # type: ignore[no-any-return]
 
 
+class PreparedRead(_Prepared):
+    """A plain SELECT for the hottest reads, outside any request session or transaction.
+    Only for reads of committed data (a GET): it does not see the uncommitted writes of the
+    request's session."""
+
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        super().__init__(statement)
+        if not is_plain_read(self.sql):
+            raise ValueError("PreparedRead runs plain SELECTs only")
+
+
+class PreparedAtomic(_Prepared):
+    """One statement that is a whole transaction on its own (autocommit: it commits when it
+    ends, or rolls back entirely), for a hot write whose every step the database does in that
+    one statement, e.g. a function that locks, counts and inserts. It leaves no session state
+    behind (no SET, no open transaction), so it shares the raw pool with `PreparedRead`.
+    Outside the request's session: the request's own uncommitted writes are not seen, and a
+    later failure of the request does not undo it."""
+
+    def __init__(self, statement: sa.ClauseElement) -> None:
+        super().__init__(statement)
+        if is_plain_read(self.sql):
+            raise ValueError("a plain read is a PreparedRead")
+
+
 async def _decode_json_as_sqlalchemy_does(connection: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
         await connection.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def _keep_session_state(connection: asyncpg.Connection) -> None:
-    """The read pool's reset: nothing. Its connections only ever run plain SELECTs, so there
-    is no session state to clear, and asyncpg's default reset costs a round trip per use."""
+    """The raw pool's reset: nothing. Its connections only ever run plain SELECTs and
+    `PreparedAtomic` statements (each its own transaction), so there is no session state to
+    clear, and asyncpg's default reset costs a round trip per use."""
 
 
 class Database:
@@ -282,7 +304,7 @@ class Database:
 
     @asynccontextmanager
     async def raw(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection of the read pool, for `PreparedRead`: up to `db_read_pool_size` plain
+        """A connection of the raw pool, for `PreparedRead` and `PreparedAtomic`: up to `db_read_pool_size` plain
         asyncpg connections, opened on first use. Errors come out as SQLAlchemy's would (a
         database that cannot serve is a 503, see problems.database_unavailable)."""
         pool = self._read_pool or await self._open_read_pool()

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.activity import ActivityRecorded, known_zone
-from services.common.db import table_of, utcnow
+from services.common.db import Database, PreparedRead, table_of, utcnow
 from services.common.events import Event
 from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, sign_internal_token
 from services.common.problems import NotFound, ServiceUnavailable
@@ -42,6 +42,11 @@ ZONES = table_of(CommunityZone)
 MEMBERS = table_of(CommunityMember)
 CONSENTS = table_of(MemberConsent)
 HOURS = table_of(ActivityHour)
+
+
+_STORED_ZONE = PreparedRead(
+    sa.select(ZONES.c.timezone).where(ZONES.c.community_id == sa.bindparam("community_id", type_=sa.Uuid()))
+)
 
 
 class CommunityNotFound(NotFound):
@@ -59,31 +64,42 @@ class _Cached:
 
 
 class CommunityZones:
-    """Community id -> ZoneInfo: the process cache, then members, then the stored copy."""
+    """Community id -> ZoneInfo: the process cache, then members, then the stored copy.
 
-    def __init__(self, http: httpx.AsyncClient, settings: Settings, ttl_seconds: float = 300.0) -> None:
+    It uses the service's Database itself, outside any request session: a cache miss calls
+    members with no transaction open, and stores a zone in its own short transaction only
+    when it differs from what this process last stored."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: Settings, db: Database, ttl_seconds: float = 300.0) -> None:
         self.http = http
         self.settings = settings
+        self.db = db
         self.ttl_seconds = ttl_seconds
         self._cache: dict[uuid.UUID, _Cached] = {}
+        self._stored: dict[uuid.UUID, str] = {}
 
     def clear(self) -> None:
         self._cache.clear()
+        self._stored.clear()
 
-    async def zone_of(self, session: AsyncSession, community_id: uuid.UUID) -> ZoneInfo:
+    async def zone_of(self, community_id: uuid.UUID) -> ZoneInfo:
         cached = self._cache.get(community_id)
         now = time.monotonic()
         if cached is not None and cached.expires > now:
             return cached.zone
         name = await self._ask_members(community_id)
         if name is None:
-            name = await session.scalar(sa.select(ZONES.c.timezone).where(ZONES.c.community_id == community_id))
-            if name is None:
+            row = await _STORED_ZONE.fetch_one(self.db, community_id=community_id)
+            if row is None:
                 raise ZoneUnavailable(
                     "The members service did not answer and no time zone is known for this community."
                 )
-        else:
-            await remember_zone(session, community_id, name, utcnow())
+            name = row["timezone"]
+        elif self._stored.get(community_id) != name:
+            async with self.db.session() as session:
+                await remember_zone(session, community_id, name, utcnow())
+                await self.db.commit(session)
+            self._stored[community_id] = name
         zone = _zone(name)
         self._cache[community_id] = _Cached(zone, now + self.ttl_seconds)
         return zone
@@ -217,3 +233,12 @@ async def hour_histogram(session: AsyncSession, community_id: uuid.UUID, since_w
         .group_by(HOURS.c.hour_of_week)
     )
     return {int(hour): int(total) for hour, total in rows}
+
+
+_CONSENT = PreparedRead(sa.select(CONSENTS.c.marketing).where(CONSENTS.c.member_id == sa.bindparam("member_id")))
+
+
+async def committed_marketing_consent(db: Database, member_id: uuid.UUID) -> bool:
+    """`marketing_consent` as committed, on the raw pool (no request session needed)."""
+    row = await _CONSENT.fetch_one(db, member_id=member_id)
+    return bool(row and row["marketing"])

@@ -36,7 +36,7 @@ def _read(row: Any) -> PostRead:
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(401, 403, 404, 422, 503))
 async def create_post(data: PostCreate, session: SessionDep, caller: Operator, zones: ZonesDep) -> PostRead:
     """Draft a post in a community."""
-    await zones.zone_of(session, data.community_id)  # the community must exist in members
+    await zones.zone_of(data.community_id)  # the community must exist in members
     return _read(await service.create_post(session, data, actor_id(caller), utcnow()))
 
 
@@ -106,7 +106,7 @@ async def schedule_post(
 ) -> PostRead:
     """Schedule an approved post; a time that breaks the publishing policy is a 422 naming the rule."""
     post = await service.get_post(session, post_id)
-    zone = await zones.zone_of(session, post.community_id)
+    zone = await zones.zone_of(post.community_id)
     return _read(await service.schedule_post(session, post_id, data.publish_at, zone, utcnow()))
 
 
