@@ -33,8 +33,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from services.common.settings import Settings
 

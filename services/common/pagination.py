@@ -71,14 +71,20 @@ def keyset_after(
     """
     if cursor is None:
         return None
-    values = decode_cursor(cursor, len(columns))
-    try:
-        typed = [_coerce(col, v) for col, v in zip(columns, values, strict=True)]
-    except Exception as exc:  # whatever a forged cursor holds, it is the caller's error
-        raise _invalid_cursor() from exc
+    typed = cursor_values(columns, cursor)
     left = sa.tuple_(*columns)
     right = sa.tuple_(*[sa.literal(v, type_=col.type) for col, v in zip(columns, typed, strict=True)])
     return left < right if descending else left > right
+
+
+def cursor_values(columns: Sequence[sa.ColumnElement[Any]], cursor: str) -> list[Any]:
+    """The cursor's sort key values, typed as `columns` (for a statement that binds them as
+    parameters rather than building `keyset_after`'s clause); 422 if it is not valid."""
+    values = decode_cursor(cursor, len(columns))
+    try:
+        return [_coerce(col, v) for col, v in zip(columns, values, strict=True)]
+    except Exception as exc:  # whatever a forged cursor holds, it is the caller's error
+        raise _invalid_cursor() from exc
 
 
 def _invalid_cursor() -> Unprocessable:

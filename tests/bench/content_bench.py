@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import resource
 import sys
 import time
 import uuid
@@ -114,16 +115,21 @@ class Cpu:
 
     @contextlib.contextmanager
     def _raw(self) -> Iterator[dict[str, float]]:
-        """CPU seconds per process, Postgres in total and per database (`pg <service>`)."""
+        """CPU seconds per process, Postgres in total and per database (`pg <service>`), and the
+        load generator (the worker processes this one started and reaped)."""
         meter = self.stack.meter()
         urls = {s: self.stack.settings.database_url_for(s) for s in SERVICES}  # type: ignore[arg-type]
         databases = {f"pg {s}": BackendCpu([url], "client backend") for s, url in urls.items()}
         databases["pg autovacuum"] = BackendCpu(list(urls.values()), "autovacuum worker")
         for database in databases.values():
             database.start()
+        # The load worker processes are this process's children, reaped when they end.
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         with meter.measure() as used:
             yield used
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         used |= {name: database.seconds() for name, database in databases.items()}
+        used["load generator"] = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
 
     @contextlib.contextmanager
     def measure(self) -> Iterator[dict[str, float]]:

@@ -31,9 +31,7 @@ _LIMITS = PreparedRead(
         _publishing.c.has_policy.label("publishing_set"),
         _publishing.c.quiet_start.label("publishing_quiet_start"),
         _publishing.c.quiet_end.label("publishing_quiet_end"),
-    ).select_from(
-        _one.outerjoin(POLICIES, POLICIES.c.community_id == _community).outerjoin(_publishing, sa.true())
-    )
+    ).select_from(_one.outerjoin(POLICIES, POLICIES.c.community_id == _community).outerjoin(_publishing, sa.true()))
 )
 
 # Lock the member's budget row, count the window and write the permit if it has room: the

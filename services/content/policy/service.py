@@ -69,9 +69,9 @@ def quiet_hours_query(community_id: sa.ColumnElement[uuid.UUID]) -> sa.Select[An
     """The community's publishing policy row as far as other domains need it (`has_policy`,
     `quiet_start`, `quiet_end`), to join into their own one-statement reads; no row: the
     defaults (see `quiet_hours_of`)."""
-    return sa.select(
-        sa.literal(True).label("has_policy"), POLICIES.c.quiet_start, POLICIES.c.quiet_end
-    ).where(POLICIES.c.community_id == community_id)
+    return sa.select(sa.literal(True).label("has_policy"), POLICIES.c.quiet_start, POLICIES.c.quiet_end).where(
+        POLICIES.c.community_id == community_id
+    )
 
 
 def quiet_hours_of(has_policy: bool | None, start: time | None, end: time | None) -> QuietHours | None:

@@ -22,7 +22,6 @@ from services.common.contracts.content import (
 )
 from services.common.db import new_id, table_of, wake_after_commit
 from services.common.events import EventDraft, emit, emit_many
-from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.content.compliance import service as compliance
 from services.content.policy.service import check_schedule, lock_community_schedule
@@ -325,33 +324,6 @@ async def next_due_in(session: AsyncSession, now: datetime) -> timedelta | None:
     """How long until the next scheduled post is due (None if none is scheduled)."""
     first = await session.scalar(sa.select(sa.func.min(POSTS.c.publish_at)).where(POSTS.c.status == "scheduled"))
     return None if first is None else first - now
-
-
-async def list_posts(
-    session: AsyncSession,
-    page: PageParams,
-    *,
-    community_id: uuid.UUID | None,
-    status: str | None,
-    start: datetime | None,
-    end: datetime | None,
-) -> tuple[list[Any], str | None]:
-    """The calendar: posts by `calendar_at` (publication time once scheduled), then id."""
-    order = (POSTS.c.calendar_at, POSTS.c.id)
-    query = sa.select(POSTS)
-    if community_id is not None:
-        query = query.where(POSTS.c.community_id == community_id)
-    if status is not None:
-        query = query.where(POSTS.c.status == status)
-    if start is not None:
-        query = query.where(POSTS.c.calendar_at >= start)
-    if end is not None:
-        query = query.where(POSTS.c.calendar_at < end)
-    after = keyset_after(order, page.cursor)
-    if after is not None:
-        query = query.where(after)
-    rows = (await session.execute(query.order_by(*order).limit(page.limit + 1))).all()
-    return paginate_rows(rows, page.limit, key=lambda r: (r.calendar_at, r.id))
 
 
 async def counts_by_status(session: AsyncSession) -> dict[str, int]:
