@@ -134,7 +134,16 @@ def _zone(name: str) -> ZoneInfo:
 
 
 async def remember_zone(session: AsyncSession, community_id: uuid.UUID, name: str, now: datetime) -> None:
-    stmt = postgresql.insert(ZONES).values(community_id=community_id, timezone=name, updated_at=now)
+    await remember_zones(session, {community_id: name}, now)
+
+
+async def remember_zones(session: AsyncSession, zones: dict[uuid.UUID, str], now: datetime) -> None:
+    """Store communities' zones in one statement (rows are written only where a zone changed;
+    sorted, so concurrent batches lock in one order)."""
+    if not zones:
+        return
+    rows = [{"community_id": c, "timezone": name, "updated_at": now} for c, name in sorted(zones.items())]
+    stmt = postgresql.insert(ZONES).values(rows)
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=[ZONES.c.community_id],
@@ -220,9 +229,7 @@ async def record_activity(session: AsyncSession, events: Sequence[Event[Activity
             set_={"activities": HOURS.c.activities + stmt.excluded.activities},
         )
     )
-    now = utcnow()
-    for community_id, name in sorted(zones.items()):
-        await remember_zone(session, community_id, name, now)
+    await remember_zones(session, zones, utcnow())
 
 
 async def hour_histogram(session: AsyncSession, community_id: uuid.UUID, since_week: date) -> dict[int, int]:

@@ -100,12 +100,13 @@ async def reject_post(post_id: uuid.UUID, data: RejectBody, session: SessionDep,
 
 @router.post("/{post_id}/schedule", responses=problem_responses(401, 403, 404, 409, 422, 503))
 async def schedule_post(
-    post_id: uuid.UUID, data: ScheduleBody, session: SessionDep, _caller: Operator, zones: ZonesDep
+    post_id: uuid.UUID, data: ScheduleBody, db: DatabaseDep, session: SessionDep, _caller: Operator, zones: ZonesDep
 ) -> PostRead:
     """Schedule an approved post; a time that breaks the publishing policy is a 422 naming the rule."""
-    post = await service.get_post(session, post_id)
+    # Read outside the transaction, so a zone-cache miss asks members with none open.
+    post = await service.read_post_facts(db, post_id)
     zone = await zones.zone_of(post.community_id)
-    return _read(await service.schedule_post(session, post_id, data.publish_at, zone, utcnow()))
+    return _read(await service.schedule_post(session, post, data.publish_at, zone, utcnow()))
 
 
 @router.post("/{post_id}/cancel", responses=problem_responses(401, 403, 404, 409))
