@@ -126,7 +126,7 @@ _BEGUN = "qunyun_read_first_begun"
 # write in a function) must be named here, or it would commit on its own.
 _NEEDS_TRANSACTION = re.compile(
     r"\bFOR\s+(?:NO\s+KEY\s+)?UPDATE\b|\bFOR\s+(?:KEY\s+)?SHARE\b|\bINTO\b|pg_advisory|set_config|nextval|setval"
-    r"|pg_notify|txid_current|pg_current_xact_id|\blo_|content_grant_permit",
+    r"|pg_notify|txid_current|pg_current_xact_id|\blo_|content_ask_permit",
     re.IGNORECASE,
 )
 

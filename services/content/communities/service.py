@@ -240,12 +240,3 @@ async def hour_histogram(session: AsyncSession, community_id: uuid.UUID, since_w
         .group_by(HOURS.c.hour_of_week)
     )
     return {int(hour): int(total) for hour, total in rows}
-
-
-_CONSENT = PreparedRead(sa.select(CONSENTS.c.marketing).where(CONSENTS.c.member_id == sa.bindparam("member_id")))
-
-
-async def committed_marketing_consent(db: Database, member_id: uuid.UUID) -> bool:
-    """`marketing_consent` as committed, on the raw pool (no request session needed)."""
-    row = await _CONSENT.fetch_one(db, member_id=member_id)
-    return bool(row and row["marketing"])

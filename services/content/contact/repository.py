@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 
 import asyncpg
 import sqlalchemy as sa
@@ -34,12 +35,14 @@ _LIMITS = PreparedRead(
     ).select_from(_one.outerjoin(POLICIES, POLICIES.c.community_id == _community).outerjoin(_publishing, sa.true()))
 )
 
-# Lock the member's budget row, count the window and write the permit if it has room: the
-# migration's `content_grant_permit`, one round trip and one transaction (see service.py).
-_GRANT = PreparedAtomic(
+# The whole ask but a reply's: the migration's `content_ask_permit` (limits, consent, quiet
+# hours, then lock, count and insert), one round trip and one transaction (see service.py).
+_ASK = PreparedAtomic(
     sa.text(
-        "SELECT total, promotions, oldest, oldest_promotion, granted FROM content_grant_permit("
-        ":id, :member_id, :community_id, :kind, :requested_by, :now, :window, :weekly_max, :weekly_max_promotions)"
+        "SELECT weekly_max, weekly_max_promotions, quiet_start, quiet_end, quiet_inherited, is_default, refused,"
+        " total, promotions, oldest, oldest_promotion, granted FROM content_ask_permit(:id, :member_id,"
+        " :community_id, :kind, :requested_by, :now, :local, :window, :default_max, :default_max_promotions,"
+        " :default_quiet_start, :default_quiet_end)"
     )
 )
 
@@ -50,7 +53,17 @@ async def limits_row(db: Database, community_id: uuid.UUID) -> asyncpg.Record:
     return row
 
 
-async def grant_permit(
+@dataclass(frozen=True)
+class Defaults:
+    """What a community without policies gets (the function is told, not a second copy)."""
+
+    weekly_max: int
+    weekly_max_promotions: int
+    quiet_start: time | None
+    quiet_end: time | None
+
+
+async def ask_permit(
     db: Database,
     permit_id: uuid.UUID,
     member_id: uuid.UUID,
@@ -58,11 +71,13 @@ async def grant_permit(
     kind: str,
     requested_by: str,
     now: datetime,
+    local: time,
     window: timedelta,
-    weekly_max: int,
-    weekly_max_promotions: int,
+    defaults: Defaults,
 ) -> asyncpg.Record:
-    row = await _GRANT.fetch_one(
+    """One row: the limits in force, `refused` (`no-consent`, `quiet-hours` or null), the
+    member's usage of the window before this ask and whether the permit was written."""
+    row = await _ASK.fetch_one(
         db,
         id=permit_id,
         member_id=member_id,
@@ -70,9 +85,12 @@ async def grant_permit(
         kind=kind,
         requested_by=requested_by,
         now=now,
+        local=local,
         window=window,
-        weekly_max=weekly_max,
-        weekly_max_promotions=weekly_max_promotions,
+        default_max=defaults.weekly_max,
+        default_max_promotions=defaults.weekly_max_promotions,
+        default_quiet_start=defaults.quiet_start,
+        default_quiet_end=defaults.quiet_end,
     )
     assert row is not None  # the function always answers one row
     return row

@@ -25,11 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import Database, new_id, rfc3339, table_of
 from services.common.problems import Conflict
-from services.content.communities.service import committed_marketing_consent
 from services.content.contact import repository
 from services.content.contact.models import ContactBudget, ContactPermit, ContactPolicy
 from services.content.contact.schemas import ContactBudgetRead, ContactPolicyUpdate, PermitRead, Remaining
-from services.content.policy.rules import QuietHours
+from services.content.policy.rules import DEFAULT_POLICY, QuietHours
 from services.content.policy.service import load_policy, quiet_hours_of
 
 POLICIES = table_of(ContactPolicy)
@@ -39,6 +38,12 @@ PERMITS = table_of(ContactPermit)
 WINDOW = timedelta(days=7)
 DEFAULT_WEEKLY_MAX = 3
 DEFAULT_WEEKLY_MAX_PROMOTIONS = 1
+_DEFAULTS = repository.Defaults(
+    DEFAULT_WEEKLY_MAX,
+    DEFAULT_WEEKLY_MAX_PROMOTIONS,
+    DEFAULT_POLICY.quiet.start if DEFAULT_POLICY.quiet else None,
+    DEFAULT_POLICY.quiet.end if DEFAULT_POLICY.quiet else None,
+)
 
 
 class ContactRefused(Conflict):
@@ -158,34 +163,30 @@ async def grant(
 ) -> PermitRead:
     """Grant a touch or raise `ContactRefused`; a reply is always granted and never counted.
 
-    Reads what is committed and writes in one statement of its own, all on the raw pool:
-    two round trips (the limits, then the grant) and no request transaction."""
-    limits = _limits_from(await repository.limits_row(db, community_id))
+    One statement of its own on the raw pool, no request transaction: `content_ask_permit`
+    reads the limits, the consent and decides quiet hours as `load_limits`, `marketing_consent`
+    and `QuietHours.contains` do here (tests/content/test_contact.py holds them to it), then
+    grants. A reply reads the limits and the usage as committed."""
     if kind == "reply":
+        limits = _limits_from(await repository.limits_row(db, community_id))
         used = _usage(await repository.usage_row(db, member_id, now - WINDOW))
         return PermitRead(granted=True, permit_id=None, remaining=_remaining(limits, used))
     promotion = kind == "promotion"
-    if promotion and not await committed_marketing_consent(db, member_id):
+    permit_id = new_id()
+    row = await repository.ask_permit(
+        db, permit_id, member_id, community_id, kind, requested_by, now, now.astimezone(zone).time(), WINDOW, _DEFAULTS
+    )
+    quiet = QuietHours(row["quiet_start"], row["quiet_end"]) if row["quiet_start"] is not None else None
+    limits = Limits(row["weekly_max"], row["weekly_max_promotions"], quiet, row["quiet_inherited"], row["is_default"])
+    if row["refused"] == NoConsent.slug:
         raise NoConsent("The member has not agreed to receive promotions.")
-    if limits.quiet is not None and limits.quiet.contains(now.astimezone(zone).time()):
+    if row["refused"] == QuietHoursRefused.slug:
+        assert limits.quiet is not None
         retry_at = limits.quiet.end_after(now, zone)
         raise QuietHoursRefused(
             f"It is quiet time in the community ({zone.key}); retry at {rfc3339(retry_at)}.",
             retry_at=rfc3339(retry_at),
         )
-    permit_id = new_id()
-    row = await repository.grant_permit(
-        db,
-        permit_id,
-        member_id,
-        community_id,
-        kind,
-        requested_by,
-        now,
-        WINDOW,
-        limits.weekly_max,
-        limits.weekly_max_promotions,
-    )
     used = _usage(row)
     if not row["granted"]:
         refused_until = _refused_until(limits, used, promotion)
