@@ -180,8 +180,8 @@ _ASYNCPG_DIALECT = postgresql_asyncpg.dialect()  # type: ignore[no-untyped-call]
 
 
 class _Prepared:
-    """A Core statement compiled once to the SQL asyncpg runs, on the Database's raw pool
-    (plain asyncpg connections, see `Database.raw`): no SQLAlchemy session, connection,
+    """A Core statement compiled once to the SQL asyncpg runs on a bare asyncpg connection
+    (`Database.raw`, `Database.atomic`): no SQLAlchemy session, connection,
     greenlet, compiled-cache lookup or ORM row processing, which together cost about five
     times the query itself on a primary-key read. Rows come back as asyncpg Records (JSON
     decoded, timestamps aware)."""
@@ -224,15 +224,24 @@ class PreparedRead(_Prepared):
 class PreparedAtomic(_Prepared):
     """One statement that is a whole transaction on its own (autocommit: it commits when it
     ends, or rolls back entirely), for a hot write whose every step the database does in that
-    one statement, e.g. a function that locks, counts and inserts. It leaves no session state
-    behind (no SET, no open transaction), so it shares the raw pool with `PreparedRead`.
-    Outside the request's session: the request's own uncommitted writes are not seen, and a
-    later failure of the request does not undo it."""
+    one statement, e.g. a function that locks, counts and inserts. It runs as the bare asyncpg
+    connection of one of the engine's pooled connections (`Database.atomic`), not on the small
+    read pool: a statement waiting on a row lock holds its connection, and a few of them must
+    not stall every read. Outside the request's session: the request's own uncommitted writes
+    are not seen, and a later failure of the request does not undo it."""
 
     def __init__(self, statement: sa.ClauseElement) -> None:
         super().__init__(statement)
         if is_plain_read(self.sql):
             raise ValueError("a plain read is a PreparedRead")
+
+    async def fetch_one(self, db: Database, **values: Any) -> asyncpg.Record | None:
+        async with db.atomic() as connection:
+            return await connection.fetchrow(self.sql, *self._args(values))  # type: ignore[no-any-return]
+
+    async def fetch_all(self, db: Database, **values: Any) -> list[asyncpg.Record]:
+        async with db.atomic() as connection:
+            return await connection.fetch(self.sql, *self._args(values))  # type: ignore[no-any-return]
 
 
 async def _decode_json_as_sqlalchemy_does(connection: asyncpg.Connection) -> None:
@@ -241,9 +250,8 @@ async def _decode_json_as_sqlalchemy_does(connection: asyncpg.Connection) -> Non
 
 
 async def _keep_session_state(connection: asyncpg.Connection) -> None:
-    """The raw pool's reset: nothing. Its connections only ever run plain SELECTs and
-    `PreparedAtomic` statements (each its own transaction), so there is no session state to
-    clear, and asyncpg's default reset costs a round trip per use."""
+    """The read pool's reset: nothing. Its connections only ever run plain SELECTs, so there
+    is no session state to clear, and asyncpg's default reset costs a round trip per use."""
 
 
 class Database:
@@ -304,7 +312,7 @@ class Database:
 
     @asynccontextmanager
     async def raw(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection of the raw pool, for `PreparedRead` and `PreparedAtomic`: up to `db_read_pool_size` plain
+        """A connection of the read pool, for `PreparedRead`: up to `db_read_pool_size` plain
         asyncpg connections, opened on first use. Errors come out as SQLAlchemy's would (a
         database that cannot serve is a 503, see problems.database_unavailable)."""
         pool = self._read_pool or await self._open_read_pool()
@@ -324,6 +332,22 @@ class Database:
             raise DBAPIError("read pool", None, exc) from exc
         finally:
             await pool.release(connection)
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[asyncpg.Connection]:
+        """One of the engine's pooled connections as its bare asyncpg connection, for
+        `PreparedAtomic`: what runs on it runs in autocommit (SQLAlchemy's adapter begins its
+        transaction lazily, and no statement goes through it), and it goes back to the pool
+        with nothing to roll back. Errors come out as SQLAlchemy's would."""
+        async with self.engine.connect() as conn:
+            pooled = await conn.get_raw_connection()
+            try:
+                yield pooled.driver_connection
+            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError) as exc:
+                await conn.invalidate(exc)
+                raise OperationalError("atomic statement", None, exc, connection_invalidated=True) from exc
+            except asyncpg.PostgresError as exc:
+                raise DBAPIError("atomic statement", None, exc) from exc
 
     async def _open_read_pool(self) -> asyncpg.Pool:
         async with self._read_pool_lock:
