@@ -224,11 +224,11 @@ class PreparedRead(_Prepared):
 class PreparedAtomic(_Prepared):
     """One statement that is a whole transaction on its own (autocommit: it commits when it
     ends, or rolls back entirely), for a hot write whose every step the database does in that
-    one statement, e.g. a function that locks, counts and inserts. It runs as the bare asyncpg
-    connection of one of the engine's pooled connections (`Database.atomic`), not on the small
-    read pool: a statement waiting on a row lock holds its connection, and a few of them must
-    not stall every read. Outside the request's session: the request's own uncommitted writes
-    are not seen, and a later failure of the request does not undo it."""
+    one statement, e.g. a function that locks, counts and inserts. It runs on its own small pool
+    (`Database.atomic`), not the read pool: a statement waiting on a row lock holds its
+    connection, and a few of them must not stall every read. Outside the request's session:
+    the request's own uncommitted writes are not seen, and a later failure of the request
+    does not undo it."""
 
     def __init__(self, statement: sa.ClauseElement) -> None:
         super().__init__(statement)
@@ -250,8 +250,9 @@ async def _decode_json_as_sqlalchemy_does(connection: asyncpg.Connection) -> Non
 
 
 async def _keep_session_state(connection: asyncpg.Connection) -> None:
-    """The read pool's reset: nothing. Its connections only ever run plain SELECTs, so there
-    is no session state to clear, and asyncpg's default reset costs a round trip per use."""
+    """The raw pools' reset: nothing. Their connections only ever run plain SELECTs and
+    statements that are their own transaction, so there is no session state to clear, and
+    asyncpg's default reset costs a round trip per use."""
 
 
 class Database:
@@ -260,8 +261,8 @@ class Database:
     def __init__(self, url: str, settings: Settings | None = None, *, info: dict[str, Any] | None = None) -> None:
         self.url = url
         self.engine = create_engine(url, settings)
-        self._read_pool: asyncpg.Pool | None = None
-        self._read_pool_lock = asyncio.Lock()
+        self._raw_pools: dict[str, asyncpg.Pool] = {}  # "read", "atomic": opened on first use
+        self._raw_pools_lock = asyncio.Lock()
         self._read_pool_size = settings.db_read_pool_size if settings else 4
         self._pool_timeout = settings.db_pool_timeout_seconds if settings else 30
         # A Session subclass per Database, so its commit listener sees only this service's sessions.
@@ -315,45 +316,44 @@ class Database:
         """A connection of the read pool, for `PreparedRead`: up to `db_read_pool_size` plain
         asyncpg connections, opened on first use. Errors come out as SQLAlchemy's would (a
         database that cannot serve is a 503, see problems.database_unavailable)."""
-        pool = self._read_pool or await self._open_read_pool()
+        async with self._borrow("read") as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the atomic pool, for `PreparedAtomic`: as many plain asyncpg
+        connections as the read pool, but apart from it, so statements waiting on a row lock
+        (each holds its connection) never leave the reads without one. asyncpg runs each
+        statement in autocommit, so none leaves a transaction open behind it."""
+        async with self._borrow("atomic") as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def _borrow(self, name: str) -> AsyncIterator[asyncpg.Connection]:
+        pool = self._raw_pools.get(name) or await self._open_raw_pool(name)
         try:
             # asyncio.timeout, not acquire(timeout=): on Python 3.11 that is wait_for, a task per call.
             async with asyncio.timeout(self._pool_timeout):
                 connection = await pool.acquire()
         except TimeoutError as exc:
-            raise PoolTimeout("no read connection free in time") from exc
+            raise PoolTimeout(f"no {name} connection free in time") from exc
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError) as exc:
-            raise OperationalError("read pool", None, exc, connection_invalidated=True) from exc
+            raise OperationalError(f"{name} pool", None, exc, connection_invalidated=True) from exc
         try:
             yield connection
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError) as exc:
-            raise OperationalError("read pool", None, exc, connection_invalidated=True) from exc
+            raise OperationalError(f"{name} pool", None, exc, connection_invalidated=True) from exc
         except asyncpg.PostgresError as exc:
-            raise DBAPIError("read pool", None, exc) from exc
+            raise DBAPIError(f"{name} pool", None, exc) from exc
         finally:
             await pool.release(connection)
 
-    @asynccontextmanager
-    async def atomic(self) -> AsyncIterator[asyncpg.Connection]:
-        """One of the engine's pooled connections as its bare asyncpg connection, for
-        `PreparedAtomic`: what runs on it runs in autocommit (SQLAlchemy's adapter begins its
-        transaction lazily, and no statement goes through it), and it goes back to the pool
-        with nothing to roll back. Errors come out as SQLAlchemy's would."""
-        async with self.engine.connect() as conn:
-            pooled = await conn.get_raw_connection()
-            try:
-                yield pooled.driver_connection
-            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError) as exc:
-                await conn.invalidate(exc)
-                raise OperationalError("atomic statement", None, exc, connection_invalidated=True) from exc
-            except asyncpg.PostgresError as exc:
-                raise DBAPIError("atomic statement", None, exc) from exc
-
-    async def _open_read_pool(self) -> asyncpg.Pool:
-        async with self._read_pool_lock:
-            if self._read_pool is None:
+    async def _open_raw_pool(self, name: str) -> asyncpg.Pool:
+        async with self._raw_pools_lock:
+            pool = self._raw_pools.get(name)
+            if pool is None:
                 url = make_url(self.url).set(drivername="postgresql")
-                self._read_pool = await asyncpg.create_pool(
+                pool = self._raw_pools[name] = await asyncpg.create_pool(
                     url.render_as_string(hide_password=False),
                     min_size=0,
                     max_size=self._read_pool_size,
@@ -361,12 +361,12 @@ class Database:
                     reset=_keep_session_state,
                     max_inactive_connection_lifetime=300,
                 )
-        return self._read_pool
+        return pool
 
     async def dispose(self) -> None:
-        if self._read_pool is not None:
-            await self._read_pool.close()
-            self._read_pool = None
+        pools, self._raw_pools = self._raw_pools, {}
+        for pool in pools.values():
+            await pool.close()
         await self.engine.dispose()
 
     def session(self) -> AsyncSession:

@@ -219,14 +219,14 @@ async def test_an_atomic_statement_commits_on_its_own_and_leaves_its_connection_
     )
     db = kit.db()
     event_id, now = uuid.uuid4(), datetime.now(UTC)
-    row = await insert.fetch_one(db, event_id=event_id, at=now, data='{"n": 1}')
+    row = await insert.fetch_one(db, event_id=event_id, at=now, data={"n": 1})
     assert row is not None
     assert row["id"] == event_id
     async with db.session() as session:  # committed: another connection sees it
         assert await session.scalar(sa.select(outbox.c.id).where(outbox.c.id == event_id)) == event_id
     with pytest.raises(DBAPIError):  # the same id again: the statement fails whole
-        await insert.fetch_one(db, event_id=event_id, at=now, data='{"n": 2}')
-    for _ in range(kit.settings.db_pool_size + 1):  # and no pooled connection is left in a failed transaction
+        await insert.fetch_one(db, event_id=event_id, at=now, data={"n": 2})
+    for _ in range(kit.settings.db_read_pool_size + 1):  # and no pooled connection is left in a failed transaction
         async with db.atomic() as connection:
             assert not connection.is_in_transaction()
     async with db.session() as session:
