@@ -34,6 +34,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from services.common.settings import Settings
 
@@ -125,7 +126,7 @@ _BEGUN = "qunyun_read_first_begun"
 # write in a function) must be named here, or it would commit on its own.
 _NEEDS_TRANSACTION = re.compile(
     r"\bFOR\s+(?:NO\s+KEY\s+)?UPDATE\b|\bFOR\s+(?:KEY\s+)?SHARE\b|\bINTO\b|pg_advisory|set_config|nextval|setval"
-    r"|pg_notify|txid_current|pg_current_xact_id|\blo_",
+    r"|pg_notify|txid_current|pg_current_xact_id|\blo_|content_ask_permit",
     re.IGNORECASE,
 )
 
@@ -184,24 +185,19 @@ def driver_sql(statement: sa.ClauseElement) -> str:
     return str(statement.compile(dialect=_ASYNCPG_DIALECT))
 
 
-class PreparedRead:
-    """A Core SELECT compiled once to the SQL asyncpg runs, for the hottest reads.
+class _Prepared:
+    """A Core statement compiled once to the SQL asyncpg runs on a bare asyncpg connection
+    (`Database.raw`, `Database.atomic`): no SQLAlchemy session, connection,
+    greenlet, compiled-cache lookup or ORM row processing, which together cost about five
+    times the query itself on a primary-key read. Rows come back as asyncpg Records (JSON
+    decoded, timestamps aware)."""
 
-    It runs on the Database's read pool (plain asyncpg connections, see `Database.raw`),
-    outside any request session or transaction: no SQLAlchemy session, connection, greenlet,
-    compiled-cache lookup or ORM row processing, which together cost about five times the
-    query itself on a primary-key read. Rows come back as asyncpg Records (JSON decoded,
-    timestamps aware). Only for reads of committed data (a GET): it does not see the
-    uncommitted writes of the request's session.
-    """
-
-    def __init__(self, statement: sa.Select[Any]) -> None:
+    def __init__(self, statement: sa.ClauseElement) -> None:
         compiled = statement.compile(dialect=_ASYNCPG_DIALECT)
+        assert isinstance(compiled, SQLCompiler)
         self.sql = str(compiled)
-        if not is_plain_read(self.sql):
-            raise ValueError("PreparedRead runs plain SELECTs only")
         if compiled.literal_execute_params or compiled.post_compile_params:
-            raise ValueError("PreparedRead needs every parameter bound at execution ($n), not rendered")
+            raise ValueError("a prepared statement needs every parameter bound at execution ($n), not rendered")
         self.params: tuple[str, ...] = tuple(compiled.positiontup or ())
         # Values written into the statement (`points > 0`) travel as parameters too.
         self.fixed = {name: value for name, value in compiled.params.items() if value is not None}
@@ -220,14 +216,49 @@ class PreparedRead:
             return await connection.fetch(self.sql, *self._args(values))  # type: ignore[no-any-return]
 
 
+class PreparedRead(_Prepared):
+    """A plain SELECT for the hottest reads, outside any request session or transaction.
+    Only for reads of committed data (a GET): it does not see the uncommitted writes of the
+    request's session."""
+
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        super().__init__(statement)
+        if not is_plain_read(self.sql):
+            raise ValueError("PreparedRead runs plain SELECTs only")
+
+
+class PreparedAtomic(_Prepared):
+    """One statement that is a whole transaction on its own (autocommit: it commits when it
+    ends, or rolls back entirely), for a hot write whose every step the database does in that
+    one statement, e.g. a function that locks, counts and inserts. It runs on its own small pool
+    (`Database.atomic`), not the read pool: a statement waiting on a row lock holds its
+    connection, and a few of them must not stall every read. Outside the request's session:
+    the request's own uncommitted writes are not seen, and a later failure of the request
+    does not undo it."""
+
+    def __init__(self, statement: sa.ClauseElement) -> None:
+        super().__init__(statement)
+        if is_plain_read(self.sql):
+            raise ValueError("a plain read is a PreparedRead")
+
+    async def fetch_one(self, db: Database, **values: Any) -> asyncpg.Record | None:
+        async with db.atomic() as connection:
+            return await connection.fetchrow(self.sql, *self._args(values))  # type: ignore[no-any-return]
+
+    async def fetch_all(self, db: Database, **values: Any) -> list[asyncpg.Record]:
+        async with db.atomic() as connection:
+            return await connection.fetch(self.sql, *self._args(values))  # type: ignore[no-any-return]
+
+
 async def _decode_json_as_sqlalchemy_does(connection: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
         await connection.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def _keep_session_state(connection: asyncpg.Connection) -> None:
-    """The read pool's reset: nothing. Its connections only ever run plain SELECTs, so there
-    is no session state to clear, and asyncpg's default reset costs a round trip per use."""
+    """The raw pools' reset: nothing. Their connections only ever run plain SELECTs and
+    statements that are their own transaction, so there is no session state to clear, and
+    asyncpg's default reset costs a round trip per use."""
 
 
 class Database:
@@ -236,8 +267,8 @@ class Database:
     def __init__(self, url: str, settings: Settings | None = None, *, info: dict[str, Any] | None = None) -> None:
         self.url = url
         self.engine = create_engine(url, settings)
-        self._read_pool: asyncpg.Pool | None = None
-        self._read_pool_lock = asyncio.Lock()
+        self._raw_pools: dict[str, asyncpg.Pool] = {}  # "read", "atomic": opened on first use
+        self._raw_pools_lock = asyncio.Lock()
         self._read_pool_size = settings.db_read_pool_size if settings else 4
         self._pool_timeout = settings.db_pool_timeout_seconds if settings else 30
         # A Session subclass per Database, so its commit listener sees only this service's sessions.
@@ -291,29 +322,44 @@ class Database:
         """A connection of the read pool, for `PreparedRead`: up to `db_read_pool_size` plain
         asyncpg connections, opened on first use. Errors come out as SQLAlchemy's would (a
         database that cannot serve is a 503, see problems.database_unavailable)."""
-        pool = self._read_pool or await self._open_read_pool()
+        async with self._borrow("read") as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the atomic pool, for `PreparedAtomic`: as many plain asyncpg
+        connections as the read pool, but apart from it, so statements waiting on a row lock
+        (each holds its connection) never leave the reads without one. asyncpg runs each
+        statement in autocommit, so none leaves a transaction open behind it."""
+        async with self._borrow("atomic") as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def _borrow(self, name: str) -> AsyncIterator[asyncpg.Connection]:
+        pool = self._raw_pools.get(name) or await self._open_raw_pool(name)
         try:
             # asyncio.timeout, not acquire(timeout=): on Python 3.11 that is wait_for, a task per call.
             async with asyncio.timeout(self._pool_timeout):
                 connection = await pool.acquire()
         except TimeoutError as exc:
-            raise PoolTimeout("no read connection free in time") from exc
+            raise PoolTimeout(f"no {name} connection free in time") from exc
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError) as exc:
-            raise OperationalError("read pool", None, exc, connection_invalidated=True) from exc
+            raise OperationalError(f"{name} pool", None, exc, connection_invalidated=True) from exc
         try:
             yield connection
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError) as exc:
-            raise OperationalError("read pool", None, exc, connection_invalidated=True) from exc
+            raise OperationalError(f"{name} pool", None, exc, connection_invalidated=True) from exc
         except asyncpg.PostgresError as exc:
-            raise DBAPIError("read pool", None, exc) from exc
+            raise DBAPIError(f"{name} pool", None, exc) from exc
         finally:
             await pool.release(connection)
 
-    async def _open_read_pool(self) -> asyncpg.Pool:
-        async with self._read_pool_lock:
-            if self._read_pool is None:
+    async def _open_raw_pool(self, name: str) -> asyncpg.Pool:
+        async with self._raw_pools_lock:
+            pool = self._raw_pools.get(name)
+            if pool is None:
                 url = make_url(self.url).set(drivername="postgresql")
-                self._read_pool = await asyncpg.create_pool(
+                pool = self._raw_pools[name] = await asyncpg.create_pool(
                     url.render_as_string(hide_password=False),
                     min_size=0,
                     max_size=self._read_pool_size,
@@ -321,12 +367,12 @@ class Database:
                     reset=_keep_session_state,
                     max_inactive_connection_lifetime=300,
                 )
-        return self._read_pool
+        return pool
 
     async def dispose(self) -> None:
-        if self._read_pool is not None:
-            await self._read_pool.close()
-            self._read_pool = None
+        pools, self._raw_pools = self._raw_pools, {}
+        for pool in pools.values():
+            await pool.close()
         await self.engine.dispose()
 
     def session(self) -> AsyncSession:

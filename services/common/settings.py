@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     db_pool_size: int = 20
     db_max_overflow: int = 0
     db_pool_timeout_seconds: float = Field(default=30, gt=0)
-    # Plain asyncpg connections for the hottest reads (db.PreparedRead), opened on first use.
+    # Plain asyncpg connections for the hottest reads (db.PreparedRead), opened on first use;
+    # as many again, apart, for hot single-statement writes (db.PreparedAtomic), if a service has any.
     db_read_pool_size: int = Field(default=4, ge=1)
 
     # Where the services are; default derived from host and port_base.

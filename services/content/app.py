@@ -23,7 +23,7 @@ from services.content.privacy.router import router as privacy_router
 
 async def content_state(app: FastAPI) -> None:
     """What the routes share: the zone cache (over the shared client) and the metrics."""
-    zones = CommunityZones(app.state.http, app.state.settings)
+    zones = CommunityZones(app.state.http, app.state.settings, app.state.db)
     app.state.zones = zones
     app.state.on_test_reset = zones.clear
     app.state.content_metrics = ContentMetrics(app.state.metrics, app.state.db)

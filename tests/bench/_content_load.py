@@ -102,6 +102,7 @@ class LoadResult:
     statuses: Counter[int] = field(default_factory=Counter)  # every request
     errors: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # the workers' own CPU while sending (their start-up left out)
 
     @property
     def requests(self) -> int:
@@ -132,6 +133,7 @@ def run_workers(configs: list[dict[str, Any]], start_in: float = 1.5) -> LoadRes
         merged.statuses.update({int(k): v for k, v in figures["statuses"].items()})
         merged.errors += figures["errors"]
         merged.seconds = max(merged.seconds, figures["seconds"])
+        merged.cpu_seconds += figures["cpu_seconds"]
     return merged
 
 
@@ -148,7 +150,7 @@ async def _work(config: dict[str, Any]) -> dict[str, Any]:
     result = LoadResult()
     sent = 0
     await asyncio.sleep(max(0.0, config["start_at"] - time.time()))
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     deadline = began + config.get("seconds", 3600)
     warm_until = began + config.get("warmup", 0.0)
     connector = aiohttp.TCPConnector(limit=config["concurrency"])
@@ -179,6 +181,7 @@ async def _work(config: dict[str, Any]) -> dict[str, Any]:
         await asyncio.gather(*(worker() for _ in range(config["concurrency"])))
     result.seconds = time.perf_counter() - began
     return {
+        "cpu_seconds": time.process_time() - cpu_began,
         "latencies": result.latencies,
         "statuses": result.statuses,
         "errors": result.errors,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import time
 import uuid
@@ -147,6 +148,19 @@ def cpu_line(used: dict[str, float], operations: int, what: str) -> str:
     return f"  CPU us per {what}: " + ", ".join(parts) + f" (load average {used['load_average']:.1f})"
 
 
+def ceiling_line(used: dict[str, float], operations: int, what: str) -> str:
+    """What the machine could do at these CPU costs: every process of the run shares its cores."""
+    parts = ("gateway", "members", "content-1", "content-2", "postgres", "load generator")
+    total = sum(used.get(part, 0.0) for part in parts) / max(1, operations)
+    cores = os.cpu_count() or 1
+    gateway = used.get("gateway", 0.0) / max(1, operations)
+    return (
+        f"  all processes: {total * 1e6:,.0f} us CPU per {what}, so {cores} cores serve at most "
+        f"{cores / total if total else float('inf'):,.0f}/s with nothing else running; the gateway's "
+        f"{gateway * 1e6:,.0f} us alone would allow {1 / gateway if gateway else float('inf'):,.0f}/s on one core"
+    )
+
+
 def verdict(met: bool) -> str:
     return "met" if met else "NOT MET"
 
@@ -251,7 +265,9 @@ def permits_phase(stack: ContentStack, cpu: Cpu, report: BenchReport, seconds: f
         f"{dict(result.statuses)}  [{verdict(met)}] (target >= 1,000/s)",
         met=met,
     )
+    used["load generator"] = result.cpu_seconds
     report.add(cpu_line(used, result.requests, "permit"))
+    report.add(ceiling_line(used, result.requests, "permit"))
 
     # Contention: every member asked 2 more times than its budget, the asks in flight at once.
     crowd = [str(uuid.uuid4()) for _ in range(120)]
@@ -289,10 +305,12 @@ def get_configs(
 def get_row(name: str, result: LoadResult, used: dict[str, float]) -> str:
     rps = result.requests / result.seconds
     per = 1e6 / max(1, result.requests)
-    cpu = " ".join(f"{used.get(part, 0.0) * per:>9,.0f}" for part in ("gateway", "members", "content-1", "postgres"))
+    used = used | {"load generator": result.cpu_seconds}
+    parts = ("gateway", "members", "content-1", "postgres", "load generator")
+    cpu = " ".join(f"{used.get(part, 0.0) * per:>9,.0f}" for part in parts)
     return (
         f"  {name:<34} {rps:>7,.0f} {result.percentile(0.5):>7.1f} {result.percentile(0.99):>7.1f} {cpu}"
-        f"   {dict(result.statuses)}"
+        f"   {dict(result.statuses)} (load average {used['load_average']:.1f})"
     )
 
 
@@ -311,7 +329,7 @@ def calendar_phase(stack: ContentStack, cpu: Cpu, report: BenchReport, posts: in
     report.add(f"GET through the gateway, {WORKERS} processes x 4 in flight; CPU in us per request")
     report.add(
         f"  {'':<34} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'gateway':>9} {'members':>9} {'content':>9} "
-        f"{'postgres':>9}"
+        f"{'postgres':>9} {'load gen':>9}"
     )
     results: dict[str, LoadResult] = {}
     for name, path in runs.items():

@@ -14,7 +14,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import Database, PreparedRead, SessionDep, UTCDateTime, create_engine, is_plain_read
+from services.common.db import (
+    Database,
+    PreparedAtomic,
+    PreparedRead,
+    SessionDep,
+    UTCDateTime,
+    create_engine,
+    is_plain_read,
+)
 from services.common.problems import Conflict, database_unavailable, install_problem_handlers
 from tests.common.kit import KitDatabases, KitSystem
 
@@ -200,6 +208,32 @@ async def test_prepared_reads_run_on_the_read_pool_and_fail_like_sqlalchemy(kit:
     assert await by_id.fetch_one(db, event_id=event_id) is not None  # the pool lives on
     with pytest.raises(ValueError, match="plain"):
         PreparedRead(sa.select(outbox.c.id).with_for_update())
+
+
+async def test_an_atomic_statement_commits_on_its_own_and_leaves_its_connection_clean(kit: KitSystem) -> None:
+    outbox = kit.producer.state.outbox.tables.outbox
+    insert = PreparedAtomic(
+        outbox.insert()
+        .values(id=sa.bindparam("event_id"), type="t", occurred_at=sa.bindparam("at"), data=sa.bindparam("data"))
+        .returning(outbox.c.id)
+    )
+    db = kit.db()
+    event_id, now = uuid.uuid4(), datetime.now(UTC)
+    row = await insert.fetch_one(db, event_id=event_id, at=now, data={"n": 1})
+    assert row is not None
+    assert row["id"] == event_id
+    async with db.session() as session:  # committed: another connection sees it
+        assert await session.scalar(sa.select(outbox.c.id).where(outbox.c.id == event_id)) == event_id
+    with pytest.raises(DBAPIError):  # the same id again: the statement fails whole
+        await insert.fetch_one(db, event_id=event_id, at=now, data={"n": 2})
+    for _ in range(kit.settings.db_read_pool_size + 1):  # and no pooled connection is left in a failed transaction
+        async with db.atomic() as connection:
+            assert not connection.is_in_transaction()
+    async with db.session() as session:
+        data = await session.scalar(sa.select(outbox.c.data).where(outbox.c.id == event_id))
+        assert data == {"n": 1}
+    with pytest.raises(ValueError, match="PreparedRead"):
+        PreparedAtomic(sa.select(outbox.c.id))
 
 
 async def test_an_unreachable_read_pool_is_a_database_outage(kit_dbs: KitDatabases) -> None:

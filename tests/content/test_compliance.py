@@ -77,6 +77,9 @@ async def test_submit_flags_a_promotion_and_approval_needs_a_recorded_override(s
     assert body["compliance_override"]["reviewer_id"] == REVIEWER.id
     assert body["compliance_override"]["at"] == body["updated_at"]
     assert len(body["compliance_flags"]) == 5
+    async with await system.client(REVIEWER) as rev:  # the calendar shows the post as its own GET does
+        listed = (await rev.get("/v1/posts", params={"community_id": body["community_id"]})).json()["items"]
+        assert listed == [body] == [(await rev.get(f"/v1/posts/{post['id']}")).json()]
     (event,) = await content_events(system, "content.post_approved")
     assert (event["override"], event["reviewer_id"]) == (True, REVIEWER.id)
 

@@ -4,13 +4,23 @@ from members' events), quiet hours with `retry_at`, replies, and 50 concurrent a
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
+from services.common.db import table_of
 from services.common.identity import SYSTEM
+from services.content.contact import service as contact_service
+from services.content.contact.models import ContactPolicy
+from services.content.policy.models import PublishingPolicy
+from services.content.policy.rules import QuietHours
 from tests.content.factories import OPERATOR, PROBLEMS, create_community, create_member, quiet_free_community
 from tests.system import System, member, partner, staff
 
 BOT = partner("contact:write")
+CONTACT, PUBLISHING = table_of(ContactPolicy), table_of(PublishingPolicy)
 
 
 async def permit(system: System, member_id: str, community_id: str, kind: str, caller: Any = BOT) -> Any:
@@ -119,3 +129,64 @@ async def test_our_services_ask_as_the_system_and_members_never_do(system: Syste
     async with system.direct("content", member(member_id)) as client:  # nor straight to the service
         assert (await client.post("/v1/contact-permits", json=body)).status_code == 403
     assert (await permit(system, member_id, community_id, "survey", staff("agent"))).status_code == 403
+
+
+ASK = sa.text(
+    "SELECT weekly_max, weekly_max_promotions, quiet_start, quiet_end, quiet_inherited, is_default, refused"
+    " FROM content_ask_permit(:id, :member, :community, 'survey', 'test', :now, :local, :window, :max, :promotions,"
+    " :quiet_start, :quiet_end)"
+)
+
+
+async def test_the_ask_function_reads_limits_and_quiet_hours_as_the_python_rules_do(system: System) -> None:
+    """`content_ask_permit` decides in SQL what `load_limits` and `QuietHours.contains` decide
+    in Python: the same limits for each way a community may (not) have policies, and the same
+    quiet verdict for every half hour and each edge of a plain, a wrapping and an empty window."""
+    now = datetime.now(UTC)
+    db = system.state("content").db
+    wrap, plain, empty = (
+        QuietHours(time(23), time(8)),
+        QuietHours(time(9), time(17, 30)),
+        QuietHours(time(10), time(10)),
+    )
+    setups: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
+        "no policies": (None, None),
+        "publishing without quiet hours": (None, {"quiet_start": None, "quiet_end": None}),
+        "quiet hours inherited": (
+            {"quiet_start": None, "quiet_end": None},
+            {"quiet_start": plain.start, "quiet_end": plain.end},
+        ),
+        "own quiet hours": (
+            {"quiet_start": wrap.start, "quiet_end": wrap.end},
+            {"quiet_start": None, "quiet_end": None},
+        ),
+        "own empty window": ({"quiet_start": empty.start, "quiet_end": empty.end}, None),
+    }
+    async with db.session() as session:
+        for name, (contact, publishing) in setups.items():
+            community_id = uuid.uuid4()
+            if publishing is not None:
+                values = publishing | {"max_promotions_per_day": 2, "min_gap_minutes": 0, "updated_at": now}
+                await session.execute(PUBLISHING.insert().values(community_id=community_id, **values))
+            if contact is not None:
+                values = contact | {"weekly_max": 1000, "weekly_max_promotions": 7, "updated_at": now}
+                await session.execute(CONTACT.insert().values(community_id=community_id, **values))
+            limits = await contact_service.load_limits(session, community_id)
+            locals_ = [time(h, m) for h in range(24) for m in (0, 30)] + [time(7, 59, 59), time(17, 29, 59)]
+            for local in locals_:
+                args = {"id": uuid.uuid4(), "member": uuid.uuid4(), "community": community_id, "now": now}
+                args |= {"local": local, "window": timedelta(days=7), "max": 3, "promotions": 1}
+                args |= {"quiet_start": time(23), "quiet_end": time(8)}
+                row = (await session.execute(ASK, args)).one()
+                quiet = QuietHours(row.quiet_start, row.quiet_end) if row.quiet_start is not None else None
+                got = (row.weekly_max, row.weekly_max_promotions, quiet, row.quiet_inherited, row.is_default)
+                assert got == (
+                    limits.weekly_max,
+                    limits.weekly_max_promotions,
+                    limits.quiet,
+                    limits.quiet_inherited,
+                    limits.is_default,
+                ), name
+                expected = limits.quiet is not None and limits.quiet.contains(local)
+                assert (row.refused == "quiet-hours") == expected, (name, local)
+        await session.rollback()

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.activity import ActivityRecorded, known_zone
-from services.common.db import table_of, utcnow
+from services.common.db import Database, PreparedRead, table_of, utcnow
 from services.common.events import Event
 from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, sign_internal_token
 from services.common.problems import NotFound, ServiceUnavailable
@@ -42,6 +42,11 @@ ZONES = table_of(CommunityZone)
 MEMBERS = table_of(CommunityMember)
 CONSENTS = table_of(MemberConsent)
 HOURS = table_of(ActivityHour)
+
+
+_STORED_ZONE = PreparedRead(
+    sa.select(ZONES.c.timezone).where(ZONES.c.community_id == sa.bindparam("community_id", type_=sa.Uuid()))
+)
 
 
 class CommunityNotFound(NotFound):
@@ -59,31 +64,42 @@ class _Cached:
 
 
 class CommunityZones:
-    """Community id -> ZoneInfo: the process cache, then members, then the stored copy."""
+    """Community id -> ZoneInfo: the process cache, then members, then the stored copy.
 
-    def __init__(self, http: httpx.AsyncClient, settings: Settings, ttl_seconds: float = 300.0) -> None:
+    It uses the service's Database itself, outside any request session: a cache miss calls
+    members with no transaction open, and stores a zone in its own short transaction only
+    when it differs from what this process last stored."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: Settings, db: Database, ttl_seconds: float = 300.0) -> None:
         self.http = http
         self.settings = settings
+        self.db = db
         self.ttl_seconds = ttl_seconds
         self._cache: dict[uuid.UUID, _Cached] = {}
+        self._stored: dict[uuid.UUID, str] = {}
 
     def clear(self) -> None:
         self._cache.clear()
+        self._stored.clear()
 
-    async def zone_of(self, session: AsyncSession, community_id: uuid.UUID) -> ZoneInfo:
+    async def zone_of(self, community_id: uuid.UUID) -> ZoneInfo:
         cached = self._cache.get(community_id)
         now = time.monotonic()
         if cached is not None and cached.expires > now:
             return cached.zone
         name = await self._ask_members(community_id)
         if name is None:
-            name = await session.scalar(sa.select(ZONES.c.timezone).where(ZONES.c.community_id == community_id))
-            if name is None:
+            row = await _STORED_ZONE.fetch_one(self.db, community_id=community_id)
+            if row is None:
                 raise ZoneUnavailable(
                     "The members service did not answer and no time zone is known for this community."
                 )
-        else:
-            await remember_zone(session, community_id, name, utcnow())
+            name = row["timezone"]
+        elif self._stored.get(community_id) != name:
+            async with self.db.session() as session:
+                await remember_zone(session, community_id, name, utcnow())
+                await self.db.commit(session)
+            self._stored[community_id] = name
         zone = _zone(name)
         self._cache[community_id] = _Cached(zone, now + self.ttl_seconds)
         return zone
@@ -118,7 +134,16 @@ def _zone(name: str) -> ZoneInfo:
 
 
 async def remember_zone(session: AsyncSession, community_id: uuid.UUID, name: str, now: datetime) -> None:
-    stmt = postgresql.insert(ZONES).values(community_id=community_id, timezone=name, updated_at=now)
+    await remember_zones(session, {community_id: name}, now)
+
+
+async def remember_zones(session: AsyncSession, zones: dict[uuid.UUID, str], now: datetime) -> None:
+    """Store communities' zones in one statement (rows are written only where a zone changed;
+    sorted, so concurrent batches lock in one order)."""
+    if not zones:
+        return
+    rows = [{"community_id": c, "timezone": name, "updated_at": now} for c, name in sorted(zones.items())]
+    stmt = postgresql.insert(ZONES).values(rows)
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=[ZONES.c.community_id],
@@ -204,9 +229,7 @@ async def record_activity(session: AsyncSession, events: Sequence[Event[Activity
             set_={"activities": HOURS.c.activities + stmt.excluded.activities},
         )
     )
-    now = utcnow()
-    for community_id, name in sorted(zones.items()):
-        await remember_zone(session, community_id, name, now)
+    await remember_zones(session, zones, utcnow())
 
 
 async def hour_histogram(session: AsyncSession, community_id: uuid.UUID, since_week: date) -> dict[int, int]:

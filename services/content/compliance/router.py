@@ -46,7 +46,7 @@ async def put_forbidden_terms(
     community_id: uuid.UUID, data: ForbiddenTermsUpdate, session: SessionDep, _caller: Operator, zones: ZonesDep
 ) -> ForbiddenTermsRead:
     """Replace the community's forbidden terms (phrases of 2+ characters, or named patterns)."""
-    await zones.zone_of(session, community_id)  # the community must exist in members
+    await zones.zone_of(community_id)  # the community must exist in members
     now = utcnow()
     terms = await service.save_terms(session, community_id, data.items, now)
     return _read(community_id, terms, now)

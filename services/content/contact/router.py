@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Request, status
 
-from services.common.db import SessionDep, utcnow
+from services.common.db import DatabaseDep, SessionDep, utcnow
 from services.common.identity import Caller, ensure_self_or
 from services.common.problems import problem_responses
 from services.content.access import Operator, PermitRequester, ZonesDep
@@ -46,7 +46,7 @@ async def put_contact_policy(
     community_id: uuid.UUID, data: ContactPolicyUpdate, session: SessionDep, _caller: Operator, zones: ZonesDep
 ) -> ContactPolicyRead:
     """Set the community's per-member fatigue budget."""
-    await zones.zone_of(session, community_id)
+    await zones.zone_of(community_id)
     return _read(community_id, await service.save_policy(session, community_id, data, utcnow()))
 
 
@@ -56,14 +56,14 @@ async def put_contact_policy(
     responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def create_contact_permit(
-    data: PermitCreate, session: SessionDep, caller: PermitRequester, zones: ZonesDep, request: Request
+    data: PermitCreate, db: DatabaseDep, caller: PermitRequester, zones: ZonesDep, request: Request
 ) -> PermitRead:
     """Ask before a direct touch of a member; refused with 409 `contact-budget-exhausted`,
     `quiet-hours` (with `retry_at`) or `no-consent`."""
-    zone = await zones.zone_of(session, data.community_id)
+    zone = await zones.zone_of(data.community_id)
     counters = request.app.state.content_metrics
     try:
-        permit = await service.grant(session, data.member_id, data.community_id, data.kind, caller.key, zone, utcnow())
+        permit = await service.grant(db, data.member_id, data.community_id, data.kind, caller.key, zone, utcnow())
     except service.ContactRefused as refused:
         counters.permits_refused.labels(reason=refused.type_slug).inc()
         raise
@@ -81,5 +81,5 @@ async def get_contact_budget(
 ) -> ContactBudgetRead:
     """The member's touches in the last 7 days against the community's budget."""
     ensure_self_or(caller, member_id, "operator")
-    zone = await zones.zone_of(session, community_id) if community_id else None
+    zone = await zones.zone_of(community_id) if community_id else None
     return await service.budget(session, member_id, community_id, zone, utcnow())

@@ -1,12 +1,13 @@
 """The contact budget: every direct touch of a member, by any partner and of any kind
 (except replies), counts in a rolling 7 days.
 
-A grant is one atomic step per member: the member's `contact_budgets` row is locked
-(one upsert whose `DO UPDATE` takes the row lock, creating the row if missing), then one
-statement counts the window and writes the permit if there is room, all in the request's
-transaction; concurrent requests for one member queue on
-that row, so the count they see always includes the grants before them. Requests for
-different members never wait on each other.
+A grant is one atomic step per member, done by the database in one statement that is its
+own transaction (`content_grant_permit`, see the content migrations): it locks the member's
+`contact_budgets` row (one upsert whose `DO UPDATE` takes the row lock, creating the row if
+missing), then counts the window and writes the permit if there is room; the function is
+VOLATILE, so under READ COMMITTED the count takes its snapshot after the lock is held and
+sees every grant before it. Concurrent requests for one member queue on that row; requests
+for different members never wait on each other.
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import new_id, rfc3339, table_of
+from services.common.db import Database, new_id, rfc3339, table_of
 from services.common.problems import Conflict
-from services.content.communities.service import marketing_consent
+from services.content.contact import repository
 from services.content.contact.models import ContactBudget, ContactPermit, ContactPolicy
 from services.content.contact.schemas import ContactBudgetRead, ContactPolicyUpdate, PermitRead, Remaining
-from services.content.policy.rules import QuietHours
-from services.content.policy.service import load_policy
+from services.content.policy.rules import DEFAULT_POLICY, QuietHours
+from services.content.policy.service import load_policy, quiet_hours_of
 
 POLICIES = table_of(ContactPolicy)
 BUDGETS = table_of(ContactBudget)
@@ -36,6 +38,12 @@ PERMITS = table_of(ContactPermit)
 WINDOW = timedelta(days=7)
 DEFAULT_WEEKLY_MAX = 3
 DEFAULT_WEEKLY_MAX_PROMOTIONS = 1
+_DEFAULTS = repository.Defaults(
+    DEFAULT_WEEKLY_MAX,
+    DEFAULT_WEEKLY_MAX_PROMOTIONS,
+    DEFAULT_POLICY.quiet.start if DEFAULT_POLICY.quiet else None,
+    DEFAULT_POLICY.quiet.end if DEFAULT_POLICY.quiet else None,
+)
 
 
 class ContactRefused(Conflict):
@@ -115,38 +123,8 @@ async def usage(session: AsyncSession, member_id: uuid.UUID, now: datetime) -> U
     return Usage(int(row.total), int(row.promotions), row.oldest, row.oldest_promotion)
 
 
-async def _lock_budget(session: AsyncSession, member_id: uuid.UUID, now: datetime) -> None:
-    """Create the member's budget row or lock it, in one statement: `DO UPDATE` takes the row
-    lock (waiting for a concurrent grant's transaction, or for the one inserting the row)."""
-    stmt = postgresql.insert(BUDGETS).values(member_id=member_id, created_at=now)
-    await session.execute(
-        stmt.on_conflict_do_update(index_elements=[BUDGETS.c.member_id], set_={"created_at": BUDGETS.c.created_at})
-    )
-
-
-async def _count_and_insert(
-    session: AsyncSession, permit: dict[str, Any], limits: Limits, now: datetime
-) -> tuple[Usage, bool]:
-    """Count the member's window and write the permit if it has room, in one statement.
-    Runs after `_lock_budget`, so its snapshot already holds every grant before it."""
-    used = _usage_query(permit["member_id"], now).cte("used")
-    room = used.c.total < limits.weekly_max
-    if permit["kind"] == "promotion":
-        room = sa.and_(room, used.c.promotions < limits.weekly_max_promotions)
-    columns = list(permit)
-    values = [sa.literal(permit[c], PERMITS.c[c].type).label(c) for c in columns]
-    granted = (
-        PERMITS.insert()
-        .from_select(columns, sa.select(*values).select_from(used).where(room))
-        .returning(PERMITS.c.id)
-        .cte("granted")
-    )
-    row = (
-        await session.execute(
-            sa.select(used, sa.select(granted.c.id).scalar_subquery().label("permit_id")).select_from(used)
-        )
-    ).one()
-    return Usage(int(row.total), int(row.promotions), row.oldest, row.oldest_promotion), row.permit_id is not None
+def _usage(row: asyncpg.Record) -> Usage:
+    return Usage(int(row["total"]), int(row["promotions"]), row["oldest"], row["oldest_promotion"])
 
 
 def _remaining(limits: Limits, used: Usage) -> Remaining:
@@ -163,8 +141,19 @@ def _refused_until(limits: Limits, used: Usage, promotion: bool) -> datetime | N
     return None
 
 
+def _limits_from(row: asyncpg.Record) -> Limits:
+    """`load_limits`'s answer from the raw pool's one-row read (see repository)."""
+    publishing = quiet_hours_of(row["publishing_set"], row["publishing_quiet_start"], row["publishing_quiet_end"])
+    if row["weekly_max"] is None:
+        return Limits(DEFAULT_WEEKLY_MAX, DEFAULT_WEEKLY_MAX_PROMOTIONS, publishing, True, True)
+    if row["quiet_start"] is not None:
+        own = QuietHours(row["quiet_start"], row["quiet_end"])
+        return Limits(row["weekly_max"], row["weekly_max_promotions"], own, False, False)
+    return Limits(row["weekly_max"], row["weekly_max_promotions"], publishing, True, False)
+
+
 async def grant(
-    session: AsyncSession,
+    db: Database,
     member_id: uuid.UUID,
     community_id: uuid.UUID,
     kind: str,
@@ -172,33 +161,34 @@ async def grant(
     zone: ZoneInfo,
     now: datetime,
 ) -> PermitRead:
-    """Grant a touch or raise `ContactRefused`; a reply is always granted and never counted."""
-    limits = await load_limits(session, community_id)
+    """Grant a touch or raise `ContactRefused`; a reply is always granted and never counted.
+
+    One statement of its own on the raw pool, no request transaction: `content_ask_permit`
+    reads the limits, the consent and decides quiet hours as `load_limits`, `marketing_consent`
+    and `QuietHours.contains` do here (tests/content/test_contact.py holds them to it), then
+    grants. A reply reads the limits and the usage as committed."""
     if kind == "reply":
-        return PermitRead(
-            granted=True, permit_id=None, remaining=_remaining(limits, await usage(session, member_id, now))
-        )
+        limits = _limits_from(await repository.limits_row(db, community_id))
+        used = _usage(await repository.usage_row(db, member_id, now - WINDOW))
+        return PermitRead(granted=True, permit_id=None, remaining=_remaining(limits, used))
     promotion = kind == "promotion"
-    if promotion and not await marketing_consent(session, member_id):
+    permit_id = new_id()
+    row = await repository.ask_permit(
+        db, permit_id, member_id, community_id, kind, requested_by, now, now.astimezone(zone).time(), WINDOW, _DEFAULTS
+    )
+    quiet = QuietHours(row["quiet_start"], row["quiet_end"]) if row["quiet_start"] is not None else None
+    limits = Limits(row["weekly_max"], row["weekly_max_promotions"], quiet, row["quiet_inherited"], row["is_default"])
+    if row["refused"] == NoConsent.slug:
         raise NoConsent("The member has not agreed to receive promotions.")
-    if limits.quiet is not None and limits.quiet.contains(now.astimezone(zone).time()):
+    if row["refused"] == QuietHoursRefused.slug:
+        assert limits.quiet is not None
         retry_at = limits.quiet.end_after(now, zone)
         raise QuietHoursRefused(
             f"It is quiet time in the community ({zone.key}); retry at {rfc3339(retry_at)}.",
             retry_at=rfc3339(retry_at),
         )
-    await _lock_budget(session, member_id, now)
-    permit_id = new_id()
-    permit = {
-        "id": permit_id,
-        "member_id": member_id,
-        "community_id": community_id,
-        "kind": kind,
-        "requested_by": requested_by,
-        "granted_at": now,
-    }
-    used, written = await _count_and_insert(session, permit, limits, now)
-    if not written:
+    used = _usage(row)
+    if not row["granted"]:
         refused_until = _refused_until(limits, used, promotion)
         what = "promotions" if promotion and used.total < limits.weekly_max else "touches"
         raise BudgetExhausted(

@@ -35,7 +35,7 @@ async def get_publishing_policy(
     community_id: uuid.UUID, session: SessionDep, _caller: Operator, zones: ZonesDep
 ) -> PublishingPolicyRead:
     """The community's publishing policy (the defaults until an operator sets one)."""
-    zone = await zones.zone_of(session, community_id)
+    zone = await zones.zone_of(community_id)
     policy, is_default = await service.load_policy(session, community_id)
     return _read(community_id, policy, zone.key, is_default)
 
@@ -45,7 +45,7 @@ async def put_publishing_policy(
     community_id: uuid.UUID, data: PublishingPolicyUpdate, session: SessionDep, _caller: Operator, zones: ZonesDep
 ) -> PublishingPolicyRead:
     """Set the community's publishing policy (posts already scheduled stay scheduled)."""
-    zone = await zones.zone_of(session, community_id)
+    zone = await zones.zone_of(community_id)
     policy = await service.save_policy(session, community_id, data, utcnow())
     return _read(community_id, policy, zone.key, False)
 
@@ -60,6 +60,6 @@ async def get_best_times(
     kind: PostKind = "announcement",
 ) -> BestTimes:
     """The coming week's best local hours to publish, ranked by the community's own activity."""
-    zone = await zones.zone_of(session, community_id)
+    zone = await zones.zone_of(community_id)
     items = await service.best_times(session, community_id, zone, utcnow(), count=count, promotion=kind == "promotion")
     return BestTimes(items=items)

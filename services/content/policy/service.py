@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -62,6 +63,22 @@ async def load_policy(session: AsyncSession, community_id: uuid.UUID) -> tuple[P
         return DEFAULT_POLICY, True
     quiet = QuietHours(row.quiet_start, row.quiet_end) if row.quiet_start is not None else None
     return Policy(quiet, row.max_promotions_per_day, timedelta(minutes=row.min_gap_minutes)), False
+
+
+def quiet_hours_query(community_id: sa.ColumnElement[uuid.UUID]) -> sa.Select[Any]:
+    """The community's publishing policy row as far as other domains need it (`has_policy`,
+    `quiet_start`, `quiet_end`), to join into their own one-statement reads; no row: the
+    defaults (see `quiet_hours_of`)."""
+    return sa.select(sa.literal(True).label("has_policy"), POLICIES.c.quiet_start, POLICIES.c.quiet_end).where(
+        POLICIES.c.community_id == community_id
+    )
+
+
+def quiet_hours_of(has_policy: bool | None, start: time | None, end: time | None) -> QuietHours | None:
+    """The quiet hours in force, from a `quiet_hours_query` row (all None: no policy row)."""
+    if not has_policy:
+        return DEFAULT_POLICY.quiet
+    return QuietHours(start, end) if start is not None and end is not None else None
 
 
 async def save_policy(

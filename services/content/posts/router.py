@@ -5,15 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import AwareDatetime
 
-from services.common.db import SessionDep, utcnow
+from services.common.db import DatabaseDep, SessionDep, utcnow
 from services.common.pagination import PageDep
 from services.common.problems import problem_responses
 from services.content.access import Operator, PostReader, Reviewer, ZonesDep, actor_id
 from services.content.compliance.schemas import ComplianceFlag, ComplianceOverride, ComplianceReport
-from services.content.posts import service
+from services.content.posts import calendar, service
 from services.content.posts.schemas import (
     ApproveBody,
     PostCreate,
@@ -36,25 +36,23 @@ def _read(row: Any) -> PostRead:
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(401, 403, 404, 422, 503))
 async def create_post(data: PostCreate, session: SessionDep, caller: Operator, zones: ZonesDep) -> PostRead:
     """Draft a post in a community."""
-    await zones.zone_of(session, data.community_id)  # the community must exist in members
+    await zones.zone_of(data.community_id)  # the community must exist in members
     return _read(await service.create_post(session, data, actor_id(caller), utcnow()))
 
 
-@router.get("", responses=problem_responses(401, 403, 422))
+@router.get("", response_model=PostPage, responses=problem_responses(401, 403, 422))
 async def list_posts(
-    session: SessionDep,
+    db: DatabaseDep,
     page: PageDep,
     _caller: PostReader,
     community_id: uuid.UUID | None = None,
     post_status: Annotated[PostStatus | None, Query(alias="status")] = None,
     start: Annotated[AwareDatetime | None, Query(alias="from", description="calendar time at or after")] = None,
     end: Annotated[AwareDatetime | None, Query(alias="to", description="calendar time before")] = None,
-) -> PostPage:
+) -> Response:
     """The calendar: posts by publication time (creation time until scheduled), keyset-paged."""
-    rows, next_cursor = await service.list_posts(
-        session, page, community_id=community_id, status=post_status, start=start, end=end
-    )
-    return PostPage(items=[_read(r) for r in rows], next_cursor=next_cursor)
+    body = await calendar.calendar_json(db, page, community_id=community_id, status=post_status, start=start, end=end)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{post_id}", responses=problem_responses(401, 403, 404))
@@ -102,12 +100,13 @@ async def reject_post(post_id: uuid.UUID, data: RejectBody, session: SessionDep,
 
 @router.post("/{post_id}/schedule", responses=problem_responses(401, 403, 404, 409, 422, 503))
 async def schedule_post(
-    post_id: uuid.UUID, data: ScheduleBody, session: SessionDep, _caller: Operator, zones: ZonesDep
+    post_id: uuid.UUID, data: ScheduleBody, db: DatabaseDep, session: SessionDep, _caller: Operator, zones: ZonesDep
 ) -> PostRead:
     """Schedule an approved post; a time that breaks the publishing policy is a 422 naming the rule."""
-    post = await service.get_post(session, post_id)
-    zone = await zones.zone_of(session, post.community_id)
-    return _read(await service.schedule_post(session, post_id, data.publish_at, zone, utcnow()))
+    # Read outside the transaction, so a zone-cache miss asks members with none open.
+    post = await service.read_post_facts(db, post_id)
+    zone = await zones.zone_of(post.community_id)
+    return _read(await service.schedule_post(session, post, data.publish_at, zone, utcnow()))
 
 
 @router.post("/{post_id}/cancel", responses=problem_responses(401, 403, 404, 409))

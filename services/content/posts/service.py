@@ -5,6 +5,7 @@ same transaction."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,9 +21,8 @@ from services.common.contracts.content import (
     PostScheduled,
     PostSubmitted,
 )
-from services.common.db import new_id, table_of, wake_after_commit
+from services.common.db import Database, PreparedRead, new_id, table_of, wake_after_commit
 from services.common.events import EventDraft, emit, emit_many
-from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.content.compliance import service as compliance
 from services.content.policy.service import check_schedule, lock_community_schedule
@@ -83,6 +83,33 @@ async def create_post(session: AsyncSession, data: PostCreate, author_id: uuid.U
     return row
 
 
+@dataclass(frozen=True)
+class PostFacts:
+    """What scheduling decides on before its transaction: none of it changes once a post is
+    approved (only drafts and rejected posts are edited); the status is checked again by the
+    conditional UPDATE."""
+
+    id: uuid.UUID
+    community_id: uuid.UUID
+    kind: str
+    status: str
+
+
+_POST_FACTS = PreparedRead(
+    sa.select(POSTS.c.id, POSTS.c.community_id, POSTS.c.kind, POSTS.c.status).where(
+        POSTS.c.id == sa.bindparam("post_id", type_=sa.Uuid())
+    )
+)
+
+
+async def read_post_facts(db: Database, post_id: uuid.UUID) -> PostFacts:
+    """The post as committed, on the raw pool: no request transaction is open yet."""
+    row = await _POST_FACTS.fetch_one(db, post_id=post_id)
+    if row is None:
+        raise PostNotFound("No such post.")
+    return PostFacts(row["id"], row["community_id"], row["kind"], row["status"])
+
+
 async def get_post(session: AsyncSession, post_id: uuid.UUID) -> Any:
     row = (await session.execute(sa.select(POSTS).where(POSTS.c.id == post_id))).first()
     if row is None:
@@ -135,8 +162,12 @@ async def _store_flags(session: AsyncSession, post_id: uuid.UUID, flags: list[di
 
 async def check_post(session: AsyncSession, post_id: uuid.UUID, now: datetime) -> tuple[list[dict[str, Any]], Any]:
     """Run the compliance check on a post against its community's list; the flags are
-    stored on the post unless it is past review (then they stay as approved)."""
-    current = await _lock_post(session, post_id)
+    stored on the post unless it is past review (then they stay as approved). Only a check
+    that stores locks the post (so the text checked is the text stored): a post past review
+    never returns to a status that stores, and its text no longer changes."""
+    current = await get_post(session, post_id)
+    if current.status in CHECK_STORED_IN:
+        current = await _lock_post(session, post_id)
     flags = compliance.flags_json(
         await compliance.flags_for(session, current.community_id, current.title, current.body)
     )
@@ -169,20 +200,28 @@ def _post_fields(row: Any) -> dict[str, Any]:
 
 
 async def submit_post(session: AsyncSession, post_id: uuid.UUID, now: datetime) -> Any:
+    """draft | rejected -> in_review, with the compliance flags of the text submitted: the post
+    is locked first (the text checked is the text submitted), then written once."""
+    current = await _lock_post(session, post_id)
+    allowed_from = ("draft", "rejected")
+    if current.status not in allowed_from:
+        raise InvalidTransition(f"Cannot submit a post that is {current.status} (only from draft or rejected).")
+    flags = compliance.flags_json(
+        await compliance.flags_for(session, current.community_id, current.title, current.body)
+    )
     row = await _transition(
         session,
         post_id,
         "submit",
-        ("draft", "rejected"),
+        allowed_from,
         status="in_review",
         rejection_reason=None,
         override_by=None,
         override_at=None,
+        compliance_flags=flags,
+        compliance_checked_at=now,
         updated_at=now,
     )
-    # The row is locked by the UPDATE, so the text checked is the text submitted.
-    flags = compliance.flags_json(await compliance.flags_for(session, row.community_id, row.title, row.body))
-    row = await _store_flags(session, post_id, flags, now)
     await emit(session, PostSubmitted(**_post_fields(row), author_id=row.author_id, submitted_at=now))
     return row
 
@@ -244,21 +283,20 @@ async def reject_post(
 
 
 async def schedule_post(
-    session: AsyncSession, post_id: uuid.UUID, publish_at: datetime, zone: ZoneInfo, now: datetime
+    session: AsyncSession, post: PostFacts, publish_at: datetime, zone: ZoneInfo, now: datetime
 ) -> Any:
     """approved -> scheduled, if `publish_at` is ahead and keeps the community's policy."""
-    current = await get_post(session, post_id)
-    if current.status != "approved":
-        raise InvalidTransition(f"Cannot schedule a post that is {current.status} (only from approved).")
+    if post.status != "approved":
+        raise InvalidTransition(f"Cannot schedule a post that is {post.status} (only from approved).")
     if publish_at <= now:
         raise PublishAtInPast("publish_at must be in the future.")
-    await lock_community_schedule(session, current.community_id)
+    await lock_community_schedule(session, post.community_id)
     await check_schedule(
-        session, current.community_id, zone, publish_at, promotion=current.kind == "promotion", post_id=post_id
+        session, post.community_id, zone, publish_at, promotion=post.kind == "promotion", post_id=post.id
     )
     row = await _transition(
         session,
-        post_id,
+        post.id,
         "schedule",
         ("approved",),
         status="scheduled",
@@ -325,33 +363,6 @@ async def next_due_in(session: AsyncSession, now: datetime) -> timedelta | None:
     """How long until the next scheduled post is due (None if none is scheduled)."""
     first = await session.scalar(sa.select(sa.func.min(POSTS.c.publish_at)).where(POSTS.c.status == "scheduled"))
     return None if first is None else first - now
-
-
-async def list_posts(
-    session: AsyncSession,
-    page: PageParams,
-    *,
-    community_id: uuid.UUID | None,
-    status: str | None,
-    start: datetime | None,
-    end: datetime | None,
-) -> tuple[list[Any], str | None]:
-    """The calendar: posts by `calendar_at` (publication time once scheduled), then id."""
-    order = (POSTS.c.calendar_at, POSTS.c.id)
-    query = sa.select(POSTS)
-    if community_id is not None:
-        query = query.where(POSTS.c.community_id == community_id)
-    if status is not None:
-        query = query.where(POSTS.c.status == status)
-    if start is not None:
-        query = query.where(POSTS.c.calendar_at >= start)
-    if end is not None:
-        query = query.where(POSTS.c.calendar_at < end)
-    after = keyset_after(order, page.cursor)
-    if after is not None:
-        query = query.where(after)
-    rows = (await session.execute(query.order_by(*order).limit(page.limit + 1))).all()
-    return paginate_rows(rows, page.limit, key=lambda r: (r.calendar_at, r.id))
 
 
 async def counts_by_status(session: AsyncSession) -> dict[str, int]:
