@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 
 from services.common.contracts.feedback import TicketCategory, TicketPriority, TicketStatus
 from services.common.db import Database, DatabaseDep, SessionDep, on_rollback, utcnow
@@ -124,7 +124,7 @@ async def create_ticket(
     return await service.create_ticket(session, configs, body, caller, utcnow())
 
 
-@router.get("/v1/tickets", responses=problem_responses(401, 403, 422))
+@router.get("/v1/tickets", response_model=TicketPage, responses=problem_responses(401, 403, 422))
 async def list_tickets(
     page: PageDep,
     db: DatabaseDep,
@@ -139,7 +139,7 @@ async def list_tickets(
     member_id: uuid.UUID | None = None,
     breached: bool | None = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
-) -> TicketPage:
+) -> Response:
     """Tickets, newest first: every ticket for agents, their own for a member."""
     filters = TicketFilters(
         statuses=tuple(status or ()),
@@ -151,7 +151,7 @@ async def list_tickets(
         breached=breached,
         tag=tag,
     )
-    return await service.list_tickets(db, caller, page, filters)
+    return Response(await service.list_tickets(db, caller, page, filters), media_type="application/json")
 
 
 @router.get("/v1/tickets/{ticket_id}", responses=problem_responses(401, 403, 404))

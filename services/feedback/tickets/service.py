@@ -30,7 +30,7 @@ from services.common.contracts.feedback import (
 from services.common.db import Database, new_id, table_of
 from services.common.events import emit
 from services.common.identity import Identity
-from services.common.pagination import PageParams, keyset_after, keyset_values, paginate_rows
+from services.common.pagination import PageParams, keyset_after, keyset_values, page_json, paginate_rows
 from services.common.problems import Forbidden, Unprocessable
 from services.feedback.moderation import appeals
 from services.feedback.sla import service as sla
@@ -56,7 +56,6 @@ from services.feedback.tickets.schemas import (
     SlaRead,
     SupportSettingsBody,
     TicketCreate,
-    TicketPage,
     TicketRead,
     TicketUpdate,
 )
@@ -266,12 +265,14 @@ async def read_ticket(session: AsyncSession, ticket: Ticket) -> TicketRead:
     return ticket_read(ticket, await session.get(Rating, ticket.id))
 
 
-async def list_tickets(db: Database, caller: Identity, page: PageParams, filters: TicketFilters) -> TicketPage:
-    """Newest first, one statement per page whatever the page (keyset on created_at, id), as
-    committed (a GET: the read pool). A member sees their own tickets only."""
+async def list_tickets(db: Database, caller: Identity, page: PageParams, filters: TicketFilters) -> bytes:
+    """A `TicketPage` as JSON: newest first, one statement per page whatever the page (keyset
+    on created_at, id), as committed (a GET: the read pool). A member sees their own tickets
+    only. The rows are in `TicketRead`'s shape already (`_listed`), so the page is written
+    straight from them (`page_json`), not validated and serialised per ticket."""
     if caller.kind == "member":
         if filters.member_id is not None and filters.member_id != caller.member_id:
-            return TicketPage(items=[])
+            return page_json([], None)
         filters = replace(filters, member_id=caller.member_id)
     else:
         policy.ensure_agent(caller)
@@ -280,7 +281,7 @@ async def list_tickets(db: Database, caller: Identity, page: PageParams, filters
     after = keyset_values(repository.PAGE_KEYS, page.cursor)
     rows = await repository.ticket_page(db, filters, after, page.limit + 1)
     items, cursor = paginate_rows(rows, page.limit, lambda r: (r["created_at"], r["id"]))
-    return TicketPage.model_validate({"items": [_listed(row) for row in items], "next_cursor": cursor})
+    return page_json([_listed(row) for row in items], cursor)
 
 
 def _listed(row: asyncpg.Record) -> dict[str, Any]:
