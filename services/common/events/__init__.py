@@ -10,7 +10,7 @@ from services.common.events.inbox import (
     events_router,
     parse_event,
 )
-from services.common.events.outbox import EventDraft, Outbox, emit, emit_many
+from services.common.events.outbox import EventDraft, Outbox, emit, emit_batch, emit_many
 from services.common.events.relay import Relay
 from services.common.events.tables import KitTables, define_kit_tables
 
@@ -27,6 +27,7 @@ __all__ = [
     "apply_events",
     "define_kit_tables",
     "emit",
+    "emit_batch",
     "emit_many",
     "events_router",
     "parse_event",

@@ -1,9 +1,10 @@
 """Writes of the ingest hot path: whole columns as arrays, one statement per table.
 
-`INSERT ... SELECT * FROM unnest($1::uuid[], ...)` costs one round trip and one parse
+`INSERT ... SELECT ... FROM unnest($1::uuid[], ...)` costs one round trip and one parse
 whatever the batch size, and asyncpg encodes each array in one go (no per-row bind
-processing). Rows come out of `unnest` in array order, which callers sort by key, so
-locks are taken in key order (see `service`).
+processing). Activities come out of `unnest` in array order, which the caller sorts by
+id; the shared rows (last activity, rollups) are grouped and ordered by key in the
+statement. Either way locks are taken in key order (see `service`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.events.outbox import event_json
 
 if TYPE_CHECKING:
-    from services.members.activity.service import DailyKey, HourlyKey, NewActivity
+    from services.members.activity.service import NewActivity
 
 INSERT_ACTIVITIES = """
 INSERT INTO activities (id, community_id, member_id, type, occurred_at, local_date, properties, recorded_at)
@@ -29,35 +30,36 @@ ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
 
-# An UPDATE ... FROM locks rows in whatever order its join plan visits them, and the plan
-# changes with the batch size: two batches could then lock the same members in opposite
-# orders and deadlock. The CTE locks them in id order first (under ORDER BY), the UPDATE
-# then only touches rows this transaction already holds. NO KEY UPDATE is the lock the
-# UPDATE itself takes: FOR UPDATE would also block the KEY SHARE locks that inserting
-# activities (foreign key to members) takes, and deadlock against concurrent inserts.
+# Each member's latest event of the batch, moved forward only (an older batch never moves it
+# back). Rows are inserted, hence locked, in member id order (ORDER BY), so concurrent
+# batches wait for each other rather than deadlock; ON CONFLICT makes the first activity of
+# a member safe against a concurrent first one.
 TOUCH_MEMBERS = """
-WITH latest AS (
-    SELECT * FROM unnest($1::uuid[], $2::timestamptz[]) AS l(id, at)
-), locked AS MATERIALIZED (
-    SELECT m.id, latest.at FROM members AS m JOIN latest ON latest.id = m.id
-    WHERE m.last_active_at IS NULL OR m.last_active_at < latest.at
-    ORDER BY m.id
-    FOR NO KEY UPDATE OF m
-)
-UPDATE members AS m SET last_active_at = locked.at
-FROM locked
-WHERE m.id = locked.id AND (m.last_active_at IS NULL OR m.last_active_at < locked.at)
+INSERT INTO member_activity (member_id, last_active_at)
+SELECT member_id, max(at) FROM unnest($1::uuid[], $2::timestamptz[]) AS l(member_id, at)
+GROUP BY member_id
+ORDER BY member_id
+ON CONFLICT (member_id) DO UPDATE SET last_active_at = excluded.last_active_at
+WHERE member_activity.last_active_at < excluded.last_active_at
 """
 
+# The rollups count the batch's new events per key in the statement, rows in key order.
 ADD_DAILY = """
 INSERT INTO activity_daily (community_id, local_date, member_id, events)
-SELECT * FROM unnest($1::uuid[], $2::date[], $3::uuid[], $4::int[])
+SELECT community_id, local_date, member_id, count(*)
+FROM unnest($1::uuid[], $2::date[], $3::uuid[]) AS e(community_id, local_date, member_id)
+GROUP BY community_id, local_date, member_id
+ORDER BY community_id, local_date, member_id
 ON CONFLICT (community_id, local_date, member_id) DO UPDATE SET events = activity_daily.events + excluded.events
 """
 
+# weekday: 0 = Monday, as Python's date.weekday().
 ADD_HOURLY = """
 INSERT INTO activity_hourly (community_id, local_date, hour, weekday, events)
-SELECT * FROM unnest($1::uuid[], $2::date[], $3::int[], $4::int[], $5::int[])
+SELECT community_id, local_date, hour, extract(isodow FROM local_date)::int - 1, count(*)
+FROM unnest($1::uuid[], $2::date[], $3::int[]) AS e(community_id, local_date, hour)
+GROUP BY community_id, local_date, hour
+ORDER BY community_id, local_date, hour
 ON CONFLICT (community_id, local_date, hour) DO UPDATE SET events = activity_hourly.events + excluded.events
 """
 
@@ -83,37 +85,20 @@ async def insert_activities(session: AsyncSession, events: Sequence[NewActivity]
     return set(result.scalars())
 
 
-async def touch_members(session: AsyncSession, latest: Sequence[tuple[uuid.UUID, datetime]]) -> None:
-    """Move each member's `last_active_at` forward to its latest event (never back)."""
-    if not latest:
+async def touch_members(session: AsyncSession, events: Sequence[NewActivity]) -> None:
+    """Move each member's `last_active_at` forward to their latest event (never back)."""
+    if not events:
         return
     connection = await session.connection()
-    await connection.exec_driver_sql(TOUCH_MEMBERS, ([m for m, _ in latest], [at for _, at in latest]))
+    await connection.exec_driver_sql(TOUCH_MEMBERS, ([e.member_id for e in events], [e.occurred_at for e in events]))
 
 
-async def add_to_rollups(
-    session: AsyncSession, daily: Sequence[tuple[DailyKey, int]], hourly: Sequence[tuple[HourlyKey, int]]
-) -> None:
-    """Add per-key counts to the daily and hourly rollups (rows in the given key order)."""
+async def add_to_rollups(session: AsyncSession, events: Sequence[NewActivity]) -> None:
+    """Count the new events into the daily and hourly rollups."""
+    if not events:
+        return
     connection = await session.connection()
-    if daily:
-        await connection.exec_driver_sql(
-            ADD_DAILY,
-            (
-                [c for (c, _, _), _ in daily],
-                [d for (_, d, _), _ in daily],
-                [m for (_, _, m), _ in daily],
-                [n for _, n in daily],
-            ),
-        )
-    if hourly:
-        await connection.exec_driver_sql(
-            ADD_HOURLY,
-            (
-                [c for (c, _, _), _ in hourly],
-                [d for (_, d, _), _ in hourly],
-                [h for (_, _, h), _ in hourly],
-                [d.weekday() for (_, d, _), _ in hourly],
-                [n for _, n in hourly],
-            ),
-        )
+    communities = [e.community_id for e in events]
+    days = [e.local_date for e in events]
+    await connection.exec_driver_sql(ADD_DAILY, (communities, days, [e.member_id for e in events]))
+    await connection.exec_driver_sql(ADD_HOURLY, (communities, days, [e.hour for e in events]))

@@ -2,11 +2,13 @@
 
 A batch of N events costs one query to resolve members and one for communities, then one
 statement each for: the events (INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id),
-their `activity.recorded` outbox rows (and the per-subscriber pending rows),
-`last_active_at`, and each rollup table (counted per key in Python first). Every one of
-these sends whole columns as arrays and `unnest`s them (see `bulk`).
+ONE outbox row carrying all their `activity.recorded` events (and one pending row per
+subscriber, not one per event and subscriber: the relay delivers each event on its own,
+see `services.common.events.outbox`), `last_active_at` (the narrow `member_activity`), and
+each rollup table (counted per key in the statement). Every one of these sends whole
+columns as arrays and `unnest`s them (see `bulk`).
 
-Lock order: every batch writes events, outbox, members, daily and then hourly rollups,
+Lock order: every batch writes events, outbox, last activity, daily and then hourly rollups,
 each in key order, so concurrent batches wait for each other instead of deadlocking. The
 rows that many batches share (members, rollups) come last, so their locks are held for
 the shortest time before the request's commit.
@@ -15,7 +17,6 @@ the shortest time before the request's commit.
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.activity import ActivityRecorded
 from services.common.db import utcnow
-from services.common.events import EventDraft, emit_many
+from services.common.events import EventDraft, emit_batch
 from services.common.problems import ProblemError, Unprocessable
 from services.members.activity import bulk
 from services.members.activity.schemas import ActivityCreate
@@ -143,44 +144,16 @@ async def record_activities(
         outcomes[index] = Recorded(event_id, duplicate=event_id not in new_ids)
     fresh = [event for event in ordered if event.id in new_ids]  # still in id order
     if fresh:
-        await emit_many(session, [_recorded_event(event) for event in fresh])
-        latest = _latest_activity(fresh)
-        daily, hourly = _rollups(fresh)
-        await bulk.touch_members(session, latest)
-        await bulk.add_to_rollups(session, daily, hourly)
+        # One outbox row for the whole batch: the relay delivers each event (see outbox).
+        await emit_batch(session, [_recorded_event(event) for event in fresh])
+        await bulk.touch_members(session, fresh)
+        await bulk.add_to_rollups(session, fresh)
     return [o for o in outcomes if o is not None]
 
 
 def _uuid_order(value: uuid.UUID) -> int:
     """Sort key matching Postgres' uuid order (bytes, big-endian), cheaper than UUID.__lt__."""
     return value.int
-
-
-def _latest_activity(events: list[NewActivity]) -> list[tuple[uuid.UUID, datetime]]:
-    """Each member's latest `occurred_at` in the batch, in member id order."""
-    latest: dict[uuid.UUID, datetime] = {}
-    for event in events:
-        seen = latest.get(event.member_id)
-        if seen is None or event.occurred_at > seen:
-            latest[event.member_id] = event.occurred_at
-    return sorted(latest.items(), key=lambda kv: kv[0].int)
-
-
-DailyKey = tuple[uuid.UUID, date, uuid.UUID]  # community, local day, member
-HourlyKey = tuple[uuid.UUID, date, int]  # community, local day, local hour
-
-
-def _rollups(events: list[NewActivity]) -> tuple[list[tuple[DailyKey, int]], list[tuple[HourlyKey, int]]]:
-    """New events counted per rollup key, in key order (the order rows are locked in)."""
-    daily: Counter[DailyKey] = Counter()
-    hourly: Counter[HourlyKey] = Counter()
-    for event in events:
-        daily[(event.community_id, event.local_date, event.member_id)] += 1
-        hourly[(event.community_id, event.local_date, event.hour)] += 1
-    return (
-        sorted(daily.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2].int)),
-        sorted(hourly.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2])),
-    )
 
 
 def _recorded_event(event: NewActivity) -> EventDraft:
