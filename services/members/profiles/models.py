@@ -65,6 +65,4 @@ def last_active_at(member_id: sa.ColumnElement[uuid.UUID]) -> sa.ScalarSelect[da
 # Loaded with every `select(Member)`, so `member.last_active_at` reads as when it was a column;
 # profile writes never change it, so a flush need not expire it (no lazy load in async code).
 _members_id = sa.inspect(Member).local_table.c.id
-sa.inspect(Member).add_property(
-    "last_active_at", column_property(last_active_at(_members_id), expire_on_flush=False)
-)
+sa.inspect(Member).add_property("last_active_at", column_property(last_active_at(_members_id), expire_on_flush=False))
