@@ -10,11 +10,12 @@ from services.common.events.inbox import (
     events_router,
     parse_event,
 )
-from services.common.events.outbox import EventDraft, Outbox, emit, emit_batch, emit_many
+from services.common.events.outbox import BatchEvent, EventDraft, Outbox, emit, emit_batch, emit_many
 from services.common.events.relay import Relay
 from services.common.events.tables import KitTables, define_kit_tables
 
 __all__ = [
+    "BatchEvent",
     "BatchHandler",
     "Event",
     "EventDraft",

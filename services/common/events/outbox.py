@@ -20,19 +20,22 @@ own id, so consumers' inboxes, the contracts and partner webhooks are as before 
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi.encoders import jsonable_encoder
+from pydantic import TypeAdapter
+from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts import SUBSCRIPTIONS, EventModel, Subscriptions, subscribers_for
-from services.common.db import new_id, rfc3339, utcnow, wake_after_commit
+from services.common.db import new_id, utcnow, wake_after_commit
 from services.common.events.tables import KitTables
 from services.common.settings import ServiceName, Settings
 
@@ -64,6 +67,21 @@ def event_json(data: dict[str, Any]) -> str:
         return orjson.dumps(data, default=jsonable_encoder, option=orjson.OPT_NON_STR_KEYS).decode()
     except orjson.JSONEncodeError:
         return json.dumps(jsonable_encoder(data), separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEvent:
+    """One event of a batch row: its id, when it happened, and its data as a dict (the
+    batch is validated against its contract in one call)."""
+
+    id: uuid.UUID
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+@functools.cache
+def _list_of(contract: type[EventModel]) -> TypeAdapter[list[EventModel]]:
+    return TypeAdapter(list[contract])  # type: ignore[valid-type]
 
 
 class Outbox:
@@ -112,26 +130,31 @@ class Outbox:
             wake_after_commit(session, OUTBOX_CHANNEL)
         return ids
 
-    async def write_batch(self, session: AsyncSession, drafts: Sequence[EventDraft]) -> list[uuid.UUID]:
-        """Write events of one type as one batch row; return their ids (one each, as `write`)."""
-        if not drafts:
-            return []
+    async def write_batch(
+        self, session: AsyncSession, contract: type[EventModel], events: Sequence[BatchEvent]
+    ) -> None:
+        """Write events of one contract as one batch row.
+
+        The data is held to the contract as strictly as `emit` holds one event (validated
+        in one call for the whole batch), and written as the contract serialises it: each
+        event's `data` is byte for byte what `write` would store for it."""
+        if not events:
+            return
         outbox = self.tables.outbox
         if "batch_size" not in outbox.c:
             raise RuntimeError(f"{self.source}'s outbox has no batch rows (define_kit_tables(batches=True))")
-        (event_type,) = {d.type for d in drafts}
-        now = utcnow()
-        ids = [d.id or new_id() for d in drafts]
-        items = []
-        for event_id, draft in zip(ids, drafts, strict=True):
-            moment = draft.occurred_at or now
-            if moment.tzinfo is None:
+        for event in events:
+            if event.occurred_at.tzinfo is None:
                 raise ValueError("naive datetime given to a UTC column")
-            # Text assembled around each model's own JSON: the data is exactly what `write` stores.
-            items.append(
-                f'{{"id":"{event_id}","occurred_at":"{rfc3339(moment)}","data":{draft.event.model_dump_json()}}}'
-            )
-        subscribers = self.subscribers_for(event_type)
+        models = _list_of(contract).validate_python([event.data for event in events])
+        data = to_json(
+            [
+                {"id": event.id, "occurred_at": event.occurred_at.astimezone(UTC), "data": model}
+                for event, model in zip(events, models, strict=True)
+            ]
+        ).decode()
+        subscribers = self.subscribers_for(contract.event_type)
+        now = utcnow()
         connection = await session.connection()
         await connection.exec_driver_sql(
             f"WITH written AS ("
@@ -139,11 +162,10 @@ class Outbox:
             " VALUES ($1, $2, $3, $4::json, $5) RETURNING id)"
             f" INSERT INTO {self.tables.outbox_pending.name} (subscriber, event_id, attempts, next_attempt_at)"
             " SELECT subscriber, written.id, 0, $3 FROM written, unnest($6::text[]) AS subscriber",
-            (new_id(), event_type, now, "[" + ",".join(items) + "]", len(items), subscribers),
+            (new_id(), contract.event_type, now, data, len(events), subscribers),
         )
         if subscribers:
             wake_after_commit(session, OUTBOX_CHANNEL)
-        return ids
 
     async def _write_unnest(
         self,
@@ -203,6 +225,6 @@ async def emit_many(session: AsyncSession, drafts: Sequence[EventDraft]) -> list
     return await outbox_of(session).write(session, drafts)
 
 
-async def emit_batch(session: AsyncSession, drafts: Sequence[EventDraft]) -> list[uuid.UUID]:
-    """Record many events of one type as one outbox row (batch ingest; see `Outbox.write_batch`)."""
-    return await outbox_of(session).write_batch(session, drafts)
+async def emit_batch(session: AsyncSession, contract: type[EventModel], events: Sequence[BatchEvent]) -> None:
+    """Record many events of one contract as one outbox row (batch ingest; see `Outbox.write_batch`)."""
+    await outbox_of(session).write_batch(session, contract, events)

@@ -26,8 +26,8 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.activity import ActivityRecorded
-from services.common.db import utcnow
-from services.common.events import EventDraft, emit_batch
+from services.common.db import new_id, utcnow
+from services.common.events import BatchEvent, emit_batch
 from services.common.problems import ProblemError, Unprocessable
 from services.members.activity import bulk
 from services.members.activity.schemas import ActivityCreate
@@ -145,7 +145,7 @@ async def record_activities(
     fresh = [event for event in ordered if event.id in new_ids]  # still in id order
     if fresh:
         # One outbox row for the whole batch: the relay delivers each event (see outbox).
-        await emit_batch(session, [_recorded_event(event) for event in fresh])
+        await emit_batch(session, ActivityRecorded, [_recorded_event(event) for event in fresh])
         await bulk.touch_members(session, fresh)
         await bulk.add_to_rollups(session, fresh)
     return [o for o in outcomes if o is not None]
@@ -156,15 +156,19 @@ def _uuid_order(value: uuid.UUID) -> int:
     return value.int
 
 
-def _recorded_event(event: NewActivity) -> EventDraft:
-    recorded = ActivityRecorded(
-        activity_id=event.id,
-        member_id=event.member_id,
-        community_id=event.community_id,
-        type=event.type,
-        occurred_at=event.occurred_at,
-        local_date=event.local_date,
-        timezone=event.zone,
-        properties=event.properties,
+def _recorded_event(event: NewActivity) -> BatchEvent:
+    """The event's `activity.recorded` (its data is checked against the contract with the batch's)."""
+    return BatchEvent(
+        new_id(),  # the event's own id, not the (client-chosen) activity id
+        event.occurred_at,
+        {
+            "activity_id": event.id,
+            "member_id": event.member_id,
+            "community_id": event.community_id,
+            "type": event.type,
+            "occurred_at": event.occurred_at,
+            "local_date": event.local_date,
+            "timezone": event.zone,
+            "properties": event.properties,
+        },
     )
-    return EventDraft(recorded, occurred_at=event.occurred_at)
