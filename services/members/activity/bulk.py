@@ -1,10 +1,16 @@
-"""Writes of the ingest hot path: whole columns as arrays, one statement per table.
+"""The write of the ingest hot path: one statement for a whole batch, columns as arrays.
 
-`INSERT ... SELECT ... FROM unnest($1::uuid[], ...)` costs one round trip and one parse
-whatever the batch size, and asyncpg encodes each array in one go (no per-row bind
-processing). Activities come out of `unnest` in array order, which the caller sorts by
-id; the shared rows (last activity, rollups) are grouped and ordered by key in the
-statement. Either way locks are taken in key order (see `service`).
+`unnest($1::uuid[], ...)` turns the batch's columns back into rows: one round trip and one
+parse whatever the batch size, and asyncpg encodes each array in one go (no per-row bind
+processing). The statement inserts the activities whose id is new and, from exactly
+those, moves each member's last activity forward and counts the rollups (GROUP BY in the
+statement), so every array is sent once.
+
+Lock order, which keeps concurrent batches from deadlocking: activities are inserted in
+array order, which the caller sorts by id; each shared table (last activity, daily and
+hourly rollups) is written from a sorted GROUP BY, so in key order; and the sub-statements
+of one statement text always run in the same order. All activities are in before any
+shared row is locked: each shared write sorts the new rows first, which reads them all.
 """
 
 from __future__ import annotations
@@ -21,56 +27,53 @@ from services.common.events.outbox import event_json
 if TYPE_CHECKING:
     from services.members.activity.service import NewActivity
 
-INSERT_ACTIVITIES = """
-INSERT INTO activities (id, community_id, member_id, type, occurred_at, local_date, properties, recorded_at)
-SELECT a.id, a.community_id, a.member_id, a.type, a.occurred_at, a.local_date, a.properties, $8
-FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::date[], $7::json[])
-    AS a(id, community_id, member_id, type, occurred_at, local_date, properties)
-ON CONFLICT (id) DO NOTHING
-RETURNING id
-"""
-
-# Each member's latest event of the batch, moved forward only (an older batch never moves it
-# back). Rows are inserted, hence locked, in member id order (ORDER BY), so concurrent
-# batches wait for each other rather than deadlock; ON CONFLICT makes the first activity of
-# a member safe against a concurrent first one.
-TOUCH_MEMBERS = """
-INSERT INTO member_activity (member_id, last_active_at)
-SELECT member_id, max(at) FROM unnest($1::uuid[], $2::timestamptz[]) AS l(member_id, at)
-GROUP BY member_id
-ORDER BY member_id
-ON CONFLICT (member_id) DO UPDATE SET last_active_at = excluded.last_active_at
-WHERE member_activity.last_active_at < excluded.last_active_at
-"""
-
-# The rollups count the batch's new events per key in the statement, rows in key order.
-ADD_DAILY = """
-INSERT INTO activity_daily (community_id, local_date, member_id, events)
-SELECT community_id, local_date, member_id, count(*)
-FROM unnest($1::uuid[], $2::date[], $3::uuid[]) AS e(community_id, local_date, member_id)
-GROUP BY community_id, local_date, member_id
-ORDER BY community_id, local_date, member_id
-ON CONFLICT (community_id, local_date, member_id) DO UPDATE SET events = activity_daily.events + excluded.events
-"""
-
-# weekday: 0 = Monday, as Python's date.weekday().
-ADD_HOURLY = """
-INSERT INTO activity_hourly (community_id, local_date, hour, weekday, events)
-SELECT community_id, local_date, hour, extract(isodow FROM local_date)::int - 1, count(*)
-FROM unnest($1::uuid[], $2::date[], $3::int[]) AS e(community_id, local_date, hour)
-GROUP BY community_id, local_date, hour
-ORDER BY community_id, local_date, hour
-ON CONFLICT (community_id, local_date, hour) DO UPDATE SET events = activity_hourly.events + excluded.events
+RECORD_ACTIVITIES = """
+WITH batch AS (
+    SELECT * FROM unnest(
+        $1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::date[], $7::json[], $8::int[]
+    ) AS a(id, community_id, member_id, type, occurred_at, local_date, properties, hour)
+), new AS (
+    INSERT INTO activities (id, community_id, member_id, type, occurred_at, local_date, properties, recorded_at)
+    SELECT id, community_id, member_id, type, occurred_at, local_date, properties, $9 FROM batch
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), fresh AS (
+    SELECT batch.* FROM batch JOIN new USING (id)
+), touched AS (
+    -- Each member's latest new event, moved forward only (an older batch never moves it
+    -- back); ON CONFLICT makes a member's first activity safe against a concurrent first one.
+    INSERT INTO member_activity (member_id, last_active_at)
+    SELECT member_id, max(occurred_at) FROM fresh
+    GROUP BY member_id
+    ORDER BY member_id
+    ON CONFLICT (member_id) DO UPDATE SET last_active_at = excluded.last_active_at
+    WHERE member_activity.last_active_at < excluded.last_active_at
+), daily AS (
+    INSERT INTO activity_daily (community_id, local_date, member_id, events)
+    SELECT community_id, local_date, member_id, count(*) FROM fresh
+    GROUP BY community_id, local_date, member_id
+    ORDER BY community_id, local_date, member_id
+    ON CONFLICT (community_id, local_date, member_id) DO UPDATE SET events = activity_daily.events + excluded.events
+), hourly AS (
+    -- weekday: 0 = Monday, as Python's date.weekday().
+    INSERT INTO activity_hourly (community_id, local_date, hour, weekday, events)
+    SELECT community_id, local_date, hour, extract(isodow FROM local_date)::int - 1, count(*) FROM fresh
+    GROUP BY community_id, local_date, hour
+    ORDER BY community_id, local_date, hour
+    ON CONFLICT (community_id, local_date, hour) DO UPDATE SET events = activity_hourly.events + excluded.events
+)
+SELECT id FROM new
 """
 
 
-async def insert_activities(session: AsyncSession, events: Sequence[NewActivity], now: datetime) -> set[uuid.UUID]:
-    """Insert the events whose id is new; return those ids (a known id is a duplicate)."""
+async def record_activities(session: AsyncSession, events: Sequence[NewActivity], now: datetime) -> set[uuid.UUID]:
+    """Record the events whose id is new, with their last activity and rollups; return
+    those ids (a known id is a duplicate and changes nothing)."""
     if not events:
         return set()
     connection = await session.connection()
     result = await connection.exec_driver_sql(
-        INSERT_ACTIVITIES,
+        RECORD_ACTIVITIES,
         (
             [e.id for e in events],
             [e.community_id for e in events],
@@ -79,26 +82,8 @@ async def insert_activities(session: AsyncSession, events: Sequence[NewActivity]
             [e.occurred_at for e in events],
             [e.local_date for e in events],
             [event_json(e.properties) for e in events],
+            [e.hour for e in events],
             now,
         ),
     )
     return set(result.scalars())
-
-
-async def touch_members(session: AsyncSession, events: Sequence[NewActivity]) -> None:
-    """Move each member's `last_active_at` forward to their latest event (never back)."""
-    if not events:
-        return
-    connection = await session.connection()
-    await connection.exec_driver_sql(TOUCH_MEMBERS, ([e.member_id for e in events], [e.occurred_at for e in events]))
-
-
-async def add_to_rollups(session: AsyncSession, events: Sequence[NewActivity]) -> None:
-    """Count the new events into the daily and hourly rollups."""
-    if not events:
-        return
-    connection = await session.connection()
-    communities = [e.community_id for e in events]
-    days = [e.local_date for e in events]
-    await connection.exec_driver_sql(ADD_DAILY, (communities, days, [e.member_id for e in events]))
-    await connection.exec_driver_sql(ADD_HOURLY, (communities, days, [e.hour for e in events]))
