@@ -1,16 +1,15 @@
-"""The write of the ingest hot path: one statement for a whole batch, columns as arrays.
+"""The writes of the ingest hot path: two statements for a whole batch, columns as arrays.
 
 `unnest($1::uuid[], ...)` turns the batch's columns back into rows: one round trip and one
 parse whatever the batch size, and asyncpg encodes each array in one go (no per-row bind
-processing). The statement inserts the activities whose id is new and, from exactly
-those, moves each member's last activity forward and counts the rollups (GROUP BY in the
-statement), so every array is sent once.
+processing). The first statement inserts the activities whose id is new; the second, from
+exactly those, moves each member's last activity forward and counts the rollups (GROUP BY
+in the statement).
 
 Lock order, which keeps concurrent batches from deadlocking: activities are inserted in
-array order, which the caller sorts by id; each shared table (last activity, daily and
-hourly rollups) is written from a sorted GROUP BY, so in key order; and the sub-statements
-of one statement text always run in the same order. All activities are in before any
-shared row is locked: each shared write sorts the new rows first, which reads them all.
+array order, which the caller sorts by id, before any shared row is locked; each shared
+table (last activity, daily and hourly rollups) is written from a sorted GROUP BY, so in
+key order; and the sub-statements of one statement text always run in the same order.
 """
 
 from __future__ import annotations
@@ -27,18 +26,22 @@ from services.common.events.outbox import event_json
 if TYPE_CHECKING:
     from services.members.activity.service import NewActivity
 
-RECORD_ACTIVITIES = """
-WITH batch AS (
-    SELECT * FROM unnest(
-        $1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::date[], $7::json[], $8::int[]
-    ) AS a(id, community_id, member_id, type, occurred_at, local_date, properties, hour)
-), new AS (
-    INSERT INTO activities (id, community_id, member_id, type, occurred_at, local_date, properties, recorded_at)
-    SELECT id, community_id, member_id, type, occurred_at, local_date, properties, $9 FROM batch
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
-), fresh AS (
-    SELECT batch.* FROM batch JOIN new USING (id)
+INSERT_ACTIVITIES = """
+INSERT INTO activities (id, community_id, member_id, type, occurred_at, local_date, properties, recorded_at)
+SELECT a.id, a.community_id, a.member_id, a.type, a.occurred_at, a.local_date, a.properties, $8
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::date[], $7::json[])
+    AS a(id, community_id, member_id, type, occurred_at, local_date, properties)
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+"""
+
+# The new events' shared rows, from their columns sent once. (Not in the statement above,
+# joined to its RETURNING: a prepared statement's generic plan expects 10 rows from each
+# `unnest` and joins them with a nested loop, a million comparisons for 1000 events.)
+ADD_SHARED = """
+WITH fresh AS MATERIALIZED (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::date[], $5::int[])
+        AS e(community_id, member_id, occurred_at, local_date, hour)
 ), touched AS (
     -- Each member's latest new event, moved forward only (an older batch never moves it
     -- back); ON CONFLICT makes a member's first activity safe against a concurrent first one.
@@ -54,26 +57,23 @@ WITH batch AS (
     GROUP BY community_id, local_date, member_id
     ORDER BY community_id, local_date, member_id
     ON CONFLICT (community_id, local_date, member_id) DO UPDATE SET events = activity_daily.events + excluded.events
-), hourly AS (
-    -- weekday: 0 = Monday, as Python's date.weekday().
-    INSERT INTO activity_hourly (community_id, local_date, hour, weekday, events)
-    SELECT community_id, local_date, hour, extract(isodow FROM local_date)::int - 1, count(*) FROM fresh
-    GROUP BY community_id, local_date, hour
-    ORDER BY community_id, local_date, hour
-    ON CONFLICT (community_id, local_date, hour) DO UPDATE SET events = activity_hourly.events + excluded.events
 )
-SELECT id FROM new
+-- weekday: 0 = Monday, as Python's date.weekday().
+INSERT INTO activity_hourly (community_id, local_date, hour, weekday, events)
+SELECT community_id, local_date, hour, extract(isodow FROM local_date)::int - 1, count(*) FROM fresh
+GROUP BY community_id, local_date, hour
+ORDER BY community_id, local_date, hour
+ON CONFLICT (community_id, local_date, hour) DO UPDATE SET events = activity_hourly.events + excluded.events
 """
 
 
-async def record_activities(session: AsyncSession, events: Sequence[NewActivity], now: datetime) -> set[uuid.UUID]:
-    """Record the events whose id is new, with their last activity and rollups; return
-    those ids (a known id is a duplicate and changes nothing)."""
+async def insert_activities(session: AsyncSession, events: Sequence[NewActivity], now: datetime) -> set[uuid.UUID]:
+    """Insert the events whose id is new; return those ids (a known id is a duplicate)."""
     if not events:
         return set()
     connection = await session.connection()
     result = await connection.exec_driver_sql(
-        RECORD_ACTIVITIES,
+        INSERT_ACTIVITIES,
         (
             [e.id for e in events],
             [e.community_id for e in events],
@@ -82,8 +82,24 @@ async def record_activities(session: AsyncSession, events: Sequence[NewActivity]
             [e.occurred_at for e in events],
             [e.local_date for e in events],
             [event_json(e.properties) for e in events],
-            [e.hour for e in events],
             now,
         ),
     )
     return set(result.scalars())
+
+
+async def add_shared(session: AsyncSession, fresh: Sequence[NewActivity]) -> None:
+    """Move each member's last activity forward and count the new events into the rollups."""
+    if not fresh:
+        return
+    connection = await session.connection()
+    await connection.exec_driver_sql(
+        ADD_SHARED,
+        (
+            [e.community_id for e in fresh],
+            [e.member_id for e in fresh],
+            [e.occurred_at for e in fresh],
+            [e.local_date for e in fresh],
+            [e.hour for e in fresh],
+        ),
+    )

@@ -1,17 +1,18 @@
 """Recording activity: the hot path, a fixed number of statements per batch whatever its size.
 
-A batch of N events costs one query to resolve members and one for communities, then two
-statements: one records the events whose id is new (INSERT ... ON CONFLICT (id) DO
-NOTHING), each member's `last_active_at` (the narrow `member_activity`) and the rollups
-(counted per key in the statement), from arrays sent once (see `bulk`); the other writes
-ONE outbox row carrying all their `activity.recorded` events, and one pending row per
-subscriber, not one per event and subscriber: the relay delivers each event on its own,
-with its own id, so consumers and partner webhooks see no difference (see
-`services.common.events.outbox`).
+A batch of N events costs one query to resolve members and one for communities, then three
+statements: the events whose id is new (INSERT ... ON CONFLICT (id) DO NOTHING RETURNING
+id); ONE outbox row carrying all their `activity.recorded` events, and one pending row per
+subscriber, not one per event and subscriber (the relay delivers each event on its own,
+with its own id, so consumers and partner webhooks see no difference: see
+`services.common.events.outbox`); then each member's `last_active_at` (the narrow
+`member_activity`) and the rollups, counted per key in the statement. Each sends whole
+columns as arrays and `unnest`s them (see `bulk`).
 
-Lock order: rows that many batches share (last activity, rollups) are locked in key order
-and after the batch's own rows, so concurrent batches wait for each other instead of
-deadlocking (see `bulk`).
+Lock order: the batch's own rows (events, outbox) first, then the rows that many batches
+share (last activity, rollups), each in key order, so concurrent batches wait for each
+other instead of deadlocking, and shared locks are held for the shortest time before the
+request's commit.
 """
 
 from __future__ import annotations
@@ -139,13 +140,14 @@ async def record_activities(
             position[event_id] = index
 
     ordered = [pending[k] for k in sorted(pending, key=_uuid_order)]
-    new_ids = await bulk.record_activities(session, ordered, now)
+    new_ids = await bulk.insert_activities(session, ordered, now)
     for event_id, index in position.items():
         outcomes[index] = Recorded(event_id, duplicate=event_id not in new_ids)
     fresh = [event for event in ordered if event.id in new_ids]  # still in id order
     if fresh:
         # One outbox row for the whole batch: the relay delivers each event (see outbox).
         await emit_batch(session, ActivityRecorded, [_recorded_event(event) for event in fresh])
+        await bulk.add_shared(session, fresh)
     return [o for o in outcomes if o is not None]
 
 
