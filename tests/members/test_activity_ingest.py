@@ -248,3 +248,34 @@ async def test_local_days_follow_each_community_zone(api: ApiFactory, system: Sy
         assert (await client.post(BATCH, json={"events": events})).json()["accepted"] == 2
     hourly = {(str(r.community_id), r.local_date, r.hour) for r in await table_rows(system, ActivityHourly)}
     assert hourly == {(east["id"], date(2026, 7, 1), 5), (west["id"], date(2026, 6, 30), 13)}
+
+
+async def test_the_same_batch_posted_concurrently_is_recorded_once(api: ApiFactory, system: System) -> None:
+    async with await api(OPERATOR) as client:
+        community = await create_community(client)
+        people = [await create_member(client) for _ in range(5)]
+    now = datetime.now(UTC)
+    events = [
+        {
+            "id": str(uuid.uuid4()),
+            "member_id": people[i % 5]["id"],
+            "community_id": community["id"],
+            "type": "check_in",
+            "occurred_at": (now - timedelta(minutes=i)).isoformat(),
+        }
+        for i in range(60)
+    ]
+    async with await api(WRITER) as client:
+        answers = await asyncio.gather(*(client.post(BATCH, json={"events": events}) for _ in range(4)))
+    assert [a.status_code for a in answers] == [200] * 4
+    assert sum(a.json()["accepted"] for a in answers) == 60
+    assert sum(a.json()["duplicates"] for a in answers) == 180
+    assert len(await table_rows(system, Activity)) == 60
+    assert sum(r.events for r in await table_rows(system, ActivityDaily)) == 60
+    assert sum(r.events for r in await table_rows(system, ActivityHourly)) == 60
+    assert sorted(p["activity_id"] for p in await outbox_events(system, "activity.recorded")) == sorted(
+        e["id"] for e in events
+    )
+    latest = await last_active(system)
+    for i, person in enumerate(people):
+        assert latest[person["id"]] == now - timedelta(minutes=i)
