@@ -27,7 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.activity import ActivityRecorded
-from services.common.db import new_id, utcnow
+from services.common.db import new_ids, utcnow
 from services.common.events import BatchEvent, emit_batch
 from services.common.problems import ProblemError, Unprocessable
 from services.members.activity import bulk
@@ -140,13 +140,16 @@ async def record_activities(
             position[event_id] = index
 
     ordered = [pending[k] for k in sorted(pending, key=_uuid_order)]
-    new_ids = await bulk.insert_activities(session, ordered, now)
+    inserted = await bulk.insert_activities(session, ordered, now)
     for event_id, index in position.items():
-        outcomes[index] = Recorded(event_id, duplicate=event_id not in new_ids)
-    fresh = [event for event in ordered if event.id in new_ids]  # still in id order
+        outcomes[index] = Recorded(event_id, duplicate=event_id not in inserted)
+    fresh = [event for event in ordered if event.id in inserted]  # still in id order
     if fresh:
         # One outbox row for the whole batch: the relay delivers each event (see outbox).
-        await emit_batch(session, ActivityRecorded, [_recorded_event(event) for event in fresh])
+        recorded = [
+            _recorded_event(event, event_id) for event, event_id in zip(fresh, new_ids(len(fresh)), strict=True)
+        ]
+        await emit_batch(session, ActivityRecorded, recorded)
         await bulk.add_shared(session, fresh)
     return [o for o in outcomes if o is not None]
 
@@ -156,10 +159,10 @@ def _uuid_order(value: uuid.UUID) -> int:
     return value.int
 
 
-def _recorded_event(event: NewActivity) -> BatchEvent:
+def _recorded_event(event: NewActivity, event_id: uuid.UUID) -> BatchEvent:
     """The event's `activity.recorded` (its data is checked against the contract with the batch's)."""
     return BatchEvent(
-        new_id(),  # the event's own id, not the (client-chosen) activity id
+        event_id,  # the event's own id, not the (client-chosen) activity id
         event.occurred_at,
         {
             "activity_id": event.id,
