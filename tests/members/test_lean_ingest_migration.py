@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -56,6 +57,24 @@ async def test_last_active_at_moves_to_member_activity_and_back(url: str) -> Non
     assert await run(url, "SELECT member_id, last_active_at FROM member_activity") == [(active, seen)]
     columns = await run(url, "SELECT column_name FROM information_schema.columns WHERE table_name = 'members'")
     assert ("last_active_at",) not in columns
+
+    # An undelivered batch row holds the downgrade back (the older relay could not read it).
+    batch_id = uuid.uuid4()
+    await run(
+        url,
+        "INSERT INTO outbox (id, type, occurred_at, data, batch_size) VALUES (:id, 'activity.recorded', :now, '[]', 0)",
+        id=batch_id,
+        now=now,
+    )
+    await run(
+        url,
+        "INSERT INTO outbox_pending (subscriber, event_id, attempts, next_attempt_at) VALUES ('rewards', :id, 0, :now)",
+        id=batch_id,
+        now=now,
+    )
+    with pytest.raises(Exception, match="undelivered batch outbox rows"):
+        await downgrade("members", url, BEFORE)
+    await run(url, "DELETE FROM outbox_pending")
 
     await downgrade("members", url, BEFORE)
     rows = await run(url, "SELECT id, last_active_at FROM members ORDER BY last_active_at NULLS LAST")

@@ -58,7 +58,13 @@ def downgrade() -> None:
         "DO $$ BEGIN ALTER TABLE outbox ALTER COLUMN data SET COMPRESSION default;"
         " EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN NULL; END $$"
     )
-    # Batch rows cannot be read by the code of the previous revision: deliver them first.
+    # The previous revision's relay cannot read batch rows: refuse while one is undelivered.
+    op.execute(
+        "DO $$ BEGIN IF EXISTS (SELECT 1 FROM outbox_pending JOIN outbox ON outbox.id = outbox_pending.event_id"
+        " WHERE outbox.batch_size IS NOT NULL) THEN"
+        " RAISE EXCEPTION 'undelivered batch outbox rows: let the relay deliver them before downgrading';"
+        " END IF; END $$"
+    )
     op.drop_column("outbox", "batch_size")
     op.add_column("members", sa.Column("last_active_at", UTCDateTime(), nullable=True))
     op.create_index(op.f("ix_members_last_active_at"), "members", ["last_active_at"], unique=False)
