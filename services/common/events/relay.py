@@ -53,10 +53,10 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import Database, rfc3339, utcnow
+from services.common.db import Database, utcnow
+from services.common.events.fanout import Item, is_batch, items_of, split_out
 from services.common.events.outbox import OUTBOX_CHANNEL, Outbox
 from services.common.events.tables import KitTables
 from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, sign_internal_token
@@ -74,49 +74,6 @@ _UNAVAILABLE_STATUSES = frozenset({401, 403, 404, 408, 425, 429})
 __all__ = ["Relay", "backoff_seconds", "list_parked", "unpark"]
 
 
-def event_envelope(row: Any, source: str) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "type": row.type,
-        "source": source,
-        "occurred_at": rfc3339(row.occurred_at),
-        "data": row.data,
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    """One event to post: a pending row's event, or one of the events of a batch row."""
-
-    row: Any
-    id: uuid.UUID
-    envelope: dict[str, Any]
-
-
-def _is_batch(row: Any) -> bool:
-    return getattr(row, "batch_size", None) is not None
-
-
-def _items(row: Any, source: str) -> list[_Item]:
-    """The envelopes a pending row stands for: its event, or each event of its batch."""
-    if not _is_batch(row):
-        return [_Item(row, row.event_id, event_envelope(row, source))]
-    return [
-        _Item(
-            row,
-            uuid.UUID(event["id"]),
-            {
-                "id": event["id"],
-                "type": row.type,
-                "source": source,
-                "occurred_at": event["occurred_at"],
-                "data": event["data"],
-            },
-        )
-        for event in row.data
-    ]
-
-
 @dataclass(frozen=True)
 class _PostResult:
     ok: bool
@@ -127,9 +84,9 @@ class _PostResult:
 
 @dataclass
 class _Outcome:
-    delivered: list[_Item] = field(default_factory=list)
+    delivered: list[Item] = field(default_factory=list)
     rejected: dict[uuid.UUID, str] = field(default_factory=dict)  # by item (event) id
-    unavailable: list[_Item] = field(default_factory=list)  # posted while the subscriber failed
+    unavailable: list[Item] = field(default_factory=list)  # posted while the subscriber failed
     unavailable_error: str | None = None
     posts: int = 0
     failed_posts: int = 0
@@ -211,7 +168,7 @@ class Relay:
             return PassResult()
         # Start no post that could outlive the lease: the rows would be claimed again meanwhile.
         deadline = time.monotonic() + self.settings.relay_lease_seconds - self.settings.relay_timeout_seconds
-        items = [item for row in rows for item in _items(row, self.outbox.source)]
+        items = [item for row in rows for item in items_of(row, self.outbox.source)]
         try:
             outcome = await self._send(subscriber, items, deadline)
         except BaseException:
@@ -292,10 +249,10 @@ class Relay:
             await session.execute(self.queue.release(claim.token))
             await session.commit()
 
-    async def _send(self, subscriber: str, items: Sequence[_Item], deadline: float) -> _Outcome:
+    async def _send(self, subscriber: str, items: Sequence[Item], deadline: float) -> _Outcome:
         """Post `items`, isolating events the consumer rejects, until all are accounted for."""
         outcome = _Outcome()
-        queue: list[list[_Item]] = [list(items)]
+        queue: list[list[Item]] = [list(items)]
         posts = 0
         while queue:
             chunk = queue.pop(0)
@@ -330,7 +287,7 @@ class Relay:
         subscriber: str,
         claim: Claim,
         rows: Sequence[Any],
-        items: Sequence[_Item],
+        items: Sequence[Item],
         outcome: _Outcome,
     ) -> PassResult:
         pending = self.tables.outbox_pending
@@ -338,25 +295,25 @@ class Relay:
         mine = (pending.c.subscriber == subscriber) & self.queue.held(claim.token)
         settled: dict[str, Any] = {"lease_until": None, "claim_token": None}
         done = {item.id for item in outcome.delivered}
-        by_row: dict[uuid.UUID, list[_Item]] = {}
+        by_row: dict[uuid.UUID, list[Item]] = {}
         for item in items:
             by_row.setdefault(item.row.event_id, []).append(item)
         # A row is finished when each of its events was delivered or (batch rows) split out.
         finished = [
             key
             for key, row_items in by_row.items()
-            if all(i.id in done or (_is_batch(i.row) and i.id in outcome.rejected) for i in row_items)
+            if all(i.id in done or (is_batch(i.row) and i.id in outcome.rejected) for i in row_items)
         ]
         if finished:
             await session.execute(pending.delete().where(mine, pending.c.event_id.in_(finished)))
         by_id = {row.event_id: row for row in rows}
         parked = 0
         for item in items:
-            if _is_batch(item.row) and item.id in outcome.rejected:
+            if is_batch(item.row) and item.id in outcome.rejected:
                 parked += await self._split_out(session, subscriber, item, outcome.rejected[item.id], now)
         for event_id, error in outcome.rejected.items():
             row = by_id.get(event_id)
-            if row is None or _is_batch(row):
+            if row is None or is_batch(row):
                 continue  # split out of its batch above
             attempts = _consecutive(row, REJECTED) + 1
             park = attempts >= self.settings.relay_max_attempts
@@ -419,42 +376,24 @@ class Relay:
             unavailable=bool(outcome.unavailable),
         )
 
-    async def _split_out(self, session: AsyncSession, subscriber: str, item: _Item, error: str, now: datetime) -> int:
-        """An event of a batch row that `subscriber` rejected gets its own outbox row (same
-        id, so the consumer's inbox still knows it) and its own pending row for this
-        subscriber, carrying this first rejection: it is retried, then parked, alone.
-        Returns 1 if it is parked at once."""
-        outbox, pending = self.tables.outbox, self.tables.outbox_pending
+    async def _split_out(self, session: AsyncSession, subscriber: str, item: Item, error: str, now: datetime) -> int:
+        """An event of a batch row that `subscriber` rejected gets its own rows (see
+        `fanout.split_out`), carrying this first rejection. Returns 1 if it is parked at once."""
         park = self.settings.relay_max_attempts <= 1
-        envelope = item.envelope
-        await session.execute(
-            postgresql.insert(outbox)
-            .values(
-                id=item.id,
-                type=envelope["type"],
-                occurred_at=datetime.fromisoformat(envelope["occurred_at"]),
-                data=envelope["data"],
-            )
-            .on_conflict_do_nothing(index_elements=[outbox.c.id])
-        )
-        await session.execute(
-            postgresql.insert(pending)
-            .values(
-                subscriber=subscriber,
-                event_id=item.id,
-                status=PARKED if park else PENDING,
-                attempts=1,
-                failure_kind=REJECTED,
-                last_error=f"rejected: {error}"[:1000],
-                next_attempt_at=now if park else now + timedelta(seconds=self._backoff(1)),
-            )
-            .on_conflict_do_nothing()
+        await split_out(
+            session,
+            self.tables,
+            subscriber,
+            item,
+            status=PARKED if park else PENDING,
+            last_error=f"rejected: {error}"[:1000],
+            next_attempt_at=now if park else now + timedelta(seconds=self._backoff(1)),
         )
         log.warning(
             "relay_event_parked" if park else "relay_event_rejected",
             subscriber=subscriber,
             event_id=str(item.id),
-            event_type=envelope["type"],
+            event_type=item.envelope["type"],
             attempts=1,
             error=error[:200],
             split_from=str(item.row.event_id),
