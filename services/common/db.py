@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -64,6 +65,19 @@ def rfc3339(moment: datetime) -> str:
 
 def new_id() -> uuid.UUID:
     return uuid.uuid4()
+
+
+# The version (4) and variant (RFC 4122) bits of a random UUID, as `uuid.uuid4` sets them.
+_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_V4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_ids(count: int) -> list[uuid.UUID]:
+    """`count` random (version 4) ids, as `new_id` makes them, from one read of the OS's
+    randomness rather than one each (batch ingest makes a thousand at a time)."""
+    raw = os.urandom(16 * count)
+    from_bytes = int.from_bytes
+    return [uuid.UUID(int=(from_bytes(raw[i : i + 16]) & _V4_CLEAR) | _V4_SET) for i in range(0, 16 * count, 16)]
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):

@@ -13,4 +13,5 @@ class MembersModel(SQLModel, registry=registry(metadata=metadata)):
     pass
 
 
-kit_tables = define_kit_tables(metadata)
+# Batch ingest writes one outbox row per batch of `activity.recorded` (see activity.service).
+kit_tables = define_kit_tables(metadata, batches=True)

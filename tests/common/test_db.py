@@ -245,3 +245,15 @@ async def test_an_unreachable_read_pool_is_a_database_outage(kit_dbs: KitDatabas
         assert database_unavailable(caught.value)
     finally:
         await db.dispose()
+
+
+def test_new_ids_are_random_version_4_ids_like_new_id() -> None:
+    from services.common.db import new_ids
+
+    ids = new_ids(2000)
+    assert len(set(ids)) == 2000
+    assert {i.version for i in ids} == {4}
+    assert {i.variant for i in ids} == {uuid.RFC_4122}
+    # The 122 random bits vary: every hex digit outside the fixed ones takes many values.
+    assert all(len({str(i)[pos] for i in ids}) > 8 for pos in (0, 9, 20, 35))
+    assert new_ids(0) == []

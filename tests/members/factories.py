@@ -37,7 +37,8 @@ async def record(client: httpx.AsyncClient, **event: Any) -> httpx.Response:
 
 
 async def outbox_events(system: Any, event_type: str) -> list[dict[str, Any]]:
-    """The members outbox rows of one type, oldest first (the data as written)."""
+    """The members outbox events of one type, oldest first (the data as written; each event
+    of a batch row in its order)."""
     import sqlalchemy as sa
 
     from services.members.db import kit_tables
@@ -45,6 +46,10 @@ async def outbox_events(system: Any, event_type: str) -> list[dict[str, Any]]:
     outbox = kit_tables.outbox
     async with system.state("members").db.session() as session:
         rows = await session.execute(
-            sa.select(outbox.c.id, outbox.c.data).where(outbox.c.type == event_type).order_by(outbox.c.seq)
+            sa.select(outbox.c.id, outbox.c.data, outbox.c.batch_size)
+            .where(outbox.c.type == event_type)
+            .order_by(outbox.c.seq)
         )
-        return [row.data for row in rows]
+        return [
+            data for row in rows for data in ([row.data] if row.batch_size is None else [e["data"] for e in row.data])
+        ]

@@ -35,6 +35,12 @@ async def table_rows(system: System, model: type) -> list[Any]:
         return list((await session.execute(sa.select(table))).all())
 
 
+async def last_active(system: System) -> dict[str, datetime | None]:
+    """Each member's `last_active_at` as the profiles read it (kept in `member_activity`)."""
+    async with system.state("members").db.session() as session:
+        return {str(m.id): m.last_active_at for m in (await session.execute(sa.select(Member))).scalars()}
+
+
 async def test_bad_bodies_answer_like_fastapi_parsing_and_change_nothing(api: ApiFactory, system: System) -> None:
     async with await api(OPERATOR) as client:
         community, someone = await create_community(client), await create_member(client)
@@ -151,14 +157,14 @@ async def test_a_mixed_batch_has_exactly_the_effects_of_its_events(api: ApiFacto
     expected_hourly = Counter((e["community_id"], local(e).date(), local(e).hour) for e in events)
     assert hourly == {key: (key[1].weekday(), n) for key, n in expected_hourly.items()}
 
-    last_active = {str(r.id): r.last_active_at for r in await table_rows(system, Member)}
+    latest = await last_active(system)
     for person in people:
         mine = [
             datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00"))
             for e in events
             if member_of(e) == person["id"]
         ]
-        assert last_active[person["id"]] == max(mine)
+        assert latest[person["id"]] == max(mine)
 
     payloads = {p["activity_id"]: p for p in await outbox_events(system, "activity.recorded")}
     assert set(payloads) == {e["id"] for e in events}
@@ -180,7 +186,7 @@ async def test_a_mixed_batch_has_exactly_the_effects_of_its_events(api: ApiFacto
     async with await api(WRITER) as client:
         response = await client.post(BATCH, json={"events": older})
     assert response.json()["accepted"] == 8
-    assert {str(r.id): r.last_active_at for r in await table_rows(system, Member)} == last_active
+    assert await last_active(system) == latest
     assert sum(r.events for r in await table_rows(system, ActivityDaily)) == 128
 
 
@@ -224,7 +230,7 @@ async def test_concurrent_batches_over_the_same_members_neither_deadlock_nor_los
         for e in batch:
             at = datetime.fromisoformat(e["occurred_at"])
             latest[e["member_id"]] = max(latest.get(e["member_id"], at), at)
-    touched = {str(r.id): r.last_active_at for r in await table_rows(system, Member) if str(r.id) in latest}
+    touched = {member_id: at for member_id, at in (await last_active(system)).items() if member_id in latest}
     assert touched == latest
 
 
@@ -242,3 +248,34 @@ async def test_local_days_follow_each_community_zone(api: ApiFactory, system: Sy
         assert (await client.post(BATCH, json={"events": events})).json()["accepted"] == 2
     hourly = {(str(r.community_id), r.local_date, r.hour) for r in await table_rows(system, ActivityHourly)}
     assert hourly == {(east["id"], date(2026, 7, 1), 5), (west["id"], date(2026, 6, 30), 13)}
+
+
+async def test_the_same_batch_posted_concurrently_is_recorded_once(api: ApiFactory, system: System) -> None:
+    async with await api(OPERATOR) as client:
+        community = await create_community(client)
+        people = [await create_member(client) for _ in range(5)]
+    now = datetime.now(UTC)
+    events = [
+        {
+            "id": str(uuid.uuid4()),
+            "member_id": people[i % 5]["id"],
+            "community_id": community["id"],
+            "type": "check_in",
+            "occurred_at": (now - timedelta(minutes=i)).isoformat(),
+        }
+        for i in range(60)
+    ]
+    async with await api(WRITER) as client:
+        answers = await asyncio.gather(*(client.post(BATCH, json={"events": events}) for _ in range(4)))
+    assert [a.status_code for a in answers] == [200] * 4
+    assert sum(a.json()["accepted"] for a in answers) == 60
+    assert sum(a.json()["duplicates"] for a in answers) == 180
+    assert len(await table_rows(system, Activity)) == 60
+    assert sum(r.events for r in await table_rows(system, ActivityDaily)) == 60
+    assert sum(r.events for r in await table_rows(system, ActivityHourly)) == 60
+    assert sorted(p["activity_id"] for p in await outbox_events(system, "activity.recorded")) == sorted(
+        e["id"] for e in events
+    )
+    latest = await last_active(system)
+    for i, person in enumerate(people):
+        assert latest[person["id"]] == now - timedelta(minutes=i)

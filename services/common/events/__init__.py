@@ -10,11 +10,21 @@ from services.common.events.inbox import (
     events_router,
     parse_event,
 )
-from services.common.events.outbox import EventDraft, EventInStatement, Outbox, emit, emit_many, event_ctes
+from services.common.events.outbox import (
+    BatchEvent,
+    EventDraft,
+    EventInStatement,
+    Outbox,
+    emit,
+    emit_batch,
+    emit_many,
+    event_ctes,
+)
 from services.common.events.relay import Relay
 from services.common.events.tables import KitTables, define_kit_tables
 
 __all__ = [
+    "BatchEvent",
     "BatchHandler",
     "Event",
     "EventDraft",
@@ -28,6 +38,7 @@ __all__ = [
     "apply_events",
     "define_kit_tables",
     "emit",
+    "emit_batch",
     "emit_many",
     "event_ctes",
     "events_router",

@@ -23,6 +23,17 @@ A failed POST is one of two kinds, kept in `failure_kind`:
   and shows in `list_parked` and the `qunyun_relay_parked_events` gauge until `unpark`
   replays it.
 
+**Batch rows** (an outbox with `batch_size`, see `outbox.Outbox.write_batch`) are one
+pending row per subscriber for a whole batch of events. The relay posts each of its events
+as its own envelope (its own id, type, occurred_at and data), exactly as if each had its
+own row, so consumers cannot tell: their inbox applies each event once. A claim takes
+rows until they add up to `relay_batch_size` events (at least one row) and gives the rest
+back. The row is done when each of its events was delivered; an event the consumer
+rejects is split out of it for that subscriber (its own outbox row, same id, and its own
+pending row carrying the rejection), so it is retried and parked alone while the others
+are delivered. A batch row posted while the subscriber was unavailable stays pending
+whole: events of it already applied are duplicates to the consumer's inbox next time.
+
 `attempts` counts consecutive failures of the current kind, so hours of outage never park
 an event at its first rejection afterwards. Old outbox, inbox and Idempotency-Key rows are
 purged by the service's housekeeping job (`services.common.jobs.housekeeping`).
@@ -44,7 +55,8 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import Database, rfc3339, utcnow
+from services.common.db import Database, utcnow
+from services.common.events.fanout import Item, is_batch, items_of, split_out
 from services.common.events.outbox import OUTBOX_CHANNEL, Outbox
 from services.common.events.tables import KitTables
 from services.common.identity import INTERNAL_TOKEN_HEADER, SYSTEM, sign_internal_token
@@ -62,16 +74,6 @@ _UNAVAILABLE_STATUSES = frozenset({401, 403, 404, 408, 425, 429})
 __all__ = ["Relay", "backoff_seconds", "list_parked", "unpark"]
 
 
-def event_envelope(row: Any, source: str) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "type": row.type,
-        "source": source,
-        "occurred_at": rfc3339(row.occurred_at),
-        "data": row.data,
-    }
-
-
 @dataclass(frozen=True)
 class _PostResult:
     ok: bool
@@ -82,9 +84,9 @@ class _PostResult:
 
 @dataclass
 class _Outcome:
-    delivered: list[Any] = field(default_factory=list)
-    rejected: dict[uuid.UUID, str] = field(default_factory=dict)
-    unavailable: list[Any] = field(default_factory=list)  # posted while the subscriber failed
+    delivered: list[Item] = field(default_factory=list)
+    rejected: dict[uuid.UUID, str] = field(default_factory=dict)  # by item (event) id
+    unavailable: list[Item] = field(default_factory=list)  # posted while the subscriber failed
     unavailable_error: str | None = None
     posts: int = 0
     failed_posts: int = 0
@@ -166,15 +168,16 @@ class Relay:
             return PassResult()
         # Start no post that could outlive the lease: the rows would be claimed again meanwhile.
         deadline = time.monotonic() + self.settings.relay_lease_seconds - self.settings.relay_timeout_seconds
+        items = [item for row in rows for item in items_of(row, self.outbox.source)]
         try:
-            outcome = await self._send(subscriber, rows, deadline)
+            outcome = await self._send(subscriber, items, deadline)
         except BaseException:
             # Cancelled (shutdown) or broken: give the rows back now rather than at lease expiry.
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._release(claim))
             raise
         async with self.db.session() as session:
-            result = await self._record(session, subscriber, claim, rows, outcome)
+            result = await self._record(session, subscriber, claim, rows, items, outcome)
             await session.commit()
         self._observe(subscriber, result, outcome)
         return result
@@ -195,6 +198,8 @@ class Relay:
             await session.commit()
             if not claim:
                 return claim, []
+            if "batch_size" in outbox.c:
+                await self._keep_within_batch_size(session, subscriber, claim)
             rows = (
                 await session.execute(
                     sa.select(
@@ -205,6 +210,7 @@ class Relay:
                         outbox.c.type,
                         outbox.c.occurred_at,
                         outbox.c.data,
+                        *([outbox.c.batch_size] if "batch_size" in outbox.c else []),
                     )
                     .join(outbox, outbox.c.id == pending.c.event_id)
                     .where(pending.c.subscriber == subscriber, self.queue.held(claim.token))
@@ -214,22 +220,46 @@ class Relay:
             await session.commit()  # no transaction stays open across the posts
         return claim, list(rows)
 
+    async def _keep_within_batch_size(self, session: AsyncSession, subscriber: str, claim: Claim) -> None:
+        """Give back claimed rows beyond `relay_batch_size` events (batch rows count each
+        event; the first row is always kept), so one post stays a bounded size."""
+        pending, outbox = self.tables.outbox_pending, self.tables.outbox
+        sizes = (
+            await session.execute(
+                sa.select(pending.c.event_id, outbox.c.batch_size)
+                .join(outbox, outbox.c.id == pending.c.event_id)
+                .where(pending.c.subscriber == subscriber, self.queue.held(claim.token))
+                .order_by(outbox.c.seq)
+            )
+        ).all()
+        events, excess = 0, []
+        for event_id, size in sizes:
+            if events and events + (size or 1) > self.settings.relay_batch_size:
+                excess.append(event_id)
+            else:
+                events += size or 1
+        if excess:
+            await session.execute(
+                self.queue.release(claim.token, (pending.c.subscriber == subscriber) & pending.c.event_id.in_(excess))
+            )
+        await session.commit()
+
     async def _release(self, claim: Claim) -> None:
         async with self.db.session() as session:
             await session.execute(self.queue.release(claim.token))
             await session.commit()
 
-    async def _send(self, subscriber: str, rows: Sequence[Any], deadline: float) -> _Outcome:
-        """Post `rows`, isolating events the consumer rejects, until all are accounted for."""
+    async def _send(self, subscriber: str, items: Sequence[Item], deadline: float) -> _Outcome:
+        """Post `items`, isolating events the consumer rejects, until all are accounted for."""
         outcome = _Outcome()
-        queue: list[list[Any]] = [list(rows)]
+        queue: list[list[Item]] = [list(items)]
         posts = 0
         while queue:
             chunk = queue.pop(0)
             if posts >= MAX_POSTS_PER_PASS or time.monotonic() > deadline:
                 continue  # released untouched: the next pass takes them
             posts += 1
-            result = await self._post(subscriber, [event_envelope(row, self.outbox.source) for row in chunk])
+            result = await self._post(subscriber, [item.envelope for item in chunk])
             outcome.posts += 1
             if result.ok:
                 outcome.delivered.extend(chunk)
@@ -239,32 +269,52 @@ class Relay:
                 outcome.unavailable.extend(chunk)
                 outcome.unavailable_error = result.error
                 queue.clear()  # no point posting the rest now
-            elif result.culprit is not None and any(row.event_id == result.culprit for row in chunk):
+            elif result.culprit is not None and any(item.id == result.culprit for item in chunk):
                 outcome.rejected[result.culprit] = result.error
-                rest = [row for row in chunk if row.event_id != result.culprit]
+                rest = [item for item in chunk if item.id != result.culprit]
                 if rest:
                     queue.insert(0, rest)
             elif len(chunk) > 1:
                 middle = len(chunk) // 2
                 queue[0:0] = [chunk[:middle], chunk[middle:]]
             else:
-                outcome.rejected[chunk[0].event_id] = result.error
+                outcome.rejected[chunk[0].id] = result.error
         return outcome
 
     async def _record(
-        self, session: AsyncSession, subscriber: str, claim: Claim, rows: Sequence[Any], outcome: _Outcome
+        self,
+        session: AsyncSession,
+        subscriber: str,
+        claim: Claim,
+        rows: Sequence[Any],
+        items: Sequence[Item],
+        outcome: _Outcome,
     ) -> PassResult:
         pending = self.tables.outbox_pending
         now = utcnow()
         mine = (pending.c.subscriber == subscriber) & self.queue.held(claim.token)
         settled: dict[str, Any] = {"lease_until": None, "claim_token": None}
-        if outcome.delivered:
-            ids = [row.event_id for row in outcome.delivered]
-            await session.execute(pending.delete().where(mine, pending.c.event_id.in_(ids)))
+        done = {item.id for item in outcome.delivered}
+        by_row: dict[uuid.UUID, list[Item]] = {}
+        for item in items:
+            by_row.setdefault(item.row.event_id, []).append(item)
+        # A row is finished when each of its events was delivered or (batch rows) split out.
+        finished = [
+            key
+            for key, row_items in by_row.items()
+            if all(i.id in done or (is_batch(i.row) and i.id in outcome.rejected) for i in row_items)
+        ]
+        if finished:
+            await session.execute(pending.delete().where(mine, pending.c.event_id.in_(finished)))
         by_id = {row.event_id: row for row in rows}
         parked = 0
+        for item in items:
+            if is_batch(item.row) and item.id in outcome.rejected:
+                parked += await self._split_out(session, subscriber, item, outcome.rejected[item.id], now)
         for event_id, error in outcome.rejected.items():
-            row = by_id[event_id]
+            row = by_id.get(event_id)
+            if row is None or is_batch(row):
+                continue  # split out of its batch above
             attempts = _consecutive(row, REJECTED) + 1
             park = attempts >= self.settings.relay_max_attempts
             parked += park
@@ -289,9 +339,10 @@ class Relay:
                 error=error[:200],
             )
         if outcome.unavailable:
-            attempts = max(_consecutive(row, UNAVAILABLE) for row in outcome.unavailable) + 1
+            posted = {item.row.event_id: item.row for item in outcome.unavailable}
+            attempts = max(_consecutive(row, UNAVAILABLE) for row in posted.values()) + 1
             delay = self._backoff(attempts)
-            ids = [row.event_id for row in outcome.unavailable]
+            ids = list(posted)
             # Rows of an earlier kind restart their count; all share one retry time.
             await session.execute(
                 pending.update()
@@ -324,6 +375,30 @@ class Relay:
             parked=parked,
             unavailable=bool(outcome.unavailable),
         )
+
+    async def _split_out(self, session: AsyncSession, subscriber: str, item: Item, error: str, now: datetime) -> int:
+        """An event of a batch row that `subscriber` rejected gets its own rows (see
+        `fanout.split_out`), carrying this first rejection. Returns 1 if it is parked at once."""
+        park = self.settings.relay_max_attempts <= 1
+        await split_out(
+            session,
+            self.tables,
+            subscriber,
+            item,
+            status=PARKED if park else PENDING,
+            last_error=f"rejected: {error}"[:1000],
+            next_attempt_at=now if park else now + timedelta(seconds=self._backoff(1)),
+        )
+        log.warning(
+            "relay_event_parked" if park else "relay_event_rejected",
+            subscriber=subscriber,
+            event_id=str(item.id),
+            event_type=item.envelope["type"],
+            attempts=1,
+            error=error[:200],
+            split_from=str(item.row.event_id),
+        )
+        return int(park)
 
     def _backoff(self, attempts: int) -> float:
         return self.backoff.delay(attempts) or 0.0

@@ -22,9 +22,18 @@ class KitTables:
     job_schedules: sa.Table
 
 
-def define_kit_tables(metadata: sa.MetaData) -> KitTables:
+def define_kit_tables(metadata: sa.MetaData, *, batches: bool = False) -> KitTables:
     """Outbox (events written with the change), per-subscriber pending deliveries,
-    inbox (event ids already applied), the Idempotency-Key store and periodic job runs."""
+    inbox (event ids already applied), the Idempotency-Key store and periodic job runs.
+
+    `batches`: the outbox may also hold batch rows (`batch_size` set), each carrying many
+    events of one type in `data` (see `outbox.Outbox.write_batch`); only a service that
+    emits in bulk (members' ingest) has the column."""
+    batch_columns = (
+        # NULL: the row is one event (`data` is its data). N: the row carries N events of its
+        # type, `data` is their list of {id, occurred_at, data}; the relay delivers each.
+        [sa.Column("batch_size", sa.Integer(), nullable=True)] if batches else []
+    )
     outbox = sa.Table(
         "outbox",
         metadata,
@@ -33,6 +42,7 @@ def define_kit_tables(metadata: sa.MetaData) -> KitTables:
         sa.Column("type", sa.String(100), nullable=False),
         sa.Column("occurred_at", UTCDateTime(), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
+        *batch_columns,
     )
     # One delivery job per event and subscriber (a job queue, see services.common.jobs):
     # pending, in flight (leased by a relay) or parked; deleted once delivered.

@@ -1,9 +1,15 @@
-"""Writes of the ingest hot path: whole columns as arrays, one statement per table.
+"""The writes of the ingest hot path: two statements for a whole batch, columns as arrays.
 
-`INSERT ... SELECT * FROM unnest($1::uuid[], ...)` costs one round trip and one parse
-whatever the batch size, and asyncpg encodes each array in one go (no per-row bind
-processing). Rows come out of `unnest` in array order, which callers sort by key, so
-locks are taken in key order (see `service`).
+`unnest($1::uuid[], ...)` turns the batch's columns back into rows: one round trip and one
+parse whatever the batch size, and asyncpg encodes each array in one go (no per-row bind
+processing). The first statement inserts the activities whose id is new; the second, from
+exactly those, moves each member's last activity forward and counts the rollups (GROUP BY
+in the statement).
+
+Lock order, which keeps concurrent batches from deadlocking: activities are inserted in
+array order, which the caller sorts by id, before any shared row is locked; each shared
+table (last activity, daily and hourly rollups) is written from a sorted GROUP BY, so in
+key order; and the sub-statements of one statement text always run in the same order.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.events.outbox import event_json
 
 if TYPE_CHECKING:
-    from services.members.activity.service import DailyKey, HourlyKey, NewActivity
+    from services.members.activity.service import NewActivity
 
 INSERT_ACTIVITIES = """
 INSERT INTO activities (id, community_id, member_id, type, occurred_at, local_date, properties, recorded_at)
@@ -29,35 +35,34 @@ ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
 
-# An UPDATE ... FROM locks rows in whatever order its join plan visits them, and the plan
-# changes with the batch size: two batches could then lock the same members in opposite
-# orders and deadlock. The CTE locks them in id order first (under ORDER BY), the UPDATE
-# then only touches rows this transaction already holds. NO KEY UPDATE is the lock the
-# UPDATE itself takes: FOR UPDATE would also block the KEY SHARE locks that inserting
-# activities (foreign key to members) takes, and deadlock against concurrent inserts.
-TOUCH_MEMBERS = """
-WITH latest AS (
-    SELECT * FROM unnest($1::uuid[], $2::timestamptz[]) AS l(id, at)
-), locked AS MATERIALIZED (
-    SELECT m.id, latest.at FROM members AS m JOIN latest ON latest.id = m.id
-    WHERE m.last_active_at IS NULL OR m.last_active_at < latest.at
-    ORDER BY m.id
-    FOR NO KEY UPDATE OF m
+# The new events' shared rows, from their columns sent once. (Not in the statement above,
+# joined to its RETURNING: a prepared statement's generic plan expects 10 rows from each
+# `unnest` and joins them with a nested loop, a million comparisons for 1000 events.)
+ADD_SHARED = """
+WITH fresh AS MATERIALIZED (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::date[], $5::int[])
+        AS e(community_id, member_id, occurred_at, local_date, hour)
+), touched AS (
+    -- Each member's latest new event, moved forward only (an older batch never moves it
+    -- back); ON CONFLICT makes a member's first activity safe against a concurrent first one.
+    INSERT INTO member_activity (member_id, last_active_at)
+    SELECT member_id, max(occurred_at) FROM fresh
+    GROUP BY member_id
+    ORDER BY member_id
+    ON CONFLICT (member_id) DO UPDATE SET last_active_at = excluded.last_active_at
+    WHERE member_activity.last_active_at < excluded.last_active_at
+), daily AS (
+    INSERT INTO activity_daily (community_id, local_date, member_id, events)
+    SELECT community_id, local_date, member_id, count(*) FROM fresh
+    GROUP BY community_id, local_date, member_id
+    ORDER BY community_id, local_date, member_id
+    ON CONFLICT (community_id, local_date, member_id) DO UPDATE SET events = activity_daily.events + excluded.events
 )
-UPDATE members AS m SET last_active_at = locked.at
-FROM locked
-WHERE m.id = locked.id AND (m.last_active_at IS NULL OR m.last_active_at < locked.at)
-"""
-
-ADD_DAILY = """
-INSERT INTO activity_daily (community_id, local_date, member_id, events)
-SELECT * FROM unnest($1::uuid[], $2::date[], $3::uuid[], $4::int[])
-ON CONFLICT (community_id, local_date, member_id) DO UPDATE SET events = activity_daily.events + excluded.events
-"""
-
-ADD_HOURLY = """
+-- weekday: 0 = Monday, as Python's date.weekday().
 INSERT INTO activity_hourly (community_id, local_date, hour, weekday, events)
-SELECT * FROM unnest($1::uuid[], $2::date[], $3::int[], $4::int[], $5::int[])
+SELECT community_id, local_date, hour, extract(isodow FROM local_date)::int - 1, count(*) FROM fresh
+GROUP BY community_id, local_date, hour
+ORDER BY community_id, local_date, hour
 ON CONFLICT (community_id, local_date, hour) DO UPDATE SET events = activity_hourly.events + excluded.events
 """
 
@@ -83,37 +88,18 @@ async def insert_activities(session: AsyncSession, events: Sequence[NewActivity]
     return set(result.scalars())
 
 
-async def touch_members(session: AsyncSession, latest: Sequence[tuple[uuid.UUID, datetime]]) -> None:
-    """Move each member's `last_active_at` forward to its latest event (never back)."""
-    if not latest:
+async def add_shared(session: AsyncSession, fresh: Sequence[NewActivity]) -> None:
+    """Move each member's last activity forward and count the new events into the rollups."""
+    if not fresh:
         return
     connection = await session.connection()
-    await connection.exec_driver_sql(TOUCH_MEMBERS, ([m for m, _ in latest], [at for _, at in latest]))
-
-
-async def add_to_rollups(
-    session: AsyncSession, daily: Sequence[tuple[DailyKey, int]], hourly: Sequence[tuple[HourlyKey, int]]
-) -> None:
-    """Add per-key counts to the daily and hourly rollups (rows in the given key order)."""
-    connection = await session.connection()
-    if daily:
-        await connection.exec_driver_sql(
-            ADD_DAILY,
-            (
-                [c for (c, _, _), _ in daily],
-                [d for (_, d, _), _ in daily],
-                [m for (_, _, m), _ in daily],
-                [n for _, n in daily],
-            ),
-        )
-    if hourly:
-        await connection.exec_driver_sql(
-            ADD_HOURLY,
-            (
-                [c for (c, _, _), _ in hourly],
-                [d for (_, d, _), _ in hourly],
-                [h for (_, _, h), _ in hourly],
-                [d.weekday() for (_, d, _), _ in hourly],
-                [n for _, n in hourly],
-            ),
-        )
+    await connection.exec_driver_sql(
+        ADD_SHARED,
+        (
+            [e.community_id for e in fresh],
+            [e.member_id for e in fresh],
+            [e.occurred_at for e in fresh],
+            [e.local_date for e in fresh],
+            [e.hour for e in fresh],
+        ),
+    )

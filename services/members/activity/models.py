@@ -14,7 +14,11 @@ from services.members.db import MembersModel
 
 
 class Activity(MembersModel, table=True):
-    """One event as it happened; `id` is the client's idempotency key when it chose one."""
+    """One event as it happened; `id` is the client's idempotency key when it chose one.
+
+    No foreign keys: ingest resolves the member and the community in the same request, and
+    members are never deleted (erasure keeps the row), so a per-row check would only add
+    two index probes and a KEY SHARE lock on the member to every event."""
 
     __tablename__ = "activities"
     __table_args__ = (
@@ -23,8 +27,8 @@ class Activity(MembersModel, table=True):
     )
 
     id: uuid.UUID = Field(primary_key=True)
-    community_id: uuid.UUID = Field(foreign_key="communities.id")
-    member_id: uuid.UUID = Field(foreign_key="members.id")
+    community_id: uuid.UUID
+    member_id: uuid.UUID
     type: str = Field(max_length=64)
     occurred_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     # The day in the community's zone when it was recorded.
@@ -55,3 +59,16 @@ class ActivityHourly(MembersModel, table=True):
     hour: int = Field(primary_key=True, ge=0, le=23)
     weekday: int = Field(nullable=False, description="0 = Monday ... 6 = Sunday")
     events: int = Field(default=0, nullable=False)
+
+
+class MemberActivity(MembersModel, table=True):
+    """When each member was last active: the latest `occurred_at` of their events.
+
+    Kept off the `members` row, which is wide and indexed: ingest moves it forward once
+    per member and batch (an upsert on this narrow table, a HOT update), and readers see it
+    as `Member.last_active_at` (see `profiles.models`). No row: never active."""
+
+    __tablename__ = "member_activity"
+
+    member_id: uuid.UUID = Field(foreign_key="members.id", ondelete="CASCADE", primary_key=True)
+    last_active_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from services.common.db import utcnow
 from services.common.problems import Problem
 from services.members.validation import ExternalId, Properties
 
@@ -55,7 +55,9 @@ class ActivityCreate(BaseModel):
     def _plausible_time(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        if value > utcnow() + MAX_CLOCK_SKEW:
+        # Seconds since the epoch: the same comparison as with `utcnow()`, without building
+        # two datetimes per event (a batch has a thousand).
+        if value.timestamp() > time.time() + MAX_CLOCK_SKEW.total_seconds():
             raise ValueError("must not be in the future")
         if value < EARLIEST:
             raise ValueError("must be after 2000-01-01")

@@ -1,21 +1,23 @@
 """Recording activity: the hot path, a fixed number of statements per batch whatever its size.
 
-A batch of N events costs one query to resolve members and one for communities, then one
-statement each for: the events (INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id),
-their `activity.recorded` outbox rows (and the per-subscriber pending rows),
-`last_active_at`, and each rollup table (counted per key in Python first). Every one of
-these sends whole columns as arrays and `unnest`s them (see `bulk`).
+A batch of N events costs one query to resolve members and one for communities, then three
+statements: the events whose id is new (INSERT ... ON CONFLICT (id) DO NOTHING RETURNING
+id); ONE outbox row carrying all their `activity.recorded` events, and one pending row per
+subscriber, not one per event and subscriber (the relay delivers each event on its own,
+with its own id, so consumers and partner webhooks see no difference: see
+`services.common.events.outbox`); then each member's `last_active_at` (the narrow
+`member_activity`) and the rollups, counted per key in the statement. Each sends whole
+columns as arrays and `unnest`s them (see `bulk`).
 
-Lock order: every batch writes events, outbox, members, daily and then hourly rollups,
-each in key order, so concurrent batches wait for each other instead of deadlocking. The
-rows that many batches share (members, rollups) come last, so their locks are held for
-the shortest time before the request's commit.
+Lock order: the batch's own rows (events, outbox) first, then the rows that many batches
+share (last activity, rollups), each in key order, so concurrent batches wait for each
+other instead of deadlocking, and shared locks are held for the shortest time before the
+request's commit.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -25,8 +27,8 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.activity import ActivityRecorded
-from services.common.db import utcnow
-from services.common.events import EventDraft, emit_many
+from services.common.db import new_ids, utcnow
+from services.common.events import BatchEvent, emit_batch
 from services.common.problems import ProblemError, Unprocessable
 from services.members.activity import bulk
 from services.members.activity.schemas import ActivityCreate
@@ -138,16 +140,17 @@ async def record_activities(
             position[event_id] = index
 
     ordered = [pending[k] for k in sorted(pending, key=_uuid_order)]
-    new_ids = await bulk.insert_activities(session, ordered, now)
+    inserted = await bulk.insert_activities(session, ordered, now)
     for event_id, index in position.items():
-        outcomes[index] = Recorded(event_id, duplicate=event_id not in new_ids)
-    fresh = [event for event in ordered if event.id in new_ids]  # still in id order
+        outcomes[index] = Recorded(event_id, duplicate=event_id not in inserted)
+    fresh = [event for event in ordered if event.id in inserted]  # still in id order
     if fresh:
-        await emit_many(session, [_recorded_event(event) for event in fresh])
-        latest = _latest_activity(fresh)
-        daily, hourly = _rollups(fresh)
-        await bulk.touch_members(session, latest)
-        await bulk.add_to_rollups(session, daily, hourly)
+        # One outbox row for the whole batch: the relay delivers each event (see outbox).
+        recorded = [
+            _recorded_event(event, event_id) for event, event_id in zip(fresh, new_ids(len(fresh)), strict=True)
+        ]
+        await emit_batch(session, ActivityRecorded, recorded)
+        await bulk.add_shared(session, fresh)
     return [o for o in outcomes if o is not None]
 
 
@@ -156,42 +159,19 @@ def _uuid_order(value: uuid.UUID) -> int:
     return value.int
 
 
-def _latest_activity(events: list[NewActivity]) -> list[tuple[uuid.UUID, datetime]]:
-    """Each member's latest `occurred_at` in the batch, in member id order."""
-    latest: dict[uuid.UUID, datetime] = {}
-    for event in events:
-        seen = latest.get(event.member_id)
-        if seen is None or event.occurred_at > seen:
-            latest[event.member_id] = event.occurred_at
-    return sorted(latest.items(), key=lambda kv: kv[0].int)
-
-
-DailyKey = tuple[uuid.UUID, date, uuid.UUID]  # community, local day, member
-HourlyKey = tuple[uuid.UUID, date, int]  # community, local day, local hour
-
-
-def _rollups(events: list[NewActivity]) -> tuple[list[tuple[DailyKey, int]], list[tuple[HourlyKey, int]]]:
-    """New events counted per rollup key, in key order (the order rows are locked in)."""
-    daily: Counter[DailyKey] = Counter()
-    hourly: Counter[HourlyKey] = Counter()
-    for event in events:
-        daily[(event.community_id, event.local_date, event.member_id)] += 1
-        hourly[(event.community_id, event.local_date, event.hour)] += 1
-    return (
-        sorted(daily.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2].int)),
-        sorted(hourly.items(), key=lambda kv: (kv[0][0].int, kv[0][1], kv[0][2])),
+def _recorded_event(event: NewActivity, event_id: uuid.UUID) -> BatchEvent:
+    """The event's `activity.recorded` (its data is checked against the contract with the batch's)."""
+    return BatchEvent(
+        event_id,  # the event's own id, not the (client-chosen) activity id
+        event.occurred_at,
+        {
+            "activity_id": event.id,
+            "member_id": event.member_id,
+            "community_id": event.community_id,
+            "type": event.type,
+            "occurred_at": event.occurred_at,
+            "local_date": event.local_date,
+            "timezone": event.zone,
+            "properties": event.properties,
+        },
     )
-
-
-def _recorded_event(event: NewActivity) -> EventDraft:
-    recorded = ActivityRecorded(
-        activity_id=event.id,
-        member_id=event.member_id,
-        community_id=event.community_id,
-        type=event.type,
-        occurred_at=event.occurred_at,
-        local_date=event.local_date,
-        timezone=event.zone,
-        properties=event.properties,
-    )
-    return EventDraft(recorded, occurred_at=event.occurred_at)

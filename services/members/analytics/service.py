@@ -27,7 +27,7 @@ from services.members.analytics.schemas import (
 from services.members.communities.models import Community
 from services.members.communities.service import get_community
 from services.members.memberships.models import Membership
-from services.members.profiles.models import Member
+from services.members.profiles.models import Member, last_active_at
 
 daily = table_of(ActivityDaily)
 hourly = table_of(ActivityHourly)
@@ -170,7 +170,12 @@ async def churn_risk(
     )
     score = (totals.c.previous - totals.c.recent) * 1.0 / totals.c.previous
     query = (
-        sa.select(totals.c.member_id, totals.c.recent, totals.c.previous, members.c.last_active_at)
+        sa.select(
+            totals.c.member_id,
+            totals.c.recent,
+            totals.c.previous,
+            last_active_at(members.c.id).label("last_active_at"),
+        )
         .join(members, members.c.id == totals.c.member_id)
         .where(members.c.erased_at.is_(None))
         .order_by(score.desc(), (totals.c.previous - totals.c.recent).desc(), totals.c.member_id)

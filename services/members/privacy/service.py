@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.activity import ActivityRecorded
@@ -93,11 +95,37 @@ async def _scrub_outbox(session: AsyncSession, member_id: uuid.UUID) -> None:
             if row.type == MemberCreated.event_type:
                 data["tags"] = []
         scrubbed.append({"event_id": row.id, "data": data})
+    scrubbed += await _scrubbed_batches(session, outbox, member_id)
     if scrubbed:
         await session.execute(
             outbox.update().where(outbox.c.id == sa.bindparam("event_id")).values(data=sa.bindparam("data")),
             scrubbed,
         )
+
+
+async def _scrubbed_batches(session: AsyncSession, outbox: sa.Table, member_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Batch rows of `activity.recorded` (batch ingest) with the member's events, each such
+    event's properties emptied."""
+    mentions = [{"data": {"member_id": str(member_id)}}]
+    rows = (
+        await session.execute(
+            sa.select(outbox.c.id, outbox.c.data).where(
+                outbox.c.batch_size.is_not(None),
+                outbox.c.type == ActivityRecorded.event_type,
+                sa.cast(outbox.c.data, postgresql.JSONB).contains(mentions),
+            )
+        )
+    ).all()
+    scrubbed = []
+    for row in rows:
+        events = [
+            {**event, "data": {**event["data"], "properties": {}}}
+            if event["data"].get("member_id") == str(member_id)
+            else event
+            for event in row.data
+        ]
+        scrubbed.append({"event_id": row.id, "data": events})
+    return scrubbed
 
 
 async def export_member(session: AsyncSession, vault: PersonalDataVault, member_id: uuid.UUID) -> MemberExport:

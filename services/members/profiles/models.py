@@ -8,9 +8,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import column_property
 from sqlmodel import Field
 
 from services.common.db import UTCDateTime, new_id, utcnow
+from services.members.activity.models import MemberActivity
 from services.members.db import MembersModel
 
 # JSONB: containment and equality on attribute values.
@@ -34,7 +36,6 @@ class Member(MembersModel, table=True):
     consent_marketing: bool = Field(default=False)
     consent_updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     joined_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
-    last_active_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -48,3 +49,20 @@ class MemberTag(MembersModel, table=True):
 
     member_id: uuid.UUID = Field(foreign_key="members.id", ondelete="CASCADE", primary_key=True)
     tag: str = Field(max_length=50, primary_key=True)
+
+
+def last_active_at(member_id: sa.ColumnElement[uuid.UUID]) -> sa.ScalarSelect[datetime]:
+    """A member's last activity (NULL if never active), read from the narrow `member_activity`."""
+    recent = MemberActivity.__table__  # type: ignore[attr-defined]
+    return (
+        sa.select(recent.c.last_active_at)
+        .where(recent.c.member_id == member_id)
+        .correlate_except(recent)
+        .scalar_subquery()
+    )
+
+
+# Loaded with every `select(Member)`, so `member.last_active_at` reads as when it was a column;
+# profile writes never change it, so a flush need not expire it (no lazy load in async code).
+_members_id = sa.inspect(Member).local_table.c.id
+sa.inspect(Member).add_property("last_active_at", column_property(last_active_at(_members_id), expire_on_flush=False))

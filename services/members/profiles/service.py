@@ -19,7 +19,7 @@ from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
 from services.members.crypto import PersonalDataVault
 from services.members.memberships.models import Membership
-from services.members.profiles.models import Member, MemberTag
+from services.members.profiles.models import Member, MemberTag, last_active_at
 from services.members.profiles.schemas import (
     ConsentRead,
     MemberCreate,
@@ -82,7 +82,9 @@ async def get_member(session: AsyncSession, member_id: uuid.UUID, *, for_update:
 
 # The hottest read of the service (every profile view): compiled once, run through asyncpg.
 _LIVE_MEMBER = PreparedRead(
-    sa.select(members).where(members.c.id == sa.bindparam("member_id"), members.c.erased_at.is_(None))
+    sa.select(members, last_active_at(members.c.id).label("last_active_at")).where(
+        members.c.id == sa.bindparam("member_id"), members.c.erased_at.is_(None)
+    )
 )
 
 
@@ -142,7 +144,6 @@ async def _insert_member(
         "consent_marketing": data.consent.marketing if data.consent else False,
         "consent_updated_at": now if data.consent else None,
         "joined_at": data.joined_at or now,
-        "last_active_at": None,
         "created_at": now,
         "updated_at": now,
         "erased_at": None,
@@ -278,7 +279,7 @@ class MemberFilters:
 def inactive_since(days: int, now: datetime | None = None) -> sa.ColumnElement[bool]:
     """No activity in the last `days` days (never-active members count from when they joined)."""
     cutoff = (now or utcnow()) - timedelta(days=days)
-    return sa.func.coalesce(members.c.last_active_at, members.c.joined_at) < cutoff
+    return sa.func.coalesce(last_active_at(members.c.id), members.c.joined_at) < cutoff
 
 
 def in_community(community_ids: list[uuid.UUID]) -> sa.ColumnElement[bool]:
