@@ -21,10 +21,7 @@ class Activity(MembersModel, table=True):
     two index probes and a KEY SHARE lock on the member to every event."""
 
     __tablename__ = "activities"
-    __table_args__ = (
-        sa.Index("ix_activities_community_id_occurred_at", "community_id", "occurred_at"),
-        sa.Index("ix_activities_member_id_occurred_at", "member_id", "occurred_at"),
-    )
+    __table_args__ = (sa.Index("ix_activities_member_id_occurred_at", "member_id", "occurred_at"),)
 
     id: uuid.UUID = Field(primary_key=True)
     community_id: uuid.UUID

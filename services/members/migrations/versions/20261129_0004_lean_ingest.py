@@ -1,7 +1,9 @@
 """lean ingest: no foreign keys on activities, last_active_at in member_activity, batch outbox rows
 
 - `activities` loses its foreign keys to members and communities: ingest resolves both in
-  the same request, and members are never deleted (erasure keeps the row).
+  the same request, and members are never deleted (erasure keeps the row). It also loses its
+  (community_id, occurred_at) index, which no query reads (analytics reads the rollups;
+  export and erasure go by member): one B-tree entry less per recorded event.
 - `members.last_active_at` (and its index, which no query could use) moves to the narrow
   `member_activity`, so ingest no longer rewrites a wide row and six index entries per
   member and batch.
@@ -27,6 +29,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.drop_index("ix_activities_community_id_occurred_at", table_name="activities")
     op.drop_constraint(op.f("fk_activities_community_id_communities"), "activities", type_="foreignkey")
     op.drop_constraint(op.f("fk_activities_member_id_members"), "activities", type_="foreignkey")
     op.create_table(
@@ -76,4 +79,7 @@ def downgrade() -> None:
     op.create_foreign_key(op.f("fk_activities_member_id_members"), "activities", "members", ["member_id"], ["id"])
     op.create_foreign_key(
         op.f("fk_activities_community_id_communities"), "activities", "communities", ["community_id"], ["id"]
+    )
+    op.create_index(
+        "ix_activities_community_id_occurred_at", "activities", ["community_id", "occurred_at"], unique=False
     )
