@@ -39,8 +39,10 @@ def gateway() -> FastAPI:
     return create_app(get_settings(), transport=transport)
 
 
+# The same row members reads for this GET (last activity from the narrow `member_activity`).
 ANCHOR_QUERY = (
-    "SELECT id, external_id, display_name, tags, attributes, consent_marketing, joined_at, last_active_at, "
+    "SELECT id, external_id, display_name, tags, attributes, consent_marketing, joined_at, "
+    "(SELECT a.last_active_at FROM member_activity a WHERE a.member_id = members.id) AS last_active_at, "
     "created_at, updated_at FROM members WHERE id = $1 AND erased_at IS NULL"
 )
 
