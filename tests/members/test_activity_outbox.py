@@ -4,6 +4,7 @@ exactly once, and isolates an event a subscriber rejects without holding up the 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -181,3 +182,14 @@ async def test_erasure_scrubs_the_members_events_inside_batch_rows(api: ApiFacto
         else:
             assert event["data"]["properties"] != {}
     assert sum(event["data"]["member_id"] == erased for event in row.data) == 3
+
+
+async def test_two_erasures_at_once_scrub_both_members_events_in_one_batch_row(api: ApiFactory, system: System) -> None:
+    _, people = await post_batch(api, 9)
+    erased = {people[0]["id"], people[1]["id"]}
+    async with await api(ADMIN) as client:
+        answers = await asyncio.gather(*(client.delete(f"/v1/members/{member_id}") for member_id in erased))
+    assert [answer.status_code for answer in answers] == [204, 204]
+    (row,) = await outbox_rows(system)
+    for event in row.data:
+        assert (event["data"]["properties"] == {}) == (event["data"]["member_id"] in erased)

@@ -105,7 +105,9 @@ async def _scrub_outbox(session: AsyncSession, member_id: uuid.UUID) -> None:
 
 async def _scrubbed_batches(session: AsyncSession, outbox: sa.Table, member_id: uuid.UUID) -> list[dict[str, Any]]:
     """Batch rows of `activity.recorded` (batch ingest) with the member's events, each such
-    event's properties emptied."""
+    event's properties emptied. A batch row holds many members' events: the rows are locked
+    (in id order) before they are read, so two erasures touching one row take turns and the
+    second rewrites the first's result, never the row as it was before it."""
     mentions = [{"data": {"member_id": str(member_id)}}]
     rows = (
         await session.execute(
@@ -114,6 +116,8 @@ async def _scrubbed_batches(session: AsyncSession, outbox: sa.Table, member_id: 
                 outbox.c.type == ActivityRecorded.event_type,
                 sa.cast(outbox.c.data, postgresql.JSONB).contains(mentions),
             )
+            .order_by(outbox.c.id)
+            .with_for_update()
         )
     ).all()
     scrubbed = []
