@@ -217,13 +217,15 @@ def up(
             lines += [f"  {child.service:<9} {child.url}  pid {child.pid}" for child in others]
             return [*lines, _database_line(settings, server), *_admin_lines(login), ""]
 
-        code = asyncio.run(supervisor.run(banner))
-        if login.generated_password and not banner_shown:
-            # The admin exists now, and its password is shown nowhere else: a failed start
-            # must not lose it (the next `qunyun up` finds the account and makes none).
-            typer.echo(
-                "\n".join(["qunyun: the services did not start, but the admin was created:", *_admin_lines(login)])
-            )
+        try:
+            code = asyncio.run(supervisor.run(banner))
+        finally:
+            if login.generated_password and not banner_shown:
+                # The admin exists now, and its password is shown nowhere else: a failed start
+                # (or a Ctrl-C before the banner) must not lose it (the next `qunyun up` finds
+                # the account and makes none).
+                lines = ["qunyun: the services did not start, but the admin was created:", *_admin_lines(login)]
+                typer.echo("\n".join(lines))
     finally:
         if server is not None:
             server.stop()

@@ -283,7 +283,8 @@ async def test_concurrent_cancels_refund_once(system: System, api: Api) -> None:
 
 
 async def test_stock_lives_in_buckets_and_patches_set_the_units_left(system: System, api: Api) -> None:
-    from services.rewards.catalog.service import STOCK, STOCK_BUCKETS
+    from services.rewards.catalog.repository import STOCK
+    from services.rewards.catalog.service import STOCK_BUCKETS
 
     mid = uuid.uuid4()
     await earn(system, mid, 200)

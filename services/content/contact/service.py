@@ -2,7 +2,7 @@
 (except replies), counts in a rolling 7 days.
 
 A grant is one atomic step per member, done by the database in one statement that is its
-own transaction (`content_grant_permit`, see the content migrations): it locks the member's
+own transaction (`content_ask_permit`, see the content migrations): it locks the member's
 `contact_budgets` row (one upsert whose `DO UPDATE` takes the row lock, creating the row if
 missing), then counts the window and writes the permit if there is room; the function is
 VOLATILE, so under READ COMMITTED the count takes its snapshot after the lock is held and

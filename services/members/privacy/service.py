@@ -111,7 +111,8 @@ async def _scrubbed_batches(session: AsyncSession, outbox: sa.Table, member_id: 
     mentions = [{"data": {"member_id": str(member_id)}}]
     rows = (
         await session.execute(
-            sa.select(outbox.c.id, outbox.c.data).where(
+            sa.select(outbox.c.id, outbox.c.data)
+            .where(
                 outbox.c.batch_size.is_not(None),
                 outbox.c.type == ActivityRecorded.event_type,
                 sa.cast(outbox.c.data, postgresql.JSONB).contains(mentions),

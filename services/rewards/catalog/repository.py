@@ -10,7 +10,7 @@ redemption and its event. The bucket is locked after the account (its subquery r
 `allowed`, which waits for the account lock), so two redemptions never take the two locks
 in opposite orders. The statement writes all of it or nothing, so it needs no transaction
 of its own; if every bucket with units was held it writes nothing and says so, and the
-caller waits for a bucket with `TAKE_UNIT[False]` in a transaction, then runs it again
+caller waits for a bucket with `WAIT_FOR_UNIT` in a transaction, then runs it again
 with the unit taken.
 """
 
@@ -35,16 +35,15 @@ STOCK_LEFT = (
 REWARD_BY_ID = sa.select(REWARDS, STOCK_LEFT).where(REWARDS.c.id == sa.bindparam("reward_id"))
 
 
-def _take_unit(skip_locked: bool) -> Any:
+def _wait_for_unit() -> Any:
     bucket = (
         sa.select(STOCK.c.bucket)
         .where(STOCK.c.reward_id == sa.bindparam("for_reward"), STOCK.c.remaining > 0)
-        # Skipping: a random bucket, so redemptions spread. Waiting: in bucket order, so two
-        # waiters walking past buckets emptied meanwhile (which stay locked by whoever locked
-        # them) never wait for each other in opposite orders.
-        .order_by(sa.func.random() if skip_locked else STOCK.c.bucket)
+        # In bucket order, so two waiters walking past buckets emptied meanwhile (which stay
+        # locked by whoever locked them) never wait for each other in opposite orders.
+        .order_by(STOCK.c.bucket)
         .limit(1)
-        .with_for_update(skip_locked=skip_locked)
+        .with_for_update()
         .scalar_subquery()
     )
     return (
@@ -55,8 +54,9 @@ def _take_unit(skip_locked: bool) -> Any:
     )
 
 
-# Take one unit from a random bucket that has one: skipping held buckets, or waiting for one.
-TAKE_UNIT = {skip_locked: _take_unit(skip_locked) for skip_locked in (True, False)}
+# Take one unit, waiting for a bucket that has one (the redemption statement itself takes
+# a random free one, skipping held buckets).
+WAIT_FOR_UNIT = _wait_for_unit()
 
 _DEBIT = ledger.DebitSql(
     member_id="$1::uuid",
@@ -70,7 +70,7 @@ _DEBIT = ledger.DebitSql(
 )
 
 # $1 member, $2 reward, $3 now, $4 redemption id, $5 entry id, $6 the unit is taken already
-# (by `TAKE_UNIT[False]` after an earlier run found every bucket held). The event's CTEs go
+# (by `WAIT_FOR_UNIT` after an earlier run found every bucket held). The event's CTEs go
 # between `REDEEM_CTES` and `REDEEM_OUTCOME` (their parameters from $7, written only
 # through `go`). `refusal`: the first that applies, in the order they are answered; NULL
 # and `done` false when every bucket with units was held (nothing written).

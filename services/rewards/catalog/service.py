@@ -1,14 +1,15 @@
-"""Catalog and redemptions: points and stock move in one transaction, or not at all.
+"""Catalog and redemptions: points and stock move in one statement, or not at all.
 
-A redemption locks the member's account (so a member's redemptions run one at a time and
-can never overspend), writes the ledger, and takes its unit of stock last. A limited
-reward's stock is split over `STOCK_BUCKETS` rows (`reward_stock`): a redemption takes a
-unit from a random bucket that has one and that no other transaction holds
+A redemption is one statement (`catalog.repository`): it locks the member's account (so a
+member's redemptions run one at a time and can never overspend), takes a unit of stock,
+then debits the points through the ledger's CTEs and writes the redemption and its event.
+A limited reward's stock is split over `STOCK_BUCKETS` rows (`reward_stock`): a redemption
+takes a unit from a random bucket that has one and that no other transaction holds
 (`FOR UPDATE SKIP LOCKED`), so concurrent redemptions of one reward lock different rows
 instead of queueing behind one row lock held until each commit. Only when every bucket
-with units is taken does it wait for one (a plain `FOR UPDATE`, re-checked after the
-wait), so "out of stock" is answered only when no bucket has a unit left, and the CHECK
-`remaining >= 0` makes overselling impossible whatever happens.
+with units is taken does it wait for one (a plain `FOR UPDATE`, in the request's
+transaction, re-checked after the wait), so "out of stock" is answered only when no bucket
+has a unit left, and the CHECK `remaining >= 0` makes overselling impossible whatever happens.
 """
 
 from __future__ import annotations
@@ -36,11 +37,9 @@ from services.rewards.catalog.repository import (
     RETURN_UNIT,
     REWARD_BY_ID,
     REWARDS,
+    STOCK,
     STOCK_LEFT,
-    TAKE_UNIT,
-)
-from services.rewards.catalog.repository import (
-    STOCK as STOCK,
+    WAIT_FOR_UNIT,
 )
 from services.rewards.catalog.schemas import (
     RedemptionPage,
@@ -52,6 +51,7 @@ from services.rewards.catalog.schemas import (
     RewardUpdate,
 )
 from services.rewards.points import ledger
+from services.rewards.points.service import lock_accounts
 from services.rewards.sql import fetch_row
 
 DEADLOCK = "40P01"  # SQLSTATE deadlock_detected
@@ -306,7 +306,7 @@ async def wait_for_unit(session: AsyncSession, reward_id: uuid.UUID) -> bool:
     for attempt in range(DEADLOCK_RETRIES + 1):
         try:
             async with session.begin_nested():
-                return await session.scalar(TAKE_UNIT[False], {"for_reward": reward_id}) is not None
+                return await session.scalar(WAIT_FOR_UNIT, {"for_reward": reward_id}) is not None
         except DBAPIError as error:
             if getattr(error.orig, "sqlstate", None) != DEADLOCK or attempt == DEADLOCK_RETRIES:
                 raise
@@ -396,6 +396,9 @@ async def fulfil(session: AsyncSession, redemption_id: uuid.UUID, now: datetime)
 
 async def cancel(session: AsyncSession, redemption: RedemptionRead, by: str, now: datetime) -> RedemptionRead:
     """Cancel a pending redemption: refund its points to the lots they came from and its unit of stock."""
+    # The member's account first, as every change to their points and redemptions locks it
+    # (erasure too, which then cancels their pending redemptions): one lock order, no deadlock.
+    await lock_accounts(session, [redemption.member_id], now)
     done = await session.scalar(
         REDEMPTIONS.update()
         .where(REDEMPTIONS.c.id == redemption.id, REDEMPTIONS.c.status == "pending")

@@ -152,7 +152,7 @@ class Postings:
 
     async def flush(self, session: AsyncSession) -> None:
         """Write it all: one statement per table (column arrays); a batch without new lots
-        (debits, refunds) is one statement for all four tables."""
+        (expiry, 0-point skips) is one statement for all four tables."""
         if self.entries and not self.lot_credits:
             await self._write_in_one(session)
             return
@@ -188,7 +188,7 @@ class Postings:
         self.lot_credits, self.lot_changes = {}, defaultdict(int)
 
     async def _write_in_one(self, session: AsyncSession) -> None:
-        """No new lots (debits, refunds, expiry): the whole batch as one statement."""
+        """No new lots (expiry, 0-point skips): the whole batch as one statement."""
         if self.events:
             await emit_many(session, self.events)
         changes = [(lot_id, delta) for lot_id, delta in self.lot_changes.items() if delta]

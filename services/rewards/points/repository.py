@@ -213,7 +213,7 @@ def _unnest(table: sa.Table, columns: Sequence[str], prefix: str) -> Any:
 
 def _batch_write() -> Any:
     """Entries, lot changes, consumptions and account updates of a batch without new lots
-    (refunds, expiry) as data-modifying CTEs of one statement (no table is written twice, so
+    (expiry, 0-point skips) as data-modifying CTEs of one statement (no table is written twice, so
     none can see or miss another's rows). Parameters: `e_*`, `l_*`, `c_*`, `u_*` column
     arrays and `p_updated_at` (see `Postings.flush`)."""
     entries = _unnest(ENTRIES, ENTRY_COLUMNS, "e")

@@ -68,6 +68,9 @@ def downgrade() -> None:
         " RAISE EXCEPTION 'undelivered batch outbox rows: let the relay deliver them before downgrading';"
         " END IF; END $$"
     )
+    # Delivered batch rows stay until housekeeping purges them, and the previous revision's
+    # erasure cannot see inside them: drop them with the column.
+    op.execute("DELETE FROM outbox WHERE batch_size IS NOT NULL")
     op.drop_column("outbox", "batch_size")
     op.add_column("members", sa.Column("last_active_at", UTCDateTime(), nullable=True))
     op.create_index(op.f("ix_members_last_active_at"), "members", ["last_active_at"], unique=False)
