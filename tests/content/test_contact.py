@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from services.common.db import table_of
 from services.common.identity import SYSTEM
+from services.content.contact import repository as contact_repository
 from services.content.contact import service as contact_service
 from services.content.contact.models import ContactPolicy
 from services.content.policy.models import PublishingPolicy
@@ -138,39 +139,57 @@ ASK = sa.text(
 )
 
 
+_WRAP, _PLAIN, _EMPTY = QuietHours(time(23), time(8)), QuietHours(time(9), time(17, 30)), QuietHours(time(10), time(10))
+# Each way a community may (not) have policies: (contact policy, publishing policy).
+POLICY_SETUPS: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
+    "no policies": (None, None),
+    "publishing without quiet hours": (None, {"quiet_start": None, "quiet_end": None}),
+    "quiet hours inherited": (
+        {"quiet_start": None, "quiet_end": None},
+        {"quiet_start": _PLAIN.start, "quiet_end": _PLAIN.end},
+    ),
+    "own quiet hours": (
+        {"quiet_start": _WRAP.start, "quiet_end": _WRAP.end},
+        {"quiet_start": None, "quiet_end": None},
+    ),
+    "own empty window": ({"quiet_start": _EMPTY.start, "quiet_end": _EMPTY.end}, None),
+}
+
+
+async def _store_policies(session: Any, contact: dict[str, Any] | None, publishing: dict[str, Any] | None) -> uuid.UUID:
+    community_id, now = uuid.uuid4(), datetime.now(UTC)
+    if publishing is not None:
+        values = publishing | {"max_promotions_per_day": 2, "min_gap_minutes": 0, "updated_at": now}
+        await session.execute(PUBLISHING.insert().values(community_id=community_id, **values))
+    if contact is not None:
+        values = contact | {"weekly_max": 1000, "weekly_max_promotions": 7, "updated_at": now}
+        await session.execute(CONTACT.insert().values(community_id=community_id, **values))
+    return community_id
+
+
+async def test_the_reply_path_reads_limits_as_load_limits_does(system: System) -> None:
+    """A reply's remaining budget comes from one raw read (`_limits_from`): the same limits as
+    `load_limits` for each way a community may (not) have policies."""
+    db = system.state("content").db
+    async with db.session() as session:
+        stored = {name: await _store_policies(session, *setup) for name, setup in POLICY_SETUPS.items()}
+        await session.commit()  # the raw read sees committed rows only
+    async with db.session() as session:
+        for name, community_id in stored.items():
+            expected = await contact_service.load_limits(session, community_id)
+            got = contact_service._limits_from(await contact_repository.limits_row(db, community_id))
+            assert got == expected, name
+
+
 async def test_the_ask_function_reads_limits_and_quiet_hours_as_the_python_rules_do(system: System) -> None:
     """`content_ask_permit` decides in SQL what `load_limits` and `QuietHours.contains` decide
     in Python: the same limits for each way a community may (not) have policies, and the same
     quiet verdict for every half hour and each edge of a plain, a wrapping and an empty window."""
     now = datetime.now(UTC)
     db = system.state("content").db
-    wrap, plain, empty = (
-        QuietHours(time(23), time(8)),
-        QuietHours(time(9), time(17, 30)),
-        QuietHours(time(10), time(10)),
-    )
-    setups: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
-        "no policies": (None, None),
-        "publishing without quiet hours": (None, {"quiet_start": None, "quiet_end": None}),
-        "quiet hours inherited": (
-            {"quiet_start": None, "quiet_end": None},
-            {"quiet_start": plain.start, "quiet_end": plain.end},
-        ),
-        "own quiet hours": (
-            {"quiet_start": wrap.start, "quiet_end": wrap.end},
-            {"quiet_start": None, "quiet_end": None},
-        ),
-        "own empty window": ({"quiet_start": empty.start, "quiet_end": empty.end}, None),
-    }
     async with db.session() as session:
-        for name, (contact, publishing) in setups.items():
-            community_id = uuid.uuid4()
-            if publishing is not None:
-                values = publishing | {"max_promotions_per_day": 2, "min_gap_minutes": 0, "updated_at": now}
-                await session.execute(PUBLISHING.insert().values(community_id=community_id, **values))
-            if contact is not None:
-                values = contact | {"weekly_max": 1000, "weekly_max_promotions": 7, "updated_at": now}
-                await session.execute(CONTACT.insert().values(community_id=community_id, **values))
+        for name, (contact, publishing) in POLICY_SETUPS.items():
+            community_id = await _store_policies(session, contact, publishing)
             limits = await contact_service.load_limits(session, community_id)
             locals_ = [time(h, m) for h in range(24) for m in (0, 30)] + [time(7, 59, 59), time(17, 29, 59)]
             for local in locals_:
