@@ -13,7 +13,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from services.feedback.sla import service as sla_service
 from services.feedback.sla.calendar import Calendar, add_business_minutes
+from services.feedback.tickets import service as tickets_service
+from services.feedback.tickets.config import SupportConfigCache
 from tests.feedback.conftest import AGENT, Api, file_ticket
 from tests.system import System, staff
 
@@ -132,3 +135,31 @@ async def test_filings_racing_a_policy_change_use_one_policy_or_the_other(system
     assert {_due(ticket) for ticket in raced} <= {old, new}  # never one target from each
     after = await asyncio.gather(*(file_ticket(api, lin, priority="urgent") for _ in range(5)))
     assert {_due(ticket) for ticket in after} == {new}
+
+
+async def test_the_cached_config_reads_as_the_settings_and_policies_endpoints_do(system: System) -> None:
+    """The filing's one-statement read (`_config_of`) gives the same assignment and SLA
+    policies as `get_settings` and `list_policies`, defaults included, before and after
+    something is stored."""
+    db = system.state("feedback").db
+
+    async def same() -> None:
+        async with db.session() as session:
+            config = await SupportConfigCache().read(session, None)
+            settings = await tickets_service.get_settings(session)
+            policies = await sla_service.list_policies(session)
+        assert config.assignment == settings.assignment
+        assert [config.policy(item.priority) for item in policies.items] == policies.items
+
+    await same()  # nothing stored: the defaults
+    await _elsewhere(
+        system,
+        "INSERT INTO sla_policies (priority, first_response_minutes, resolution_minutes, business_hours_only, "
+        "updated_at) VALUES ('urgent', 5, 30, true, now())",
+    )
+    await _elsewhere(
+        system,
+        "INSERT INTO support_settings (id, reopen_window_days, assignment, updated_at) "
+        "VALUES (1, 3, 'round_robin', now())",
+    )
+    await same()
