@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,3 +249,10 @@ class BenchReport:
         self.lines.append(line)
         if met is False:
             self.ok = False
+
+
+def run_standalone(run_bench: Callable[[list[str] | None], BenchReport]) -> int:
+    """`python -m tests.bench.<name>`: run the bench, print its lines; exit 1 if a target was missed."""
+    report = run_bench(None)
+    print("\n".join(report.lines))
+    return 0 if report.ok else 1

@@ -32,7 +32,7 @@ import asyncpg
 import httpx
 
 from tests.bench._content_load import SERVICES, ContentStack, LoadResult, content_stack, receiver, run_workers
-from tests.bench._harness import BenchReport, PostgresCpu
+from tests.bench._harness import BenchReport, PostgresCpu, run_standalone
 
 WORKERS = 3  # load processes
 
@@ -404,11 +404,5 @@ def run_bench(argv: list[str] | None = None) -> BenchReport:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    report = run_bench(argv)
-    print("\n".join(report.lines))
-    return 0 if report.ok else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_standalone(run_bench))

@@ -52,7 +52,16 @@ from sqlalchemy.engine import make_url
 
 from services.common.identity import INTERNAL_TOKEN_HEADER, Identity, sign_internal_token
 from services.common.settings import Settings
-from tests.bench._harness import BenchReport, CpuMeter, PostgresCpu, Server, free_port, load, temporary_databases
+from tests.bench._harness import (
+    BenchReport,
+    CpuMeter,
+    PostgresCpu,
+    Server,
+    free_port,
+    load,
+    run_standalone,
+    temporary_databases,
+)
 from tests.bench._harness import uvicorn as run_uvicorn
 from tests.bench._stack import login
 
@@ -428,11 +437,5 @@ def run_bench(argv: list[str] | None = None) -> BenchReport:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    report = run_bench(argv)
-    print("\n".join(report.lines))
-    return 0 if report.ok else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_standalone(run_bench))

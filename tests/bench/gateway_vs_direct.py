@@ -25,7 +25,7 @@ import argparse
 import sys
 from typing import Any
 
-from tests.bench._harness import ANCHOR, BenchReport, anchor_beside, load, median_run
+from tests.bench._harness import ANCHOR, BenchReport, anchor_beside, load, median_run, run_standalone
 from tests.bench._stack import Stack, running_stack
 
 CPU_PARTS = ("anchor", "gateway", "members", "postgres")
@@ -129,11 +129,5 @@ def verdict(met: bool) -> str:
     return "ok" if met else "BELOW TARGET"
 
 
-def main(argv: list[str] | None = None) -> int:
-    report = run_bench(argv)
-    print("\n".join(report.lines))
-    return 0 if report.ok else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_standalone(run_bench))

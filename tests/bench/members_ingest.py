@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.bench._harness import BenchReport, anchor_beside, load, median_run
+from tests.bench._harness import BenchReport, anchor_beside, load, median_run, run_standalone
 from tests.bench._stack import Stack, running_stack, write_ids
 
 CPU_PARTS = ("gateway", "members", "postgres")
@@ -109,11 +109,5 @@ def run_bench(argv: list[str] | None = None) -> BenchReport:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    report = run_bench(argv)
-    print("\n".join(report.lines))
-    return 0 if report.ok else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_standalone(run_bench))

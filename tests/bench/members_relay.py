@@ -29,7 +29,7 @@ from services.common.settings import Settings
 from services.members.activity import service
 from services.members.activity.schemas import ActivityCreate
 from services.members.db import kit_tables
-from tests.bench._harness import BenchReport, cpu_seconds
+from tests.bench._harness import BenchReport, cpu_seconds, run_standalone
 from tests.pg import pg_url
 
 
@@ -110,10 +110,5 @@ def run_bench(argv: list[str] | None = None) -> BenchReport:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    print("\n".join(run_bench(argv).lines))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_standalone(run_bench))

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import random
 import statistics
+import sys
 import time
 import uuid
 from datetime import timedelta
@@ -38,7 +39,7 @@ from services.feedback.moderation.rules.schemas import RuleItem, RulesUpdate
 from services.feedback.moderation.rules.service import put_rules
 from services.feedback.moderation.sanctions.expiry import sanction_expiry_job
 from services.feedback.moderation.sanctions.service import SANCTIONS
-from tests.bench._harness import BenchReport, load_average, temporary_databases
+from tests.bench._harness import BenchReport, load_average, run_standalone, temporary_databases
 from tests.system import System, staff, test_settings
 
 AGENT = staff("agent")
@@ -260,11 +261,5 @@ def run_bench(argv: list[str] | None = None) -> BenchReport:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    report = run_bench(argv)
-    print("\n".join(report.lines))
-    return 0 if report.ok else 1
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run_standalone(run_bench))
