@@ -193,10 +193,19 @@ def _end_read_first(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
 _ASYNCPG_DIALECT = postgresql_asyncpg.dialect()  # type: ignore[no-untyped-call]
 
 
+def _compiled(statement: sa.ClauseElement) -> SQLCompiler:
+    """`statement` compiled for asyncpg, refusing what would only be rendered per execution."""
+    compiled = statement.compile(dialect=_ASYNCPG_DIALECT)
+    assert isinstance(compiled, SQLCompiler)
+    if compiled.literal_execute_params or compiled.post_compile_params:
+        raise ValueError("a prepared statement needs every parameter bound at execution ($n), not rendered")
+    return compiled
+
+
 def driver_sql(statement: sa.ClauseElement) -> str:
     """A Core statement compiled once to the SQL asyncpg runs (`$n` parameters, in the order the
     statement names them), for `exec_driver_sql` on hot write paths."""
-    return str(statement.compile(dialect=_ASYNCPG_DIALECT))
+    return str(_compiled(statement))
 
 
 class _Prepared:
@@ -207,11 +216,8 @@ class _Prepared:
     decoded, timestamps aware)."""
 
     def __init__(self, statement: sa.ClauseElement) -> None:
-        compiled = statement.compile(dialect=_ASYNCPG_DIALECT)
-        assert isinstance(compiled, SQLCompiler)
+        compiled = _compiled(statement)
         self.sql = str(compiled)
-        if compiled.literal_execute_params or compiled.post_compile_params:
-            raise ValueError("a prepared statement needs every parameter bound at execution ($n), not rendered")
         self.params: tuple[str, ...] = tuple(compiled.positiontup or ())
         # Values written into the statement (`points > 0`) travel as parameters too.
         self.fixed = {name: value for name, value in compiled.params.items() if value is not None}
