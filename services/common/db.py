@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.engine import Connection, ExecutionContext, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -416,19 +416,6 @@ def wake_after_commit(session: AsyncSession | Session, channel: str) -> None:
     info = session.info
     channels: set[str] = info.setdefault(_WAKE_CHANNELS, set())
     channels.add(channel)
-
-
-@asynccontextmanager
-async def autocommit(session: AsyncSession) -> AsyncIterator[AsyncConnection]:
-    """A connection of the session's engine on which every statement commits by itself: no
-    BEGIN and no COMMIT round trip. Only for a request whose whole change is one statement
-    (all of it or nothing by itself) and that writes nothing else: it is apart from the
-    session's transaction, committed at once, not undone by a later rollback."""
-    engine = session.bind
-    if not isinstance(engine, AsyncEngine):
-        raise RuntimeError("this session is not bound to an engine")
-    async with engine.connect() as connection:
-        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 RollbackHook = Callable[[], Awaitable[None]]

@@ -5,7 +5,7 @@ prepared once)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -47,10 +47,11 @@ def row_params(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], prefix
     return {f"{prefix}_{c}": [row[c] for row in materialized] for c in columns}
 
 
-async def fetch_row(session: AsyncSession, sql: str, *args: Any) -> sa.Row[Any] | None:
+async def fetch_row(session: AsyncSession, sql: str, *args: Any) -> Mapping[str, Any] | None:
     """Run a SQL text with `$n` parameters on the session's connection (in its transaction):
-    its first row. For statements written as SQL (a repository's single-statement CTEs):
-    no compilation and no parameter processing, the values go to asyncpg as they are."""
+    its first row, by column name (as an asyncpg record reads, so a statement's outcome reads
+    the same from either). For statements written as SQL (a repository's single-statement
+    CTEs): no compilation and no parameter processing, the values go to asyncpg as they are."""
     connection = await session.connection()
     result = await connection.exec_driver_sql(sql, args)
-    return result.first()
+    return cast(Mapping[str, Any] | None, result.mappings().first())

@@ -241,7 +241,9 @@ def event_ctes(
     if occurred_at.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
     subscribers = outbox.subscribers_for(draft.type)
-    data = f"${first + 3}::jsonb"
+    # Sent as text: the same value whether the statement runs through SQLAlchemy or on a
+    # raw asyncpg pool (whose json codec would encode a string again).
+    data = f"${first + 3}::text::jsonb"
     if fields:
         pairs = ", ".join(f"'{name}', {expression}" for name, expression in fields.items())
         data = f"({data} || jsonb_build_object({pairs}))"

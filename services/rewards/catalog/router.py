@@ -105,7 +105,7 @@ async def create_redemption(
 
     async def action() -> RedemptionRead:
         # Without a key the redemption is the request's whole change: it may commit by itself.
-        alone = idempotency_key is None
+        alone = request.app.state.db if idempotency_key is None else None
         return await service.redeem(session, member_id, body.reward_id, utcnow(), alone=alone)
 
     return await run_idempotent(

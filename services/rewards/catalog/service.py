@@ -15,6 +15,7 @@ has a unit left, and the CHECK `remaining >= 0` makes overselling impossible wha
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.rewards import RedemptionCancelled, RedemptionCreated
-from services.common.db import autocommit, new_id
+from services.common.db import Database, new_id
 from services.common.events import EventDraft, emit, event_ctes
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
@@ -222,12 +223,18 @@ async def list_rewards(session: AsyncSession, page: PageParams, *, active_only: 
 
 
 async def redeem(
-    session: AsyncSession, member_id: uuid.UUID, reward_id: uuid.UUID, now: datetime, *, alone: bool = False
+    session: AsyncSession,
+    member_id: uuid.UUID,
+    reward_id: uuid.UUID,
+    now: datetime,
+    *,
+    alone: Database | None = None,
 ) -> RedemptionRead:
     """Take the reward's cost from the member's points and one unit of its stock, in one
-    statement (see `catalog.repository`). `alone`: the redemption is the request's whole
-    change, so the statement may commit by itself (no BEGIN/COMMIT round trips); it runs in
-    the session's transaction when it must wait for a lock it then keeps."""
+    statement (see `catalog.repository`). `alone` (the service's Database): the redemption
+    is the request's whole change, so the statement runs as its own transaction on the
+    Database's atomic pool (no BEGIN/COMMIT round trips); it runs in the session's
+    transaction when it must wait for a lock it then keeps."""
     redemption_id, entry_id = new_id(), new_id()
     # The event with stand-ins for what only the statement knows (see REDEEM_EVENT_COMPUTED).
     draft = RedemptionRead(
@@ -250,9 +257,9 @@ async def redeem(
     )
     sql = f"{REDEEM_CTES}\n{event.sql}\n{REDEEM_OUTCOME}"
     ids = (member_id, reward_id, now, redemption_id, entry_id)
-    if alone:
-        async with autocommit(session) as connection:
-            row = (await connection.exec_driver_sql(sql, (*ids, False, *event.args))).first()
+    if alone is not None:
+        async with alone.atomic() as connection:
+            row = await connection.fetchrow(sql, *ids, False, *event.args)
         if (redemption := _redemption(row, draft)) is not None:
             return redemption
         # Nothing was written (the account changed before it was locked, or every bucket
@@ -262,7 +269,7 @@ async def redeem(
         row = await fetch_row(session, sql, *ids, unit_taken, *event.args)
         if (redemption := _redemption(row, draft)) is not None:
             return redemption
-        if row is not None and not row.stale:  # every bucket with units was held: wait for one, then again with it
+        if row is not None and not row["stale"]:  # every bucket with units was held: wait for one, then again with it
             if unit_taken:
                 raise RuntimeError("a redemption with its unit taken did not go ahead")
             if not await wait_for_unit(session, reward_id):
@@ -271,27 +278,27 @@ async def redeem(
     raise RuntimeError(f"the account of {member_id} kept changing under its lock")
 
 
-def _redemption(row: Any, draft: RedemptionRead) -> RedemptionRead | None:
+def _redemption(row: Mapping[str, Any] | None, draft: RedemptionRead) -> RedemptionRead | None:
     """The redemption the statement made, or its refusal raised; None when it did nothing
     and must run again (`stale`, or every bucket with units held)."""
     if row is None:
         raise RewardNotFound("No reward has this id.")
-    if row.stale:
+    if row["stale"]:
         return None
-    if row.refusal in REFUSALS:
-        kind, detail = REFUSALS[row.refusal]
-        raise kind(detail.format(limit=row.per_member_limit))
-    if row.refusal is None and not row.done:
+    if row["refusal"] in REFUSALS:
+        kind, detail = REFUSALS[row["refusal"]]
+        raise kind(detail.format(limit=row["per_member_limit"]))
+    if row["refusal"] is None and not row["done"]:
         return None
     entry = ledger.debit_outcome(
         row,
         entry_id=draft.entry_id,
         member_id=draft.member_id,
-        points=row.cost,
+        points=row["cost"],
         reason="redemption",
         now=draft.created_at,
     )
-    return draft.model_copy(update={"cost": row.cost, "entry_id": entry.id})
+    return draft.model_copy(update={"cost": row["cost"], "entry_id": entry.id})
 
 
 async def wait_for_unit(session: AsyncSession, reward_id: uuid.UUID) -> bool:

@@ -9,6 +9,7 @@ with `DebitSql` (see `points.repository`) and reads the outcome with `debit_outc
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -78,20 +79,20 @@ class Stale(Exception):
 
 
 def debit_outcome(
-    row: Any, *, entry_id: uuid.UUID, member_id: uuid.UUID, points: int, reason: str, now: datetime
+    row: Mapping[str, Any], *, entry_id: uuid.UUID, member_id: uuid.UUID, points: int, reason: str, now: datetime
 ) -> Entry:
     """The entry a statement built with `DebitSql` wrote, from its final row (which holds
     `DebitSql.outcome` and the account's `balance`), or the ledger's refusal raised:
     `Stale` (run the statement again), `MemberErased`, `InsufficientPoints`."""
-    if row.stale:
+    if row["stale"]:
         raise Stale
-    if row.seq is None:
-        if row.erased:
+    if row["seq"] is None:
+        if row["erased"]:
             raise MemberErased("This member was erased.")
-        raise InsufficientPoints(f"The balance is {row.balance or 0} points; {points} are needed.")
-    if row.taken != points:
+        raise InsufficientPoints(f"The balance is {row['balance'] or 0} points; {points} are needed.")
+    if row["taken"] != points:
         raise RuntimeError(f"ledger invariant broken: lots of {member_id} do not cover its balance")
-    return Entry(entry_id, member_id, row.seq, -points, row.balance_after, reason, now)
+    return Entry(entry_id, member_id, row["seq"], -points, row["balance_after"], reason, now)
 
 
 async def debit(
@@ -106,6 +107,7 @@ async def debit(
         row = await fetch_row(
             session, DEBIT_STATEMENTS[source.column], member_id, points, entry_id, reason, source.id, now
         )
+        assert row is not None  # the statement always answers one row (see debit_statement)
         try:
             return debit_outcome(row, entry_id=entry_id, member_id=member_id, points=points, reason=reason, now=now)
         except Stale:
@@ -128,4 +130,4 @@ async def refund(
     )
     if row is None:
         raise RuntimeError(f"entry {debit_entry_id} of {member_id} took no points to give back")
-    return Entry(entry_id, member_id, row.seq, row.points, row.balance_after, reason, now)
+    return Entry(entry_id, member_id, row["seq"], row["points"], row["balance_after"], reason, now)
