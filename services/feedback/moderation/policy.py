@@ -15,7 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from services.common.identity import Caller, Identity, ensure_self_or
+from services.common.identity import Identity, ensure_self_or, require
 from services.common.problems import Forbidden
 from services.feedback.moderation.errors import invalid
 
@@ -35,20 +35,8 @@ def is_bot(caller: Identity) -> bool:
     return caller.has_scope(MODERATION_SCOPE)
 
 
-async def _moderator(caller: Caller) -> Identity:
-    if not is_moderator(caller):
-        raise Forbidden("Only operators and agents moderate.")
-    return caller
-
-
-async def _operator(caller: Caller) -> Identity:
-    if not is_operator(caller):
-        raise Forbidden("Only operators do this.")
-    return caller
-
-
-Moderator = Annotated[Identity, Depends(_moderator)]
-Operator = Annotated[Identity, Depends(_operator)]
+Moderator = Annotated[Identity, Depends(require("operator", "agent"))]
+Operator = Annotated[Identity, Depends(require("operator"))]
 
 
 def ensure_can_read_standing(caller: Identity, member_id: uuid.UUID) -> None:
