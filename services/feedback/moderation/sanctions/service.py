@@ -262,7 +262,9 @@ async def expire_due(session: AsyncSession, now: datetime, limit: int) -> int:
     rows = (
         await session.execute(
             s.update()
-            .where(s.c.id == due.c.id, *waiting)
+            # Only the status again (a sanction lifted meanwhile): repeating the whole
+            # `waiting` filter invites a nested-loop plan (see sla/job.py).
+            .where(s.c.id == due.c.id, s.c.status == "active")
             .values(status="expired", ended_at=s.c.until, end_reason="expired", ended_by="system")
             .returning(s.c.id, s.c.member_id, s.c.community_id, s.c.action, s.c.until)
         )
