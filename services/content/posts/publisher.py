@@ -56,7 +56,7 @@ class Publisher:
         return total
 
     async def _wake_at_next_due(self, *, published: bool) -> None:
-        async with self.db.session() as session:
+        async with self.db.read_session() as session:  # one read: no BEGIN/ROLLBACK around it
             wait = await next_due_in(session, utcnow())
         if self._timer is not None:
             self._timer.cancel()
