@@ -53,8 +53,11 @@ class TTLCache(Generic[K, V]):
         self._entries.clear()
         self._loading.clear()
 
-    async def get_or_load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
-        """The cached value, or load it once even when many requests miss at the same moment."""
+    async def get_or_load(
+        self, key: K, load: Callable[[], Awaitable[V]], keep: Callable[[V], bool] = lambda _: True
+    ) -> V:
+        """The cached value, or load it once even when many requests miss at the same moment.
+        A loaded value `keep` refuses is shared with the requests waiting for it, not stored."""
         hit, value = self.get(key)
         if hit:
             return value  # type: ignore[return-value]
@@ -72,7 +75,7 @@ class TTLCache(Generic[K, V]):
             raise
         else:
             future.set_result(value)
-            if generation == self._generation:
+            if generation == self._generation and keep(value):
                 self.put(key, value)
             return value
         finally:

@@ -161,7 +161,6 @@ async def cached_dashboard(
     """The community's dashboard, loaded once however many readers miss it together; a
     degraded answer is shared with them but not kept."""
     key = (community_id, start, end)
-    answer = await cache.get_or_load(key, lambda: community_dashboard(upstream, community_id, start, end, budget))
-    if answer.degraded:
-        cache.invalidate(key)
-    return answer
+    return await cache.get_or_load(
+        key, lambda: community_dashboard(upstream, community_id, start, end, budget), keep=lambda a: not a.degraded
+    )
