@@ -21,6 +21,7 @@ from services.common.contracts.activity import ActivityRecorded
 from services.common.contracts.moderation import SanctionApplied, SanctionLifted
 from services.common.db import table_of
 from services.rewards.earning.models import MemberSanction
+from services.rewards.sql import array_rows, row_params
 
 SANCTIONS = table_of(MemberSanction)
 SILENCING = ("mute", "ban")
@@ -68,6 +69,7 @@ async def apply_sanction_lifted(session: AsyncSession, event: SanctionLifted) ->
 
 
 Span = tuple[str, datetime, datetime | None]
+_PAIR = ("member_id", "community_id")
 
 
 class Silenced:
@@ -78,21 +80,22 @@ class Silenced:
 
     @classmethod
     async def load(cls, session: AsyncSession, activities: Sequence[ActivityRecorded]) -> Silenced:
-        members = {a.member_id for a in activities}
-        if not members:
+        pairs = {(a.member_id, a.community_id) for a in activities}
+        if not pairs:
             return cls({})
         # Only spans that may hold for one of these activities: a member's old, ended
         # sanctions do not grow this read on the earning path.
         earliest = min(a.occurred_at for a in activities)
         s = SANCTIONS
         ended = sa.func.least(s.c.until, s.c.lifted_at)  # Postgres' least skips NULLs, as `because` does
+        # A join on the exact (member, community) pairs, one array per column: the same SQL
+        # text whatever the batch (IN lists change it with every size), no cross product.
+        keys = array_rows(s, _PAIR, name="k")
         rows = await session.execute(
-            sa.select(s).where(
-                s.c.member_id.in_(members),
-                s.c.community_id.in_({a.community_id for a in activities}),
-                s.c.applied_at.is_not(None),
-                sa.or_(ended.is_(None), ended > earliest),
-            )
+            sa.select(s)
+            .join(keys, sa.and_(s.c.member_id == keys.c.member_id, s.c.community_id == keys.c.community_id))
+            .where(s.c.applied_at.is_not(None), sa.or_(ended.is_(None), ended > earliest)),
+            row_params(_PAIR, [{"member_id": m, "community_id": c} for m, c in pairs]),
         )
         spans: dict[tuple[uuid.UUID, uuid.UUID], list[Span]] = defaultdict(list)
         for row in rows:
