@@ -197,6 +197,15 @@ async def test_dashboard_window_is_local_days_and_checked(system: System) -> Non
         "ends_at": "2026-11-07T16:00:00Z",
     }
     assert next(d["day"] for d in answer.json()["engagement"]["days"]) == "2026-11-01"
+    # The heat map is members' for the same window (the console draws it from the dashboard).
+    heatmap = await get(
+        system,
+        OPERATOR,
+        "/v1/analytics/activity-heatmap",
+        community_id=seeded.community_id,
+        **{"from": "2026-11-01", "to": "2026-11-07"},
+    )
+    assert answer.json()["heatmap"] == heatmap.json()["counts"]
     problem(
         await get(
             system,

@@ -31,7 +31,7 @@ from services.gateway.compose.schemas import (
     EngagementSummary,
     SupportFigures,
 )
-from services.members.analytics.schemas import ChurnRiskRead, EngagementRead, RetentionRead
+from services.members.analytics.schemas import ChurnRiskRead, EngagementRead, HeatmapRead, RetentionRead
 from services.members.communities.schemas import CommunityRead
 from services.rewards.analytics.schemas import RewardsAnalytics
 
@@ -87,6 +87,7 @@ def dashboard_parts(community_id: uuid.UUID, window: DashboardWindow) -> dict[st
             "/v1/analytics/churn-risk",
             {"community_id": community, "limit": str(CHURN_RISKS_SHOWN), "as_of": last_day},
         ),
+        "heatmap": Part("members", "/v1/analytics/activity-heatmap", days),
         "best_times": Part("content", f"/v1/communities/{community}/best-times", {"count": str(BEST_TIMES_SHOWN)}),
         "rewards": Part("rewards", "/v1/analytics/rewards", instants),
         "content": Part("content", "/v1/analytics/content", instants),
@@ -118,6 +119,7 @@ async def community_dashboard(
     engagement = optional_part(results, "engagement", EngagementRead, degraded)
     retention = optional_part(results, "retention", RetentionRead, degraded)
     churn = optional_part(results, "churn_risk", ChurnRiskRead, degraded)
+    heatmap = optional_part(results, "heatmap", HeatmapRead, degraded)
     best = optional_part(results, "best_times", BestTimes, degraded)
     rewards = optional_part(results, "rewards", RewardsAnalytics, degraded)
     content = optional_part(results, "content", ContentAnalytics, degraded)
@@ -128,6 +130,7 @@ async def community_dashboard(
         engagement=engagement_summary(engagement),
         retention=retention.cohorts if retention else None,
         churn_risk=churn.items if churn else None,
+        heatmap=heatmap.counts if heatmap else None,
         best_times=best.items if best else None,
         points=rewards.points if rewards else None,
         redemptions=rewards.redemptions if rewards else None,

@@ -71,7 +71,7 @@ class SupportFigures(BaseModel):
 
 class DashboardRead(BaseModel):
     """A community's figures over a window of local days, each as its owning service reports it
-    (`/v1/analytics/engagement`, `retention`, `churn-risk`, `best-times`, `/v1/analytics/rewards`,
+    (`/v1/analytics/engagement`, `retention`, `churn-risk`, `activity-heatmap`, `best-times`, `/v1/analytics/rewards`,
     `/v1/analytics/content`, `/v1/analytics/support`)."""
 
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
@@ -81,6 +81,9 @@ class DashboardRead(BaseModel):
     engagement: EngagementSummary | None
     retention: list[RetentionCohort] | None = Field(description="Weekly join cohorts up to the window's last day")
     churn_risk: list[ChurnRiskMember] | None = Field(description="Members whose activity fell most, with reasons")
+    heatmap: list[list[int]] | None = Field(
+        default=None, description="Events over the window: 7 rows (Monday first) x 24 local hours"
+    )
     best_times: list[BestTime] | None = Field(description="The coming week's best local hours to publish")
     points: PointsFlow | None
     redemptions: RedemptionCounts | None

@@ -19,8 +19,8 @@ const cohortsOf = (value) => (Array.isArray(value) ? value : value && Array.isAr
 const PARTS = [
   { key: "engagement", service: "members", chart: "chart-engagement", pick: (d) => d.engagement?.days, draw: charts.engagementOption },
   { key: "retention", service: "members", chart: "chart-retention", pick: (d) => cohortsOf(d.retention), draw: charts.retentionOption },
-  { key: "heatmap", service: "members", chart: "chart-heatmap", pick: (d, more) => more.heatmap?.counts, draw: (counts, ctx) => charts.heatmapOption(counts, ctx.zone) },
-  { key: "best_times", service: "content", chart: "chart-best-times", pick: (d, more) => itemsOf(more.bestTimes), draw: (items, ctx) => charts.bestTimesOption(items, ctx.zone, locale) },
+  { key: "heatmap", service: "members", chart: "chart-heatmap", pick: (d) => d.heatmap, draw: (counts, ctx) => charts.heatmapOption(counts, ctx.zone) },
+  { key: "best_times", service: "content", chart: "chart-best-times", pick: (d) => d.best_times, draw: (items, ctx) => charts.bestTimesOption(items, ctx.zone, locale) },
   { key: "points", service: "rewards", chart: "chart-points", pick: (d) => d.points, draw: charts.pointsOption },
   { key: "support", service: "feedback", chart: "chart-support", pick: (d) => d.support, draw: charts.supportOption },
   { key: "backlog", source: "support", service: "feedback", chart: "chart-backlog", pick: (d) => d.support?.backlog_by_status, draw: charts.backlogOption },
@@ -109,15 +109,6 @@ function onCommunityChosen() {
 
 // --- the dashboard -------------------------------------------------------------------
 
-async function optional(promise) {
-  try {
-    return await promise;
-  } catch (exc) {
-    if (exc instanceof ApiError && exc.status === 401) throw exc;
-    return null;
-  }
-}
-
 async function loadDashboard(event) {
   if (event) event.preventDefault();
   const communityId = $("community").value;
@@ -134,19 +125,14 @@ async function loadDashboard(event) {
     $("status").textContent = t("status.failed", { detail: exc.message });
     return;
   }
-  // The heat map and best times come from their services when the dashboard has no such part.
-  const [heatmap, bestTimes] = await Promise.all([
-    "heatmap" in dashboard ? dashboard.heatmap : optional(session.get("/analytics/activity-heatmap", range)),
-    "best_times" in dashboard ? dashboard.best_times : optional(session.get(`/communities/${communityId}/best-times`, { count: 6 })),
-  ]);
   const community = dashboard.community || communities.find((c) => c.id === communityId) || {};
-  render(dashboard, { heatmap, bestTimes }, { zone: community.timezone || "Asia/Shanghai" });
+  render(dashboard, { zone: community.timezone || "Asia/Shanghai" });
   board.dataset.community = communityId;
   board.dataset.state = "ready";
   $("status").textContent = t("status.loaded", { time: new Date().toLocaleTimeString(locale) });
 }
 
-function render(dashboard, more, ctx) {
+function render(dashboard, ctx) {
   const degraded = new Set((dashboard.degraded || []).map(String));
   const notices = $("notices");
   notices.replaceChildren();
@@ -154,7 +140,7 @@ function render(dashboard, more, ctx) {
   for (const part of PARTS) {
     const card = document.querySelector(`article[data-part="${part.key}"]`);
     const named = degraded.has(part.key) || degraded.has(part.source) || degraded.has(part.service);
-    const data = named ? null : part.pick(dashboard, more);
+    const data = named ? null : part.pick(dashboard);
     if (data === null || data === undefined) {
       const reason = degraded.has(part.service) ? t("degraded.service", { service: part.service }) : t("degraded.failed");
       const notice = document.createElement("li");
