@@ -11,7 +11,7 @@ service 503, a slow one 504 (never a hang), a broken answer 502.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 import aiohttp
 import httpx
@@ -162,6 +162,46 @@ class Proxy:
             connect=settings.upstream_timeout_seconds,
         )
 
+    def _session(self) -> aiohttp.ClientSession:
+        """The aiohttp session under production's transport (made on first use)."""
+        transport = self.aiohttp
+        assert transport is not None
+        client = transport.client
+        if not isinstance(client, aiohttp.ClientSession):
+            client = transport.client = transport.get_client()
+        return client
+
+    async def fetch(
+        self,
+        url: str,
+        params: Sequence[tuple[str, str]],
+        headers: Mapping[str, str],
+        timeout: float,
+        connect_timeout: float,
+    ) -> tuple[int, bytes]:
+        """One GET read whole (a composed view's part): its status and body. On the aiohttp
+        session when there is one, as the proxy forwards; failures come out as httpx's
+        exceptions on either path."""
+        if self.aiohttp is None:
+            limits = httpx.Timeout(timeout, connect=connect_timeout)
+            request = httpx.Request(
+                "GET", httpx.URL(url, params=params), headers=headers, extensions={"timeout": limits.as_dict()}
+            )
+            response = await self.transport.handle_async_request(request)
+            try:
+                return response.status_code, await response.aread()
+            finally:
+                await response.aclose()
+        with map_aiohttp_exceptions():
+            async with self._session().get(
+                url,
+                params=params,
+                headers=headers,
+                allow_redirects=False,
+                timeout=ClientTimeout(total=timeout, sock_connect=connect_timeout),
+            ) as answer:
+                return answer.status, await answer.read()
+
     async def route_for(self, method: str, path: str) -> Route:
         """The route for this request, or the problem saying why there is none."""
         if not path.startswith(PUBLIC_PREFIX):
@@ -254,11 +294,7 @@ class Proxy:
         a long stream is only bounded per read, and a break cuts the answer short. Failures
         surface as httpx's exceptions (`map_aiohttp_exceptions`), so `upstream_problem` reads
         both paths alike."""
-        transport = self.aiohttp
-        assert transport is not None
-        client = transport.client
-        if not isinstance(client, aiohttp.ClientSession):
-            client = transport.client = transport.get_client()
+        client = self._session()
         whole: bytes | None = None
         try:
             async with asyncio.timeout(self.timeout):

@@ -23,6 +23,7 @@ from fastapi import Request
 from services.common.identity import INTERNAL_TOKEN_HEADER, Identity, InternalTokenCache
 from services.common.observability import request_id_of
 from services.common.settings import ServiceName, Settings
+from services.gateway.proxy import Proxy
 
 log = structlog.get_logger("qunyun.gateway.compose")
 
@@ -43,11 +44,10 @@ class PartFailed(Exception):
 class PartRefused(Exception):
     """The service answered, and refused (4xx): the view decides what that means."""
 
-    def __init__(self, service: ServiceName, response: httpx.Response) -> None:
-        super().__init__(f"{service} answered {response.status_code}")
+    def __init__(self, service: ServiceName, status_code: int) -> None:
+        super().__init__(f"{service} answered {status_code}")
         self.service = service
-        self.status_code = response.status_code
-        self.response = response
+        self.status_code = status_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +65,9 @@ class Upstream:
     def __init__(self, request: Request, identity: Identity) -> None:
         state = request.app.state
         self.settings: Settings = state.settings
-        # The shared client's transport itself, as the proxy uses it: the client's cookie, auth
-        # and redirect layers would cost more than the composition (see `proxy.Proxy`).
-        self.transport: httpx.AsyncBaseTransport = state.proxy.transport
+        # The proxy's own way to the services (its aiohttp session in production): the shared
+        # client's cookie, auth and redirect layers would cost more than the composition.
+        self.proxy: Proxy = state.proxy
         tokens: InternalTokenCache = state.internal_tokens
         self.headers = {
             INTERNAL_TOKEN_HEADER: tokens.token_for(identity),
@@ -78,24 +78,19 @@ class Upstream:
         if request_id:
             self.headers["x-request-id"] = request_id
 
-    async def _fetch(self, part: Part, budget: float) -> httpx.Response:
-        url = httpx.URL(self.settings.url_for(part.service) + part.path, params=dict(part.params))
-        timeout = httpx.Timeout(budget, connect=min(budget, self.settings.upstream_connect_timeout_seconds))
-        request = httpx.Request("GET", url, headers=self.headers, extensions={"timeout": timeout.as_dict()})
-        response = await self.transport.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
-
     async def get(self, part: Part, budget: float) -> Any:
         """The part's JSON; PartRefused for a 4xx, PartFailed for everything else (within `budget` s)."""
         try:
             async with asyncio.timeout(budget):
-                response = await self._fetch(part, budget)
-            if response.is_success:
-                return orjson.loads(response.content)
+                status, body = await self.proxy.fetch(
+                    self.settings.url_for(part.service) + part.path,
+                    [(k, v) for k, vs in part.params.items() for v in ((vs,) if isinstance(vs, str) else vs)],
+                    self.headers,
+                    budget,
+                    min(budget, self.settings.upstream_connect_timeout_seconds),
+                )
+            if 200 <= status < 300:
+                return orjson.loads(body)
         except TimeoutError as exc:
             raise PartFailed(part.service, f"no answer within {budget:g} s") from exc
         except httpx.TimeoutException as exc:
@@ -104,10 +99,10 @@ class Upstream:
             raise PartFailed(part.service, f"unreachable ({type(exc).__name__})") from exc
         except orjson.JSONDecodeError as exc:
             raise PartFailed(part.service, "an answer that is not JSON", unavailable=False) from exc
-        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-            raise PartRefused(part.service, response)
-        unavailable = response.status_code in (408, 429, 503, 504)
-        raise PartFailed(part.service, f"status {response.status_code}", unavailable=unavailable)
+        if 400 <= status < 500 and status not in (408, 429):
+            raise PartRefused(part.service, status)
+        unavailable = status in (408, 429, 503, 504)
+        raise PartFailed(part.service, f"status {status}", unavailable=unavailable)
 
     async def _timed(self, name: str, part: Part, budget: float, durations: dict[str, float]) -> Any:
         started = time.perf_counter()
