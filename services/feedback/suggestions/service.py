@@ -85,16 +85,23 @@ def _voted_column(caller: Identity) -> sa.ColumnElement[bool] | None:
 
 
 async def get_suggestion(session: AsyncSession, suggestion_id: uuid.UUID, caller: Identity) -> SuggestionRead:
+    """The suggestion as `caller` sees it; a member outside its community gets a 404."""
+    read = await _suggestion_for(session, suggestion_id, caller)
+    if read is None or (
+        caller.member_id is not None
+        and caller.kind == "member"
+        and not await is_current_member(session, read.community_id, caller.member_id)
+    ):
+        raise SuggestionNotFound("No such suggestion.")  # another community's board: not revealed
+    return read
+
+
+async def _suggestion_for(session: AsyncSession, suggestion_id: uuid.UUID, caller: Identity) -> SuggestionRead | None:
+    """The row with the caller's own vote, no access check (the caller's was made already)."""
     voted = _voted_column(caller)
     columns = [SUGGESTIONS, voted] if voted is not None else [SUGGESTIONS]
     row = (await session.execute(sa.select(*columns).where(SUGGESTIONS.c.id == suggestion_id))).first()
-    if row is None or (
-        caller.member_id is not None
-        and caller.kind == "member"
-        and not await is_current_member(session, row.community_id, caller.member_id)
-    ):
-        raise SuggestionNotFound("No such suggestion.")  # another community's board: not revealed
-    return _read(row, row.voted if voted is not None else None)
+    return None if row is None else _read(row, row.voted if voted is not None else None)
 
 
 async def list_suggestions(
@@ -155,7 +162,7 @@ async def vote(session: AsyncSession, suggestion_id: uuid.UUID, caller: Identity
             .where(SUGGESTIONS.c.id == suggestion_id)
             .values(votes=SUGGESTIONS.c.votes + 1, score=SUGGESTIONS.c.score + added)
         )
-    return await get_suggestion(session, suggestion_id, caller)
+    return await _read_after_vote(session, suggestion_id, caller)
 
 
 async def unvote(session: AsyncSession, suggestion_id: uuid.UUID, caller: Identity) -> SuggestionRead:
@@ -173,7 +180,13 @@ async def unvote(session: AsyncSession, suggestion_id: uuid.UUID, caller: Identi
             .where(SUGGESTIONS.c.id == suggestion_id)
             .values(votes=SUGGESTIONS.c.votes - 1, score=SUGGESTIONS.c.score - removed)
         )
-    return await get_suggestion(session, suggestion_id, caller)
+    return await _read_after_vote(session, suggestion_id, caller)
+
+
+async def _read_after_vote(session: AsyncSession, suggestion_id: uuid.UUID, caller: Identity) -> SuggestionRead:
+    read = await _suggestion_for(session, suggestion_id, caller)
+    assert read is not None  # read under the vote's access check, in the same transaction
+    return read
 
 
 async def update_suggestion(
