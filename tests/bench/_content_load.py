@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
+import uvloop
 from sqlalchemy.engine import make_url
 
 from services.common.settings import Settings
 from tests.bench._harness import CpuMeter, PostgresCpu, Server, free_port, temporary_databases, uvicorn
+from tests.bench._http import Connection, header_lines, request_head
 from tests.bench._stack import login
 
 SERVICES = ("gateway", "members", "content")
@@ -153,32 +154,33 @@ async def _work(config: dict[str, Any]) -> dict[str, Any]:
     began, cpu_began = time.perf_counter(), time.process_time()
     deadline = began + config.get("seconds", 3600)
     warm_until = began + config.get("warmup", 0.0)
-    connector = aiohttp.TCPConnector(limit=config["concurrency"])
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+    head, address = request_head(config["method"], config["url"])
+    head += header_lines(headers)
 
-        async def worker() -> None:
-            nonlocal sent
-            while sent < limit and time.perf_counter() < deadline:
-                n, sent = sent, sent + 1
-                body = None
-                if members:
-                    member_id = members[(n // burst) % len(members)]
-                    body = json.dumps(
-                        {"member_id": member_id, "community_id": config["community_id"], "kind": config["kind"]}
-                    )
-                started = time.perf_counter()
-                try:
-                    async with session.request(config["method"], config["url"], data=body) as response:
-                        await response.read()
-                        status = response.status
-                except aiohttp.ClientError:
-                    result.errors += 1
-                    continue
-                result.statuses[status] += 1
-                if started >= warm_until:
-                    result.latencies.append(time.perf_counter() - started)
+    async def worker() -> None:
+        nonlocal sent
+        connection = Connection(*address)
+        while sent < limit and time.perf_counter() < deadline:
+            n, sent = sent, sent + 1
+            body = b""
+            if members:
+                member_id = members[(n // burst) % len(members)]
+                body = json.dumps(
+                    {"member_id": member_id, "community_id": config["community_id"], "kind": config["kind"]}
+                ).encode()
+            started = time.perf_counter()
+            try:
+                status, _ = await connection.request(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                connection.close()
+                result.errors += 1
+                continue
+            result.statuses[status] += 1
+            if started >= warm_until:
+                result.latencies.append(time.perf_counter() - started)
+        connection.close()
 
-        await asyncio.gather(*(worker() for _ in range(config["concurrency"])))
+    await asyncio.gather(*(worker() for _ in range(config["concurrency"])))
     result.seconds = time.perf_counter() - began
     return {
         "cpu_seconds": time.process_time() - cpu_began,
@@ -246,7 +248,7 @@ def main() -> None:
     if args.receiver:
         run_receiver(args.receiver)
     elif args.worker:
-        print(json.dumps(asyncio.run(_work(json.loads(Path(args.worker).read_text())))))
+        print(json.dumps(uvloop.run(_work(json.loads(Path(args.worker).read_text())))))
 
 
 if __name__ == "__main__":

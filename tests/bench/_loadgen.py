@@ -1,8 +1,9 @@
 """Load generator for the benches, run in its own process: `python -m tests.bench._loadgen ...`.
 
-Keeps `--concurrency` requests in flight for `--seconds` with one aiohttp session, then
-prints one JSON line: requests, errors, req/s, p50/p99 latency in ms, status counts, and
-for `--mode events-batch` the events accepted and duplicated; `all_*` count the warm-up too.
+Keeps `--concurrency` requests in flight for `--seconds`, each on its own keep-alive
+connection (tests/bench/_http.py: tens of microseconds of CPU a request), then prints
+one JSON line: requests, errors, req/s, p50/p99 latency in ms, status counts, and for
+`--mode events-batch` the events accepted and duplicated; `all_*` count the warm-up too.
 
 `--latencies PATH` also writes every measured latency there (the harness merges several
 load processes' figures from them).
@@ -31,7 +32,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiohttp
+import uvloop
+
+from tests.bench._http import Connection, header_lines, request_head
 
 STAMP = b"RRRRRRRR"  # first group of every event id in the template, replaced per request
 # Microseconds of every occurred_at, replaced by the same counter: each batch is a little
@@ -75,7 +78,14 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         member_ids = Path(args.members_file).read_text().split()
         template = events_template(member_ids, args.community_id, args.batch)
     lines = Path(args.headers_file).read_text().splitlines() if args.headers_file else []
+    # Each caller's headers, encoded once; a caller's own header replaces a fixed one of that name.
     rotation = [json.loads(line) for line in lines if line.strip()]
+    rotation_lines = [
+        header_lines({**{k: v for k, v in headers.items() if k.lower() not in {r.lower() for r in extra}}, **extra})
+        for extra in rotation
+    ]
+    start_line, (host, port) = request_head(args.method, args.url)
+    fixed_lines = header_lines(headers)
     turn = secrets.randbelow(len(rotation)) if rotation else 0
     counter = 0
     latencies: list[float] = []
@@ -85,43 +95,42 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     all_requests = all_accepted = 0
     warmup_until = time.perf_counter() + args.warmup
     deadline = warmup_until + args.seconds
-    connector = aiohttp.TCPConnector(limit=args.concurrency, limit_per_host=args.concurrency)
 
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+    async def worker() -> None:
+        nonlocal errors, counter, accepted, duplicates, all_requests, all_accepted, turn
+        connection = Connection(host, port)
+        while True:
+            started = time.perf_counter()
+            if started >= deadline:
+                connection.close()
+                return
+            body = fixed
+            if template:
+                counter += 1
+                body = template.replace(STAMP, b"%08x" % counter).replace(TICK, b"%06d" % (counter % 1_000_000))
+            lines = fixed_lines
+            if rotation_lines:
+                lines = rotation_lines[turn % len(rotation_lines)]
+                turn += 1
+            message = start_line + lines + b"Content-Length: %d\r\n\r\n" % len(body or b"") + (body or b"")
+            try:
+                status, payload = await connection.request(message)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                connection.close()
+                errors += 1
+                continue
+            all_requests += 1
+            answer = json.loads(payload) if template and status == 200 else {}
+            all_accepted += answer.get("accepted", 0)
+            if started >= warmup_until:
+                latencies.append(time.perf_counter() - started)
+                statuses[status] += 1
+                accepted += answer.get("accepted", 0)
+                duplicates += answer.get("duplicates", 0)
 
-        async def worker() -> None:
-            nonlocal errors, counter, accepted, duplicates, all_requests, all_accepted, turn
-            while True:
-                started = time.perf_counter()
-                if started >= deadline:
-                    return
-                body = fixed
-                if template:
-                    counter += 1
-                    body = template.replace(STAMP, b"%08x" % counter).replace(TICK, b"%06d" % (counter % 1_000_000))
-                extra = None
-                if rotation:
-                    extra = rotation[turn % len(rotation)]
-                    turn += 1
-                try:
-                    async with session.request(args.method, args.url, data=body, headers=extra) as response:
-                        payload = await response.read()
-                        status = response.status
-                except aiohttp.ClientError:
-                    errors += 1
-                    continue
-                all_requests += 1
-                answer = json.loads(payload) if template and status == 200 else {}
-                all_accepted += answer.get("accepted", 0)
-                if started >= warmup_until:
-                    latencies.append(time.perf_counter() - started)
-                    statuses[status] += 1
-                    accepted += answer.get("accepted", 0)
-                    duplicates += answer.get("duplicates", 0)
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
-        elapsed = time.perf_counter() - max(began, warmup_until - args.warmup) - args.warmup
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+    elapsed = time.perf_counter() - max(began, warmup_until - args.warmup) - args.warmup
     latencies.sort()
     measured = len(latencies)
     if args.latencies:
@@ -157,7 +166,7 @@ def main() -> None:
     parser.add_argument("--headers-file", default="", help="headers per request, one JSON object a line, in turn")
     parser.add_argument("--latencies", default="", help="write every measured latency (s) here, as JSON")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args))))
+    print(json.dumps(uvloop.run(run(args))))
 
 
 if __name__ == "__main__":
