@@ -118,18 +118,28 @@ def run_workers(configs: list[dict[str, Any]], start_in: float = 1.5) -> LoadRes
     """Runs one worker process per config, all starting together; merges what they saw."""
     start_at = time.time() + start_in
     with tempfile.TemporaryDirectory() as scratch:
-        processes = []
+        processes, answers = [], []
         for i, config in enumerate(configs):
             path = Path(scratch) / f"worker-{i}.json"
             path.write_text(json.dumps(config | {"start_at": start_at}))
-            command = [sys.executable, "-m", "tests.bench._content_load", "--worker", str(path)]
-            processes.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
-        outputs = [process.communicate()[0] for process in processes]
+            # Figures come back in a file: a long run's latencies outgrow a pipe's buffer.
+            answers.append(Path(scratch) / f"worker-{i}.out.json")
+            command = [
+                sys.executable,
+                "-m",
+                "tests.bench._content_load",
+                "--worker",
+                str(path),
+                "--out",
+                str(answers[-1]),
+            ]
+            processes.append(subprocess.Popen(command))
+        for process in processes:
+            if process.wait() != 0:
+                raise RuntimeError(f"a load worker exited with {process.returncode}")
+        outputs = [json.loads(answer.read_text()) for answer in answers]
     merged = LoadResult()
-    for process, output in zip(processes, outputs, strict=True):
-        if process.returncode != 0:
-            raise RuntimeError(f"a load worker exited with {process.returncode}")
-        figures = json.loads(output.strip().splitlines()[-1])
+    for figures in outputs:
         merged.latencies += figures["latencies"]
         merged.statuses.update({int(k): v for k, v in figures["statuses"].items()})
         merged.errors += figures["errors"]
@@ -243,12 +253,14 @@ def receiver() -> Iterator[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--worker", help="a JSON config file")
+    parser.add_argument("--out", help="where a worker writes its figures (JSON)")
     parser.add_argument("--receiver", type=int, help="a port")
     args = parser.parse_args()
     if args.receiver:
         run_receiver(args.receiver)
     elif args.worker:
-        print(json.dumps(uvloop.run(_work(json.loads(Path(args.worker).read_text())))))
+        figures = uvloop.run(_work(json.loads(Path(args.worker).read_text())))
+        Path(args.out).write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":
