@@ -50,7 +50,7 @@ from services.common.identity import (
 )
 from services.common.migrations import drop_database, ensure_database, upgrade
 from services.common.settings import Settings
-from tests.bench._harness import BenchReport, anchor_beside, load
+from tests.bench._harness import BenchReport, anchor_beside, free_port, load
 
 PG = os.environ.get("QUNYUN_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 TYPES = [
@@ -494,6 +494,8 @@ async def main(args: argparse.Namespace) -> int:
     await ensure_database(url)
     await upgrade("rewards", url)
     settings = Settings()
+    # A free port unless one is given: a fixed one would let two runs at once measure one server.
+    args.port = args.port or free_port()
     server = Server(url, args.port, args.workers, args.profile)
     pg = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
@@ -534,7 +536,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--board-members", type=int, default=1_000_000)
     parser.add_argument("--board-requests", type=int, default=3_000)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--port", type=int, default=18903)
+    parser.add_argument("--port", type=int, default=0, help="the server's port (default: a free one)")
     parser.add_argument("--only", nargs="+", default=["events", "redemptions", "leaderboard"])
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--profile", default="", help="run the server under py-spy, collapsed stacks to this file")
