@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from services.common.settings import Settings
 from services.gateway.webhooks.client import build_partner_client
 from services.gateway.webhooks.crypto import SecretBox, generate_secret
-from services.gateway.webhooks.delivery import next_delay, retry_after_seconds
+from services.gateway.webhooks.outcomes import next_delay, retry_after_seconds
 from services.gateway.webhooks.ssrf import UnsafeUrl, check_url, forbidden_reason
 from tests.gateway.webhook_support import Receiver
 
