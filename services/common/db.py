@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.engine import Connection, ExecutionContext, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -326,8 +326,13 @@ class Database:
 
     def _after_commit(self, session: Session) -> None:
         for channel in session.info.pop(_WAKE_CHANNELS, ()):
-            for wake in list(self._wakers.get(channel, ())):
-                wake()
+            self.wake(channel)
+
+    def wake(self, channel: str) -> None:
+        """Wake `channel`'s workers now: after a statement that committed on its own (a
+        session's commit wakes those it was asked to, see `wake_after_commit`)."""
+        for wake in list(self._wakers.get(channel, ())):
+            wake()
 
     @staticmethod
     def _after_rollback(session: Session) -> None:
@@ -352,6 +357,16 @@ class Database:
         (each holds its connection) never leave the reads without one. asyncpg runs each
         statement in autocommit, so none leaves a transaction open behind it."""
         async with self._borrow("atomic") as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection of the engine's pool on which every statement is a transaction of its
+        own (no BEGIN, no COMMIT round trip), for a hot write that is one statement: as
+        `atomic`, but through SQLAlchemy, so the engine's listeners see the statement."""
+        async with self.engine.connect() as connection:
+            adapter = (await connection.get_raw_connection()).dbapi_connection
+            adapter.autocommit = True  # type: ignore[union-attr]  # back off at checkin (_end_read_first)
             yield connection
 
     @asynccontextmanager
@@ -441,12 +456,12 @@ async def _rolled_back(session: AsyncSession) -> None:
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session: commits once after the route succeeds, rolls back on error.
-
-    A GET or HEAD gets a read-first session: no BEGIN/COMMIT unless it writes."""
-    db: Database = request.app.state.db
-    async with db.read_session() if request.method in _READ_METHODS else db.session() as session:
+@asynccontextmanager
+async def transaction(db: Database, *, read_first: bool = False) -> AsyncIterator[AsyncSession]:
+    """A session that commits once when the block succeeds and rolls back on error (then
+    runs its `on_rollback` hooks): the request's (`get_session`), or one a route opens
+    itself when only some requests need it. `read_first`: see `Database.read_session`."""
+    async with db.read_session() if read_first else db.session() as session:
         try:
             yield session
         except BaseException:
@@ -458,6 +473,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await _rolled_back(session)
             raise
         session.info.pop(_ROLLBACK_HOOKS, None)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session: commits once after the route succeeds, rolls back on error.
+
+    A GET or HEAD gets a read-first session: no BEGIN/COMMIT unless it writes."""
+    async with transaction(request.app.state.db, read_first=request.method in _READ_METHODS) as session:
+        yield session
 
 
 # scope="function": the commit runs before the response is sent, so a failed commit is an

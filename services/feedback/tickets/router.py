@@ -69,9 +69,10 @@ async def ticket_caller(request: Request, caller: Caller, session: SessionDep) -
     return caller
 
 
-async def reading_caller(request: Request, caller: Caller) -> Identity:
-    """`ticket_caller` for a route that needs no session (the list reads on the read pool): a
-    new agent joins the rotation in a transaction of its own, the rare time there is one."""
+async def sessionless_caller(request: Request, caller: Caller) -> Identity:
+    """`ticket_caller` for a route that opens no request session (the list reads on the read
+    pool, filing is one statement of its own): a new agent joins the rotation in a transaction
+    of its own, the rare time there is one."""
     agent_id = _new_agent(request, caller)
     if agent_id is not None:
         db: Database = request.app.state.db
@@ -83,7 +84,7 @@ async def reading_caller(request: Request, caller: Caller) -> Identity:
 
 
 TicketCaller = Annotated[Identity, Depends(ticket_caller)]
-ReadingCaller = Annotated[Identity, Depends(reading_caller)]
+SessionlessCaller = Annotated[Identity, Depends(sessionless_caller)]
 
 
 async def _ticket(ticket_id: uuid.UUID, session: SessionDep, caller: TicketCaller) -> Ticket:
@@ -116,19 +117,20 @@ async def support_configs(request: Request) -> SupportConfigCache:  # async: a p
 SupportConfigs = Annotated[SupportConfigCache, Depends(support_configs)]
 
 
-@router.post("/v1/tickets", status_code=201, responses=problem_responses(401, 403, 422))
+@router.post("/v1/tickets", status_code=201, response_model=TicketRead, responses=problem_responses(401, 403, 422))
 async def create_ticket(
-    body: TicketCreate, session: SessionDep, caller: TicketCaller, configs: SupportConfigs
-) -> TicketRead:
+    body: TicketCreate, request: Request, db: DatabaseDep, caller: SessionlessCaller, configs: SupportConfigs
+) -> Response:
     """File a ticket (a member for themself, an agent or partner for `member_id`); its SLA clock starts."""
-    return await service.create_ticket(session, configs, body, caller, utcnow())
+    answer = await service.create_ticket(db, request.app.state.outbox, configs, body, caller, utcnow())
+    return Response(answer, status_code=201, media_type="application/json")
 
 
 @router.get("/v1/tickets", response_model=TicketPage, responses=problem_responses(401, 403, 422))
 async def list_tickets(
     page: PageDep,
     db: DatabaseDep,
-    caller: ReadingCaller,
+    caller: SessionlessCaller,
     status: Annotated[
         list[TicketStatus] | None, Query(description="One or more statuses (repeat the parameter)")
     ] = None,
