@@ -18,7 +18,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -32,10 +32,11 @@ from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.engine import Connection, ExecutionContext, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from services.common.settings import Settings
 
@@ -359,15 +360,19 @@ class Database:
         async with self._borrow("atomic") as connection:
             yield connection
 
-    @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
-        """A connection of the engine's pool on which every statement is a transaction of its
-        own (no BEGIN, no COMMIT round trip), for a hot write that is one statement: as
-        `atomic`, but through SQLAlchemy, so the engine's listeners see the statement."""
-        async with self.engine.connect() as connection:
-            adapter = (await connection.get_raw_connection()).dbapi_connection
-            adapter.autocommit = True  # type: ignore[union-attr]  # back off at checkin (_end_read_first)
-            yield connection
+    async def autocommit_row(self, sql: str, args: Sequence[Any]) -> sa.Row[Any] | None:
+        """Run one statement (driver SQL, `$n` parameters) as a transaction of its own on a
+        connection of the engine's pool, for a hot write that is one statement: no BEGIN, no
+        COMMIT round trip (as `atomic`, but through SQLAlchemy, so the engine's listeners see
+        it). Its first row, if any. Checkout, statement and checkin in one greenlet."""
+
+        def run() -> sa.Row[Any] | None:
+            with self.engine.sync_engine.connect() as connection:
+                adapter = connection.connection.dbapi_connection
+                adapter.autocommit = True  # type: ignore[union-attr]  # back off at checkin (_end_read_first)
+                return connection.exec_driver_sql(sql, tuple(args)).first()
+
+        return await greenlet_spawn(run)
 
     @asynccontextmanager
     async def _borrow(self, name: str) -> AsyncIterator[asyncpg.Connection]:

@@ -20,8 +20,6 @@ from typing import Any
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.db import Database, PreparedRead, UTCDateTime, table_of
 from services.common.events import event_call
@@ -170,21 +168,14 @@ def _filing_sql(*, guarded: bool, round_robin: bool) -> str:
     )
 
 
-async def file_ticket(
-    connection: AsyncConnection,
-    values: dict[str, Any],
-    event: Sequence[Any],
-    *,
-    config_version: int | None,
-    round_robin: bool,
-) -> Row[Any] | None:
-    """File the ticket and its event (`events.event_args`) in one statement, on a connection
-    in a transaction or in autocommit (the statement is all or nothing). With a
-    `config_version`: only if the support config still has it (None: nothing was written).
-    The row: the `assignee_id` the ticket got."""
+def filing_statement(
+    values: dict[str, Any], event: Sequence[Any], *, config_version: int | None, round_robin: bool
+) -> tuple[str, tuple[Any, ...]]:
+    """The statement filing the ticket and its event (`events.event_args`), and its parameters:
+    all or nothing, so it may run in a transaction or as one of its own. With a
+    `config_version`: only if the support config still has it (no row: nothing was written).
+    Its row: the `assignee_id` the ticket got."""
     guarded = config_version is not None
     sql = _filing_sql(guarded=guarded, round_robin=round_robin)
     ticket = [values[name] for name in _FILED_NAMES]
-    args = (*ticket, config_version, *event) if guarded else (*ticket, *event)
-    result = await connection.exec_driver_sql(sql, args)
-    return result.first()
+    return sql, ((*ticket, config_version, *event) if guarded else (*ticket, *event))

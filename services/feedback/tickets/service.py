@@ -19,7 +19,7 @@ import asyncpg
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.common.contracts.feedback import (
@@ -203,30 +203,33 @@ async def create_ticket(
     }
     config = configs.cached(body.community_id)
     if config is not None and body.sanction_id is None:
-        async with db.autocommit() as connection:
-            filed = await _file(connection, outbox, values, config, guarded=True)
-        if filed:
+        if await _file(db, outbox, values, config, guarded=True):
             db.wake(OUTBOX_CHANNEL)
             return _ticket_json(values)
         configs.forget(config.version)
         config = None
     async with transaction(db) as session:
         await appeals.check_appeal(session, body.category, body.sanction_id, owner)
-        connection = await session.connection()
-        if config is None or not await _file(connection, outbox, values, config, guarded=True):
+        if config is None or not await _file(session, outbox, values, config, guarded=True):
             if config is not None:
                 configs.forget(config.version)
             config = await configs.read(session, body.community_id)
-            await _file(connection, outbox, values, config, guarded=False)
+            await _file(session, outbox, values, config, guarded=False)
         wake_after_commit(session, OUTBOX_CHANNEL)
     return _ticket_json(values)
 
 
 async def _file(
-    connection: AsyncConnection, outbox: Outbox, values: dict[str, Any], config: SupportConfig, *, guarded: bool
+    db_or_session: Database | AsyncSession,
+    outbox: Outbox,
+    values: dict[str, Any],
+    config: SupportConfig,
+    *,
+    guarded: bool,
 ) -> bool:
-    """The ticket under this config, with its event, in one statement; guarded: only if the
-    config is still current (False: nothing was written). Sets the due times and assignee."""
+    """The ticket under this config, with its event, in one statement (in the session's
+    transaction, or as a transaction of its own); guarded: only if the config is still
+    current (False: nothing was written). Sets the due times and the assignee."""
     now = values["created_at"]
     _due(values, config, now)
     round_robin = values["assignee_id"] is None and config.assignment == "round_robin"
@@ -242,13 +245,16 @@ async def _file(
         resolution_due_at=values["resolution_due_at"],
         created_at=now,
     )
-    row = await repository.file_ticket(
-        connection,
+    sql, args = repository.filing_statement(
         values,
         event_args(outbox, EventDraft(event, occurred_at=now)),
         config_version=config.version if guarded else None,
         round_robin=round_robin,
     )
+    if isinstance(db_or_session, Database):
+        row = await db_or_session.autocommit_row(sql, args)
+    else:
+        row = (await (await db_or_session.connection()).exec_driver_sql(sql, args)).first()
     if row is None:
         return False
     if round_robin and row.assignee_id is not None:  # asyncpg's UUID: a subclass orjson does not take
