@@ -18,7 +18,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from services.common.settings import Settings
 
@@ -326,8 +327,13 @@ class Database:
 
     def _after_commit(self, session: Session) -> None:
         for channel in session.info.pop(_WAKE_CHANNELS, ()):
-            for wake in list(self._wakers.get(channel, ())):
-                wake()
+            self.wake(channel)
+
+    def wake(self, channel: str) -> None:
+        """Wake `channel`'s workers now: after a statement that committed on its own (a
+        session's commit wakes those it was asked to, see `wake_after_commit`)."""
+        for wake in list(self._wakers.get(channel, ())):
+            wake()
 
     @staticmethod
     def _after_rollback(session: Session) -> None:
@@ -353,6 +359,20 @@ class Database:
         statement in autocommit, so none leaves a transaction open behind it."""
         async with self._borrow("atomic") as connection:
             yield connection
+
+    async def autocommit_row(self, sql: str, args: Sequence[Any]) -> sa.Row[Any] | None:
+        """Run one statement (driver SQL, `$n` parameters) as a transaction of its own on a
+        connection of the engine's pool, for a hot write that is one statement: no BEGIN, no
+        COMMIT round trip (as `atomic`, but through SQLAlchemy, so the engine's listeners see
+        it). Its first row, if any. Checkout, statement and checkin in one greenlet."""
+
+        def run() -> sa.Row[Any] | None:
+            with self.engine.sync_engine.connect() as connection:
+                adapter = connection.connection.dbapi_connection
+                adapter.autocommit = True  # type: ignore[union-attr]  # back off at checkin (_end_read_first)
+                return connection.exec_driver_sql(sql, tuple(args)).first()
+
+        return await greenlet_spawn(run)
 
     @asynccontextmanager
     async def _borrow(self, name: str) -> AsyncIterator[asyncpg.Connection]:
@@ -441,12 +461,12 @@ async def _rolled_back(session: AsyncSession) -> None:
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session: commits once after the route succeeds, rolls back on error.
-
-    A GET or HEAD gets a read-first session: no BEGIN/COMMIT unless it writes."""
-    db: Database = request.app.state.db
-    async with db.read_session() if request.method in _READ_METHODS else db.session() as session:
+@asynccontextmanager
+async def transaction(db: Database, *, read_first: bool = False) -> AsyncIterator[AsyncSession]:
+    """A session that commits once when the block succeeds and rolls back on error (then
+    runs its `on_rollback` hooks): the request's (`get_session`), or one a route opens
+    itself when only some requests need it. `read_first`: see `Database.read_session`."""
+    async with db.read_session() if read_first else db.session() as session:
         try:
             yield session
         except BaseException:
@@ -458,6 +478,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await _rolled_back(session)
             raise
         session.info.pop(_ROLLBACK_HOOKS, None)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session: commits once after the route succeeds, rolls back on error.
+
+    A GET or HEAD gets a read-first session: no BEGIN/COMMIT unless it writes."""
+    async with transaction(request.app.state.db, read_first=request.method in _READ_METHODS) as session:
+        yield session
 
 
 # scope="function": the commit runs before the response is sent, so a failed commit is an

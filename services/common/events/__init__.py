@@ -11,6 +11,7 @@ from services.common.events.inbox import (
     parse_event,
 )
 from services.common.events.outbox import (
+    OUTBOX_CHANNEL,
     BatchEvent,
     EventDraft,
     EventInStatement,
@@ -18,12 +19,15 @@ from services.common.events.outbox import (
     emit,
     emit_batch,
     emit_many,
+    event_args,
+    event_call,
     event_ctes,
 )
 from services.common.events.relay import Relay
 from services.common.events.tables import KitTables, define_kit_tables
 
 __all__ = [
+    "OUTBOX_CHANNEL",
     "BatchEvent",
     "BatchHandler",
     "Event",
@@ -40,6 +44,8 @@ __all__ = [
     "emit",
     "emit_batch",
     "emit_many",
+    "event_args",
+    "event_call",
     "event_ctes",
     "events_router",
     "parse_event",

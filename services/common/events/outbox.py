@@ -233,33 +233,64 @@ def event_ctes(
     and the statement writes the real ones over them. Parameters are `$first` onwards.
     Wakes the relay after commit, as `emit` does."""
     outbox = outbox_of(session)
-    fields = dict(computed or {})
-    if any(_FIELD.match(name) is None for name in fields):
-        raise ValueError("computed fields are plain identifiers")
-    now = utcnow()
-    occurred_at = draft.occurred_at or now
-    if occurred_at.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    subscribers = outbox.subscribers_for(draft.type)
-    # Sent as text: the same value whether the statement runs through SQLAlchemy or on a
-    # raw asyncpg pool (whose json codec would encode a string again).
-    data = f"${first + 3}::text::jsonb"
-    if fields:
-        pairs = ", ".join(f"'{name}', {expression}" for name, expression in fields.items())
-        data = f"({data} || jsonb_build_object({pairs}))"
+    data = _data_sql(first + 3, computed)
     sql = (
         f"outbox_event AS (INSERT INTO {outbox.tables.outbox.name} (id, type, occurred_at, data)"
-        f" SELECT ${first}::uuid, ${first + 1}::text, ${first + 2}::timestamptz, {data}::json FROM {gate}"
+        f" SELECT ${first}::uuid, ${first + 1}::text, ${first + 2}::timestamptz, {data} FROM {gate}"
         " RETURNING id),\n"
         f"outbox_routes AS (INSERT INTO {outbox.tables.outbox_pending.name}"
         " (subscriber, event_id, attempts, next_attempt_at)"
         f" SELECT route.subscriber, outbox_event.id, 0, ${first + 5}::timestamptz FROM outbox_event"
         f" CROSS JOIN unnest(${first + 4}::text[]) AS route(subscriber))"
     )
-    if subscribers:
+    args = event_args(outbox, draft)
+    if args[4]:
         wake_after_commit(session, OUTBOX_CHANNEL)
-    args = (draft.id or new_id(), draft.type, occurred_at, draft.event.model_dump_json(), subscribers, now)
     return EventInStatement(sql, args)
+
+
+def event_call(*, first: int, computed: Mapping[str, str] | None = None) -> str:
+    """The outbox write of one event as a call of the `outbox_write` SQL function (a service
+    migration creates it) for the RETURNING clause of the statement that makes the change:
+    the event is written once per row the statement returns, so a statement that writes
+    nothing (a guard failed) writes no event either, and one that is its own transaction
+    needs no BEGIN/COMMIT for the two. Unlike `event_ctes` it leaves the statement an
+    `INSERT`/`UPDATE` at the top.
+
+    Returns the call's SQL (the same for the same arguments: a statement built once); its
+    six parameters, `$first` onwards, are `event_args(outbox, draft)`. `computed` as in
+    `event_ctes` (the expressions may name the returned row's columns). The caller wakes the
+    relay after the commit (`wake_after_commit`, or `Database.wake` after a statement that
+    committed on its own)."""
+    data = _data_sql(first + 3, computed)
+    return (
+        f"outbox_write(${first}::uuid, ${first + 1}::text, ${first + 2}::timestamptz, {data},"
+        f" ${first + 4}::text[], ${first + 5}::timestamptz)"
+    )
+
+
+def event_args(outbox: Outbox, draft: EventDraft) -> tuple[Any, ...]:
+    """The parameters of `event_call`'s SQL (id, type, occurred_at, data, subscribers, now);
+    `subscribers` (the fifth) is empty when nobody takes the event (then wake nobody)."""
+    now = utcnow()
+    occurred_at = draft.occurred_at or now
+    if occurred_at.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    subscribers = outbox.subscribers_for(draft.type)
+    return (draft.id or new_id(), draft.type, occurred_at, draft.event.model_dump_json(), subscribers, now)
+
+
+def _data_sql(param: int, computed: Mapping[str, str] | None) -> str:
+    """The event's data: parameter `$param`, with the `computed` fields written over it."""
+    fields = dict(computed or {})
+    if any(_FIELD.match(name) is None for name in fields):
+        raise ValueError("computed fields are plain identifiers")
+    # Sent as text: the same value whether the statement runs through SQLAlchemy or on a
+    # raw asyncpg pool (whose json codec would encode a string again).
+    if not fields:
+        return f"${param}::text::json"
+    pairs = ", ".join(f"'{name}', {expression}" for name, expression in fields.items())
+    return f"(${param}::text::jsonb || jsonb_build_object({pairs}))::json"
 
 
 def outbox_of(session: AsyncSession) -> Outbox:

@@ -1,5 +1,6 @@
 """The tickets' hot statements: the list's, built once per shape of filters and run on the read
-pool, and filing's (the ticket INSERT guarded by the support config version, round-robin).
+pool, and filing's (the ticket, its round-robin agent and its event in one statement, guarded
+by the support config version).
 
 A list request names some of eight filters; each combination (and whether a cursor is
 given) is one statement shape, compiled once to a `PreparedRead` and kept (at most a few
@@ -10,18 +11,18 @@ no SQLAlchemy session, no ORM row processing (together most of a list request's 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import Database, PreparedRead, UTCDateTime, driver_sql, table_of
+from services.common.db import Database, PreparedRead, UTCDateTime, table_of
+from services.common.events import event_call
 from services.feedback.sla.models import support_config_version
 from services.feedback.tickets.models import Agent, Rating, Ticket
 
@@ -117,66 +118,64 @@ async def ticket_page(
 
 # --- filing ------------------------------------------------------------------------------
 
-AGENTS = table_of(Agent)
-CONFIG_VERSION = support_config_version
+# The ticket's values, $1 onwards in this order, with their types.
 _FILED = (
-    "id", "member_id", "community_id", "subject", "body", "category", "priority", "status", "tags", "assignee_id",
-    "created_by", "created_at", "updated_at", "business_hours_only", "first_response_due_at", "resolution_due_at",
-    "breached", "sanction_id",
+    ("id", "uuid"), ("member_id", "uuid"), ("community_id", "uuid"), ("subject", "text"), ("body", "text"),
+    ("category", "text"), ("priority", "text"), ("status", "text"), ("tags", "text[]"), ("assignee_id", "uuid"),
+    ("created_by", "text"), ("created_at", "timestamptz"), ("updated_at", "timestamptz"),
+    ("business_hours_only", "boolean"), ("first_response_due_at", "timestamptz"),
+    ("resolution_due_at", "timestamptz"), ("breached", "boolean"), ("sanction_id", "uuid"),
 )  # fmt: skip
+_FILED_NAMES = tuple(name for name, _ in _FILED)
+_VERSION = len(_FILED) + 1  # a guarded filing's parameter: the support config version it expects
+_CREATED_AT = 1 + _FILED_NAMES.index("created_at")
+# Round-robin: the enabled agent assigned least recently (never assigned first), locked and
+# stamped in the statement, so concurrent filings pick different agents (SKIP LOCKED moves a
+# second filing on to the next agent rather than waiting).
+_ROUND_ROBIN = (
+    "WITH chosen AS (SELECT id FROM {agents} WHERE disabled IS false{guard}"
+    " ORDER BY last_assigned_at ASC NULLS FIRST, first_seen_at, id LIMIT 1 FOR UPDATE SKIP LOCKED),"
+    " stamped AS (UPDATE {agents} SET last_assigned_at = ${created_at}::timestamptz FROM chosen"
+    " WHERE {agents}.id = chosen.id RETURNING {agents}.id)\n"
+)
 
 
-def _insert_sql(*, guarded: bool) -> str:
-    """INSERT ... SELECT of one ticket ($1..$n in `_FILED` order); guarded: only if the support
-    config version is still the one given last."""
-    values = sa.select(*(sa.bindparam(name, type_=TICKETS.c[name].type) for name in _FILED))
-    if guarded:
-        # Literal columns: every $n is a value of the ticket, then the version.
-        one, zero = sa.literal_column("1", sa.SmallInteger()), sa.literal_column("0", sa.BigInteger())
-        version = sa.select(CONFIG_VERSION.c.version).where(CONFIG_VERSION.c.id == one).scalar_subquery()
-        values = values.where(sa.func.coalesce(version, zero) == sa.bindparam("config_version", type_=sa.BigInteger()))
-    statement = TICKETS.insert().from_select(list(_FILED), values).returning(TICKETS.c.id)
-    return driver_sql(statement)
-
-
-_INSERT_GUARDED, _INSERT = _insert_sql(guarded=True), _insert_sql(guarded=False)
-
-
-async def insert_ticket(session: AsyncSession, values: dict[str, Any], config_version: int | None) -> bool:
-    """Insert the ticket in the session's transaction; with a `config_version`, only if the
-    support config still has that version (False: nothing was written)."""
-    connection = await session.connection()
-    row = [values[name] for name in _FILED]
-    if config_version is None:
-        await connection.exec_driver_sql(_INSERT, tuple(row))
-        return True
-    result = await connection.exec_driver_sql(_INSERT_GUARDED, (*row, config_version))
-    return result.first() is not None
-
-
-async def assign_next_agent(session: AsyncSession, ticket_id: uuid.UUID, now: datetime) -> uuid.UUID | None:
-    """Round-robin: the ticket goes to the enabled agent assigned least recently (never assigned
-    first), in one statement. The chosen row is locked and stamped, so concurrent filings pick
-    different agents (SKIP LOCKED moves a second filing on to the next agent rather than waiting)."""
-    chosen = (
-        sa.select(AGENTS.c.id)
-        .where(AGENTS.c.disabled.is_(False))
-        .order_by(AGENTS.c.last_assigned_at.asc().nulls_first(), AGENTS.c.first_seen_at, AGENTS.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .cte("chosen")
+@functools.cache
+def _filing_sql(*, guarded: bool, round_robin: bool) -> str:
+    """One ticket and its event (written from the RETURNING clause, so only with the ticket).
+    Guarded: nothing is written unless the support config still has the version given
+    (`tickets/config.py`). Round robin: the ticket goes to the next agent of the rotation."""
+    guard = f"COALESCE((SELECT version FROM {support_config_version.name} WHERE id = 1), 0) = ${_VERSION}::bigint"
+    values = [
+        f"COALESCE(${n}::{type_}, (SELECT id FROM stamped))"
+        if round_robin and name == "assignee_id"
+        else f"${n}::{type_}"
+        for n, (name, type_) in enumerate(_FILED, start=1)
+    ]
+    event = event_call(
+        first=_VERSION + 1 if guarded else _VERSION,
+        computed={"assignee_id": "assignee_id"} if round_robin else None,
     )
-    stamped = (
-        AGENTS.update()
-        .where(AGENTS.c.id == chosen.c.id)
-        .values(last_assigned_at=now)
-        .returning(AGENTS.c.id)
-        .cte("stamped")
+    statement = (
+        f"INSERT INTO {TICKETS.name} ({', '.join(_FILED_NAMES)}) SELECT {', '.join(values)}"
+        f"{f' WHERE {guard}' if guarded else ''} RETURNING assignee_id, {event} AS event_id"
     )
-    agent_id: uuid.UUID | None = await session.scalar(
-        TICKETS.update()
-        .where(TICKETS.c.id == ticket_id)
-        .values(assignee_id=sa.select(stamped.c.id).scalar_subquery())
-        .returning(TICKETS.c.assignee_id)
+    if not round_robin:
+        return statement
+    agents = table_of(Agent).name
+    return _ROUND_ROBIN.format(agents=agents, guard=f" AND {guard}" if guarded else "", created_at=_CREATED_AT) + (
+        statement
     )
-    return agent_id
+
+
+def filing_statement(
+    values: dict[str, Any], event: Sequence[Any], *, config_version: int | None, round_robin: bool
+) -> tuple[str, tuple[Any, ...]]:
+    """The statement filing the ticket and its event (`events.event_args`), and its parameters:
+    all or nothing, so it may run in a transaction or as one of its own. With a
+    `config_version`: only if the support config still has it (no row: nothing was written).
+    Its row: the `assignee_id` the ticket got."""
+    guarded = config_version is not None
+    sql = _filing_sql(guarded=guarded, round_robin=round_robin)
+    ticket = [values[name] for name in _FILED_NAMES]
+    return sql, ((*ticket, config_version, *event) if guarded else (*ticket, *event))

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,8 +28,8 @@ from services.common.contracts.feedback import (
     TicketCreated,
     TicketStatusChanged,
 )
-from services.common.db import Database, new_id, table_of
-from services.common.events import emit
+from services.common.db import Database, new_id, table_of, transaction, wake_after_commit
+from services.common.events import OUTBOX_CHANNEL, EventDraft, Outbox, emit, event_args
 from services.common.identity import Identity
 from services.common.pagination import PageParams, keyset_after, keyset_values, page_json, paginate_rows
 from services.common.problems import Forbidden, Unprocessable
@@ -176,12 +177,13 @@ async def set_agent_disabled(session: AsyncSession, agent_id: uuid.UUID, disable
 
 
 async def create_ticket(
-    session: AsyncSession, configs: SupportConfigCache, body: TicketCreate, caller: Identity, now: datetime
-) -> TicketRead:
-    """File the ticket with due times under the SLA policy in force, and its event, in the
-    request's transaction: with the config cached and unchanged, two statements (INSERT, outbox)."""
+    db: Database, outbox: Outbox, configs: SupportConfigCache, body: TicketCreate, caller: Identity, now: datetime
+) -> bytes:
+    """File the ticket with due times under the SLA policy in force, and its event; the answer
+    is the `TicketRead` as JSON. With the config cached and unchanged (and no appeal's
+    sanction to check): one statement that is its own transaction, no session. Otherwise in
+    a transaction: the sanction checked, the config read if it changed, the same statement."""
     owner = policy.owner_for_new_ticket(caller, body.member_id)
-    await appeals.check_appeal(session, body.category, body.sanction_id, owner)
     values: dict[str, Any] = {
         "id": new_id(),
         "member_id": owner,
@@ -200,44 +202,90 @@ async def create_ticket(
         "sanction_id": body.sanction_id,
     }
     config = configs.cached(body.community_id)
-    if config is None or not await repository.insert_ticket(session, _due(values, config, now), config.version):
-        if config is not None:
-            configs.forget(config.version)
-        config = await configs.read(session, body.community_id)
-        await repository.insert_ticket(session, _due(values, config, now), None)
-    if values["assignee_id"] is None and config.assignment == "round_robin":
-        values["assignee_id"] = await repository.assign_next_agent(session, values["id"], now)
-    await emit(
-        session,
-        TicketCreated(
-            ticket_id=values["id"],
-            member_id=owner,
-            community_id=body.community_id,
-            category=body.category,
-            priority=body.priority,
-            status="new",
-            assignee_id=values["assignee_id"],
-            first_response_due_at=values["first_response_due_at"],
-            resolution_due_at=values["resolution_due_at"],
-            created_at=now,
-        ),
+    if config is not None and body.sanction_id is None:
+        if await _file(db, outbox, values, config, guarded=True):
+            db.wake(OUTBOX_CHANNEL)
+            return _ticket_json(values)
+        configs.forget(config.version)
+        config = None
+    async with transaction(db) as session:
+        await appeals.check_appeal(session, body.category, body.sanction_id, owner)
+        if config is None or not await _file(session, outbox, values, config, guarded=True):
+            if config is not None:
+                configs.forget(config.version)
+            config = await configs.read(session, body.community_id)
+            await _file(session, outbox, values, config, guarded=False)
+        wake_after_commit(session, OUTBOX_CHANNEL)
+    return _ticket_json(values)
+
+
+async def _file(
+    db_or_session: Database | AsyncSession,
+    outbox: Outbox,
+    values: dict[str, Any],
+    config: SupportConfig,
+    *,
+    guarded: bool,
+) -> bool:
+    """The ticket under this config, with its event, in one statement (in the session's
+    transaction, or as a transaction of its own); guarded: only if the config is still
+    current (False: nothing was written). Sets the due times and the assignee."""
+    now = values["created_at"]
+    _due(values, config, now)
+    round_robin = values["assignee_id"] is None and config.assignment == "round_robin"
+    event = TicketCreated(
+        ticket_id=values["id"],
+        member_id=values["member_id"],
+        community_id=values["community_id"],
+        category=values["category"],
+        priority=values["priority"],
+        status="new",
+        assignee_id=values["assignee_id"],  # round robin: the statement writes the agent it chose
+        first_response_due_at=values["first_response_due_at"],
+        resolution_due_at=values["resolution_due_at"],
+        created_at=now,
     )
-    return TicketRead(
-        **{name: values[name] for name in _READ_FIELDS},
-        first_response_at=None,
-        resolved_at=None,
-        closed_at=None,
-        sla=SlaRead(
-            first_response_due_at=values["first_response_due_at"],
-            resolution_due_at=values["resolution_due_at"],
-            breached=False,
-        ),
+    sql, args = repository.filing_statement(
+        values,
+        event_args(outbox, EventDraft(event, occurred_at=now)),
+        config_version=config.version if guarded else None,
+        round_robin=round_robin,
+    )
+    if isinstance(db_or_session, Database):
+        row = await db_or_session.autocommit_row(sql, args)
+    else:
+        row = (await (await db_or_session.connection()).exec_driver_sql(sql, args)).first()
+    if row is None:
+        return False
+    if round_robin and row.assignee_id is not None:  # asyncpg's UUID: a subclass orjson does not take
+        values["assignee_id"] = uuid.UUID(bytes=row.assignee_id.bytes)
+    return True
+
+
+def _ticket_json(values: dict[str, Any]) -> bytes:
+    """A new ticket's `TicketRead` as JSON, written straight from its values (as `page_json`
+    writes a list), not built and validated again as a model."""
+    return orjson.dumps(
+        {
+            **{name: values[name] for name in _READ_FIELDS},
+            "first_response_at": None,
+            "resolved_at": None,
+            "closed_at": None,
+            "sla": {
+                "first_response_due_at": values["first_response_due_at"],
+                "resolution_due_at": values["resolution_due_at"],
+                "breached": False,
+            },
+            "satisfaction": None,
+            "sanction_id": values["sanction_id"],
+        },
+        option=orjson.OPT_UTC_Z,
     )
 
 
 _READ_FIELDS = (
     "id", "member_id", "community_id", "subject", "body", "category", "priority", "status", "tags", "assignee_id",
-    "created_at", "updated_at", "sanction_id",
+    "created_at", "updated_at",
 )  # fmt: skip
 
 
