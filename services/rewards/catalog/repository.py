@@ -2,7 +2,7 @@
 statement.
 
 A redemption is one statement (`REDEEM_CTES` + the event's CTEs + `REDEEM_OUTCOME`): read
-the reward and its units left, lock the member's account (only when the reward exists),
+the reward and whether a bucket has a unit left, lock the member's account (only when the reward exists),
 decide (reward window, stock, per-member limit, then the ledger's refusals), take a unit
 from a random stock bucket that no other transaction holds (`FOR UPDATE SKIP LOCKED`), and
 only then debit the points through the ledger's CTEs (`ledger.DebitSql`), insert the
@@ -74,18 +74,23 @@ _DEBIT = ledger.DebitSql(
 # between `REDEEM_CTES` and `REDEEM_OUTCOME` (their parameters from $7, written only
 # through `go`). `refusal`: the first that applies, in the order they are answered; NULL
 # and `done` false when every bucket with units was held (nothing written).
+# `in_stock`: NULL when the reward is unlimited (no buckets). Asked with EXISTS, not summed:
+# the answer stops at the first bucket with a unit instead of reading every bucket (each
+# one's chain of versions, which the redemptions keep rewriting).
 REDEEM_CTES = f"""WITH reward AS (
-    SELECT r.cost, r.per_member_limit, r.active_from, r.active_to,
-        (SELECT sum(s.remaining) FROM reward_stock s WHERE s.reward_id = r.id) AS stock
+    SELECT r.cost, r.per_member_limit, r.active_from, r.active_to, CASE
+        WHEN EXISTS (SELECT FROM reward_stock s WHERE s.reward_id = r.id AND s.remaining > 0) THEN true
+        WHEN EXISTS (SELECT FROM reward_stock s WHERE s.reward_id = r.id) THEN false
+    END AS in_stock
     FROM rewards r WHERE r.id = $2::uuid
 ),
 {_DEBIT.account_cte()},
 verdict AS (
-    SELECT reward.cost, reward.stock, reward.per_member_limit, la.balance, CASE
+    SELECT reward.cost, reward.in_stock, reward.per_member_limit, la.balance, CASE
         WHEN {_DEBIT.stale} THEN 'stale'
         WHEN NOT ((reward.active_from IS NULL OR reward.active_from <= $3::timestamptz)
             AND (reward.active_to IS NULL OR $3::timestamptz < reward.active_to)) THEN 'reward-unavailable'
-        WHEN reward.stock = 0 AND NOT $6::boolean THEN 'out-of-stock'
+        WHEN NOT reward.in_stock AND NOT $6::boolean THEN 'out-of-stock'
         WHEN {_DEBIT.erased} THEN 'member-erased'
         WHEN reward.per_member_limit IS NOT NULL AND reward.per_member_limit <= (
             SELECT count(*) FROM redemptions d
@@ -95,7 +100,7 @@ verdict AS (
     END AS refusal
     FROM reward LEFT JOIN ledger_account la ON true
 ),
-allowed AS (SELECT v.cost AS points, v.stock FROM verdict v WHERE v.refusal IS NULL),
+allowed AS (SELECT v.cost AS points, v.in_stock FROM verdict v WHERE v.refusal IS NULL),
 unit AS (
     UPDATE reward_stock s SET remaining = s.remaining - 1
     WHERE s.reward_id = $2::uuid AND s.remaining > 0 AND s.bucket = (
@@ -107,7 +112,7 @@ unit AS (
     RETURNING s.bucket
 ),
 go AS (
-    SELECT a.points FROM allowed a WHERE a.stock IS NULL OR $6::boolean OR EXISTS (SELECT FROM unit)
+    SELECT a.points FROM allowed a WHERE a.in_stock IS NULL OR $6::boolean OR EXISTS (SELECT FROM unit)
 ),
 {_DEBIT.debit_ctes()},
 new_redemption AS (
@@ -119,7 +124,7 @@ REDEEM_EVENT_GATE = "go"
 REDEEM_EVENT_COMPUTED = {"cost": "go.points", "balance": "(SELECT d.balance_after FROM ledger_debit d)"}
 REDEEM_EVENT_FIRST = 7
 REDEEM_OUTCOME = f"""
-SELECT v.refusal, v.cost, v.stock, v.per_member_limit, v.balance,
+SELECT v.refusal, v.cost, v.per_member_limit, v.balance,
     v.refusal = 'stale' AS stale, v.refusal = 'member-erased' AS erased,
     EXISTS (SELECT FROM go) AS done, {_DEBIT.outcome}
 FROM verdict v"""

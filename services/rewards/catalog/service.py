@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.rewards import RedemptionCancelled, RedemptionCreated
-from services.common.db import Database, new_id
+from services.common.db import Database, new_id, new_ids
 from services.common.events import EventDraft, emit, event_ctes
 from services.common.pagination import PageParams, keyset_after, paginate_rows
 from services.common.problems import Conflict, NotFound, Unprocessable
@@ -235,7 +235,7 @@ async def redeem(
     is the request's whole change, so the statement runs as its own transaction on the
     Database's atomic pool (no BEGIN/COMMIT round trips); it runs in the session's
     transaction when it must wait for a lock it then keeps."""
-    redemption_id, entry_id = new_id(), new_id()
+    redemption_id, entry_id, event_id = new_ids(3)  # one read of the OS's randomness, not three
     # The event with stand-ins for what only the statement knows (see REDEEM_EVENT_COMPUTED).
     draft = RedemptionRead(
         id=redemption_id,
@@ -250,7 +250,7 @@ async def redeem(
     )
     event = event_ctes(
         session,
-        EventDraft(_created_event(draft, 0), occurred_at=now),
+        EventDraft(_created_event(draft, 0), event_id, occurred_at=now),
         first=REDEEM_EVENT_FIRST,
         gate=REDEEM_EVENT_GATE,
         computed=REDEEM_EVENT_COMPUTED,

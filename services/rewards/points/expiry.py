@@ -30,7 +30,7 @@ log = structlog.get_logger("qunyun.rewards.expiry")
 
 async def expire_due_lots(session: AsyncSession, now: datetime, limit: int = 500) -> int:
     """Expire the due lots of up to `limit` members; returns how many lots expired."""
-    due = (LOTS.c.expires_at <= now, LOTS.c.remaining > 0)
+    due = (LOTS.c.expires_at <= now, LOTS.c.open)  # `open`: what the partial index is on
     members = (await session.scalars(sa.select(LOTS.c.member_id).where(*due).distinct().limit(limit))).all()
     if not members:
         return 0
@@ -78,7 +78,7 @@ class Expiry:
 
     async def depth(self) -> QueueDepth:
         """Lots due to expire (that still hold points) and how overdue the oldest is."""
-        return await due_depth(self.db, LOTS.c.expires_at, LOTS.c.remaining > 0)
+        return await due_depth(self.db, LOTS.c.expires_at, LOTS.c.open)
 
 
 def expiry_job(db: Database, settings: Settings, metrics: Metrics | None = None) -> PeriodicJob:

@@ -77,8 +77,11 @@ class Lot(RewardsModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("member_id", "expires_at"),
         sa.CheckConstraint("remaining >= 0 AND remaining <= points", name="remaining_in_range"),
-        # The expiry job only looks at lots that still hold points.
-        sa.Index("ix_lots_open_expires_at", "expires_at", postgresql_where=sa.text("remaining > 0")),
+        # The expiry job only looks at lots that still hold points. The index names `open`,
+        # not `remaining`: an update that changes an indexed column (predicates count) cannot
+        # be HOT, and every debit changes `remaining`, while `open` changes only when a lot
+        # empties or is refilled.
+        sa.Index("ix_lots_open_expires_at", "expires_at", postgresql_where=sa.text("open")),
     )
 
     id: uuid.UUID = Field(primary_key=True)
@@ -86,6 +89,8 @@ class Lot(RewardsModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime())
     points: int = Field(sa_type=sa.BigInteger())
     remaining: int = Field(sa_type=sa.BigInteger())
+    # Whether the lot still holds points, kept by Postgres (never written).
+    open: bool = Field(sa_column=sa.Column(sa.Boolean(), sa.Computed("remaining > 0", persisted=True), nullable=False))
     created_at: datetime = Field(sa_type=UTCDateTime())
 
 
