@@ -14,6 +14,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -246,6 +247,21 @@ async def _award(
     await leaderboards.add_points(session, earned)
 
 
+_DAILY_KEY = ("member_id", "rule_id", "local_date")
+
+
+def _used_statement() -> Any:
+    """The points of the daily rows with these exact keys (one array per key column): one
+    primary-key probe per key (LIMIT 1 keeps the lookup a subquery run per key, so no plan,
+    such as a generic one cached while the table was small, hashes a scan of every row)."""
+    keys = array_rows(DAILY, _DAILY_KEY, name="k")
+    used = sa.select(DAILY.c.points).where(*(DAILY.c[c] == keys.c[c] for c in _DAILY_KEY)).limit(1).lateral("used")
+    return sa.select(*(keys.c[c] for c in _DAILY_KEY), used.c.points).select_from(keys.join(used, sa.true()))
+
+
+_USED = _used_statement()
+
+
 async def _used_today(
     session: AsyncSession, capped: Sequence[tuple[ActivityRecorded, Rule]]
 ) -> dict[tuple[uuid.UUID, uuid.UUID, date], int]:
@@ -253,19 +269,6 @@ async def _used_today(
     if not capped:
         return {}
     wanted = {(a.member_id, rule.id, a.local_date) for a, rule in capped}
-    columns = ("member_id", "rule_id", "local_date")
-    query = sa.select(DAILY.c.member_id, DAILY.c.rule_id, DAILY.c.local_date, DAILY.c.points)
-    # A join on the exact keys (one array per column), not three IN lists whose SQL
-    # changes with every batch size and whose cross product over-fetches.
-    keys = array_rows(DAILY, columns, name="k")
-    query = query.join(
-        keys,
-        sa.and_(
-            DAILY.c.member_id == keys.c.member_id,
-            DAILY.c.rule_id == keys.c.rule_id,
-            DAILY.c.local_date == keys.c.local_date,
-        ),
-    )
-    params = row_params(columns, [dict(zip(columns, key, strict=True)) for key in wanted])
-    rows = await session.execute(query, params)
+    params = row_params(_DAILY_KEY, [dict(zip(_DAILY_KEY, key, strict=True)) for key in wanted])
+    rows = await session.execute(_USED, params)
     return {(row.member_id, row.rule_id, row.local_date): row.points for row in rows}
