@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts import EventModel
 from services.common.contracts.rewards import LevelChanged, PointsAwarded
-from services.common.db import new_id
-from services.common.events import EventDraft, emit_many
+from services.common.db import new_id, new_ids
+from services.common.events import BatchEvent, EventDraft, emit_batch, emit_many
 from services.rewards.points.models import NEVER
 from services.rewards.points.repository import (
     ACCOUNT_UPDATE_COLUMNS,
@@ -182,15 +182,32 @@ class Postings:
         if self.consumptions:
             await session.execute(INSERT_CONSUMPTIONS, row_params(CONSUMPTION_COLUMNS, self.consumptions))
         await write_accounts(session, self.accounts.values(), self.now)
-        if self.events:
-            await emit_many(session, self.events)
+        await self._write_events(session)
         self.entries, self.events, self.consumptions = [], [], []
         self.lot_credits, self.lot_changes = {}, defaultdict(int)
 
+    async def _write_events(self, session: AsyncSession) -> None:
+        """The events, a type at a time in the order they were first emitted. Many of one type
+        (an earning batch's awards) go as ONE batch outbox row, one pending row per subscriber
+        instead of one each per event; the relay still delivers each event on its own, with
+        its own id (see `services.common.events.outbox`)."""
+        by_type: dict[type[EventModel], list[EventDraft]] = {}
+        for draft in self.events:
+            by_type.setdefault(type(draft.event), []).append(draft)
+        for contract, drafts in by_type.items():
+            if len(drafts) == 1:
+                await emit_many(session, drafts)
+                continue
+            ids = new_ids(len(drafts))
+            await emit_batch(
+                session,
+                contract,
+                [BatchEvent(i, d.occurred_at or self.now, d.event) for i, d in zip(ids, drafts, strict=True)],
+            )
+
     async def _write_in_one(self, session: AsyncSession) -> None:
         """No new lots (expiry, 0-point skips): the whole batch as one statement."""
-        if self.events:
-            await emit_many(session, self.events)
+        await self._write_events(session)
         changes = [(lot_id, delta) for lot_id, delta in self.lot_changes.items() if delta]
         accounts = [a for a in self.accounts.values() if a.changed]
         params = (
