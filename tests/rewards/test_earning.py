@@ -12,6 +12,7 @@ from services.common.events import EventEnvelope, apply_events
 from services.common.identity import SYSTEM
 from services.gateway.db import kit_tables as gateway_tables
 from services.rewards.db import kit_tables
+from services.rewards.earning.service import COMMUNITIES
 from services.rewards.events import EVENT_HANDLERS
 from tests.rewards.conftest import Api
 from tests.rewards.factories import (
@@ -332,3 +333,22 @@ async def test_a_batchs_awards_are_one_outbox_row_delivered_as_one_event_each(sy
     assert event_ids <= received
     async with system.state("rewards").db.session() as session:
         assert await session.scalar(sa.select(sa.func.count()).select_from(pending)) == 0
+
+
+async def test_a_communitys_zone_is_recorded_and_follows_its_latest_activity(system: System) -> None:
+    mid, community = uuid.uuid4(), uuid.uuid4()
+
+    async def recorded() -> tuple[str, datetime]:
+        async with system.state("rewards").db.session() as session:
+            row = (await session.execute(sa.select(COMMUNITIES).where(COMMUNITIES.c.id == community))).one()
+        return row.timezone, row.updated_at
+
+    await deliver(system, activity(mid, community, "message_sent"))
+    zone, first_seen = await recorded()
+    assert zone == SHANGHAI
+    await deliver(system, activity(mid, community, "message_sent"))
+    assert await recorded() == (SHANGHAI, first_seen)  # the same zone: the row is left alone
+    await deliver(system, activity(mid, community, "message_sent", timezone="America/New_York"))
+    zone, changed_at = await recorded()
+    assert zone == "America/New_York"
+    assert changed_at > first_seen

@@ -17,7 +17,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.activity import ActivityRecorded, known_zone
@@ -81,17 +80,23 @@ async def apply_activity_batch(session: AsyncSession, events: Sequence[Event[Act
     await badges.award_earned(session, now=now, levels=levels, counts=counts, streaks=streaks, level_ranks=level_ranks)
 
 
+# $1 community ids (in id order), $2 their zones, $3 now. A community whose zone is already
+# recorded is left out before the upsert, so batches do not lock (and wait for each other
+# on) the few rows every batch names; only a new community or a changed zone is written.
+_REMEMBER_ZONES = """INSERT INTO communities (id, timezone, updated_at)
+SELECT v.id, v.timezone, $3::timestamptz
+FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS v(id, timezone, position)
+WHERE NOT EXISTS (SELECT 1 FROM communities c WHERE c.id = v.id AND c.timezone = v.timezone)
+ORDER BY v.position
+ON CONFLICT (id) DO UPDATE SET timezone = excluded.timezone, updated_at = excluded.updated_at
+WHERE communities.timezone <> excluded.timezone"""
+
+
 async def _remember_zones(session: AsyncSession, activities: Sequence[ActivityRecorded], now: datetime) -> None:
     zones = {a.community_id: a.timezone for a in activities}
-    insert = postgresql.insert(COMMUNITIES)
-    await session.execute(
-        insert.on_conflict_do_update(
-            index_elements=[COMMUNITIES.c.id],
-            set_={"timezone": insert.excluded.timezone, "updated_at": insert.excluded.updated_at},
-            where=COMMUNITIES.c.timezone != insert.excluded.timezone,
-        ),
-        [{"id": cid, "timezone": tz, "updated_at": now} for cid, tz in sorted(zones.items(), key=lambda i: i[0].int)],
-    )
+    ordered = sorted(zones, key=lambda community_id: community_id.int)
+    connection = await session.connection()
+    await connection.exec_driver_sql(_REMEMBER_ZONES, (ordered, [zones[c] for c in ordered], now))
 
 
 async def _count_activities(
