@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts import EventModel
 from services.common.contracts.rewards import LevelChanged, PointsAwarded
-from services.common.db import new_id, new_ids
+from services.common.db import new_ids
 from services.common.events import BatchEvent, EventDraft, emit_batch, emit_many
 from services.rewards.points.models import NEVER
 from services.rewards.points.repository import (
@@ -70,6 +70,13 @@ class Postings:
     lot_changes: dict[uuid.UUID, int] = field(default_factory=lambda: defaultdict(int))
     consumptions: list[dict[str, Any]] = field(default_factory=list)
     accounts: dict[uuid.UUID, AccountState] = field(default_factory=dict)
+    # Ids drawn a batch at a time (`new_ids`: one read of the OS's randomness for many).
+    _spare_ids: list[uuid.UUID] = field(default_factory=list)
+
+    def _new_id(self) -> uuid.UUID:
+        if not self._spare_ids:
+            self._spare_ids = new_ids(256)
+        return self._spare_ids.pop()
 
     def _entry(self, account: AccountState, delta: int, reason: str, refs: dict[str, Any]) -> dict[str, Any]:
         account.balance += delta
@@ -77,7 +84,7 @@ class Postings:
         account.changed = True
         self.accounts[account.member_id] = account
         entry = {
-            "id": new_id(),
+            "id": self._new_id(),
             "member_id": account.member_id,
             "seq": account.last_seq,
             "delta": delta,
@@ -165,7 +172,7 @@ class Postings:
                     LOT_COLUMNS,
                     [
                         {
-                            "id": new_id(),
+                            "id": self._new_id(),
                             "member_id": member_id,
                             "expires_at": expires_at,
                             "points": points,
