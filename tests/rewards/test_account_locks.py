@@ -1,10 +1,11 @@
-"""Locking accounts (`points.service.lock_accounts`): existing accounts are locked and missing
-ones created in one statement; an account another transaction creates meanwhile is locked
-as that transaction left it."""
+"""Locking accounts (`points.service.lock_accounts`): missing accounts are created, then every
+account is locked in member id order; an account another transaction creates meanwhile is
+locked as that transaction left it."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from datetime import UTC, datetime
 
@@ -54,8 +55,8 @@ async def test_existing_accounts_are_locked_and_missing_ones_created(system: Sys
 async def test_an_account_created_by_another_transaction_meanwhile_is_locked_as_it_committed(
     system: System,
 ) -> None:
-    """The lock statement's snapshot does not show the account the other transaction
-    inserted, and its own insert skips it: the id is locked again, seeing the commit."""
+    """Creating the missing accounts waits for the other transaction's insert and skips
+    it; the lock that follows sees the account as the other transaction committed it."""
     raced, other = uuid.uuid4(), uuid.uuid4()
     db = system.state("rewards").db
     async with db.session() as holder:
@@ -68,3 +69,25 @@ async def test_an_account_created_by_another_transaction_meanwhile_is_locked_as_
     assert set(accounts) == {raced, other}
     assert accounts[raced].balance == 7
     assert accounts[other].balance == 0
+
+
+async def test_concurrent_batches_creating_and_locking_overlapping_accounts_never_deadlock(system: System) -> None:
+    """Batches over overlapping members, many of them new: each creates what is missing and
+    locks in id order, so none ever waits for another that waits for it (Postgres would
+    abort one with `deadlock detected`)."""
+    db = system.state("rewards").db
+    pool = [uuid.uuid4() for _ in range(12)]
+    rng = random.Random(13)
+
+    async def batch(members: list[uuid.UUID]) -> None:
+        async with db.session() as session:
+            await lock_accounts(session, members, datetime.now(UTC))
+            await asyncio.sleep(0.01)  # hold the locks while the other batches arrive
+            await db.commit(session)
+
+    for _ in range(15):
+        pool += [uuid.uuid4() for _ in range(4)]  # new members join every round
+        await asyncio.gather(*(batch(rng.sample(pool, 8)) for _ in range(4)))
+    async with db.session() as session:
+        created = await session.scalar(sa.select(sa.func.count()).where(ACCOUNTS.c.member_id.in_(pool)))
+    assert 0 < created <= len(pool)

@@ -178,21 +178,19 @@ def _locked(skip_locked: bool) -> str:
 # $1: member ids in lock order. Their accounts, locked; ids without one are left out.
 LOCK_ACCOUNTS = {skip: _locked(skip) for skip in (False, True)}
 
-# $1: member ids in lock order, $2: now. Locks the accounts there are and creates the missing
-# ones (new rows are the inserting transaction's until it ends), in one round trip. An account
-# another transaction created after this statement's snapshot is neither locked nor created
-# here (the insert skips it): the caller locks such ids with `LOCK_ACCOUNTS` afterwards.
-LOCK_OR_CREATE_ACCOUNTS = f"""WITH locked AS ({_locked(False)}),
-created AS (
-    INSERT INTO accounts (member_id, balance, lifetime, last_seq, streak_days, created_at, updated_at)
-    SELECT wanted.member_id, 0, 0, 0, 0, $2::timestamptz, $2::timestamptz
-    FROM unnest($1::uuid[]) WITH ORDINALITY AS wanted(member_id, position)
-    WHERE NOT EXISTS (SELECT 1 FROM locked WHERE locked.member_id = wanted.member_id)
-    ORDER BY wanted.position
-    ON CONFLICT DO NOTHING
-    RETURNING {_STATE}
-)
-SELECT * FROM locked UNION ALL SELECT * FROM created"""
+# $1: member ids in lock order, $2: now. Creates the accounts that do not exist yet (not
+# locking the others). An id another transaction is inserting makes this wait for it to
+# end, so once this is done every account of $1 is committed or this transaction's own,
+# and `LOCK_ACCOUNTS` run next (a new snapshot) sees them all and takes every lock in id
+# order. Locking first and creating afterwards would lock an account committed meanwhile
+# out of order, after ids above it: two batches could then wait for each other.
+CREATE_MISSING_ACCOUNTS = """INSERT INTO accounts
+    (member_id, balance, lifetime, last_seq, streak_days, created_at, updated_at)
+SELECT wanted.member_id, 0, 0, 0, 0, $2::timestamptz, $2::timestamptz
+FROM unnest($1::uuid[]) WITH ORDINALITY AS wanted(member_id, position)
+WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE accounts.member_id = wanted.member_id)
+ORDER BY wanted.position
+ON CONFLICT DO NOTHING"""
 
 
 # --- the statements `Postings` writes a transaction's batch with ---------------------------------

@@ -33,10 +33,10 @@ from services.rewards.points.postings import points_awarded as points_awarded
 from services.rewards.points.repository import (
     ACCOUNTS as ACCOUNTS,
 )
+from services.rewards.points.repository import CREATE_MISSING_ACCOUNTS, LOCK_ACCOUNTS
 from services.rewards.points.repository import (
     ENTRIES as ENTRIES,
 )
-from services.rewards.points.repository import LOCK_ACCOUNTS, LOCK_OR_CREATE_ACCOUNTS
 from services.rewards.points.repository import (
     LOTS as LOTS,
 )
@@ -103,15 +103,14 @@ async def select_for_update(
 async def lock_accounts(
     session: AsyncSession, member_ids: Iterable[uuid.UUID], now: datetime
 ) -> dict[uuid.UUID, AccountState]:
-    """Lock the members' accounts (creating missing ones) for the rest of the transaction."""
+    """Lock the members' accounts (creating missing ones) for the rest of the transaction,
+    in member id order (see `CREATE_MISSING_ACCOUNTS` for why creation comes first)."""
     ids = _lock_order(member_ids)
     if not ids:
         return {}
-    rows = await fetch_rows(session, LOCK_OR_CREATE_ACCOUNTS, ids, now)
-    accounts = {row.member_id: AccountState(*row) for row in rows}
-    if len(accounts) < len(ids):  # created by a concurrent transaction since this one's snapshot
-        accounts.update(await select_for_update(session, [i for i in ids if i not in accounts]))
-    return accounts
+    connection = await session.connection()
+    await connection.exec_driver_sql(CREATE_MISSING_ACCOUNTS, (ids, now))
+    return await select_for_update(session, ids)
 
 
 def lot_expiry(local_date: date, timezone: str, expires_in_days: int | None) -> datetime | None:
