@@ -7,7 +7,8 @@ from services.common.db import new_metadata
 from services.common.events import define_kit_tables
 
 metadata = new_metadata()
-kit_tables = define_kit_tables(metadata)
+# Batch outbox rows: an earning batch writes its `rewards.points_awarded` events as one row.
+kit_tables = define_kit_tables(metadata, batches=True)
 
 
 class RewardsModel(SQLModel, registry=registry(metadata=metadata)):

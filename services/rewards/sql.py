@@ -55,3 +55,10 @@ async def fetch_row(session: AsyncSession, sql: str, *args: Any) -> Mapping[str,
     connection = await session.connection()
     result = await connection.exec_driver_sql(sql, args)
     return cast(Mapping[str, Any] | None, result.mappings().first())
+
+
+async def fetch_rows(session: AsyncSession, sql: str, *args: Any) -> Sequence[Any]:
+    """As `fetch_row`, every row (named tuples: `row.member_id`)."""
+    connection = await session.connection()
+    result = await connection.exec_driver_sql(sql, args)
+    return result.all()

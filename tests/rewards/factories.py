@@ -85,11 +85,14 @@ async def earn(system: System, member_id: uuid.UUID, points: int, community_id: 
 
 
 async def rewards_events(system: System, event_type: str) -> list[dict[str, Any]]:
-    """The data of every event of this type in rewards' outbox, oldest first."""
+    """The data of every event of this type in rewards' outbox, oldest first (a batch row's
+    events in their order)."""
     outbox = system.state("rewards").outbox.tables.outbox
     async with system.state("rewards").db.session() as session:
-        rows = await session.execute(sa.select(outbox.c.data).where(outbox.c.type == event_type).order_by(outbox.c.seq))
-        return [row.data for row in rows]
+        rows = await session.execute(
+            sa.select(outbox.c.data, outbox.c.batch_size).where(outbox.c.type == event_type).order_by(outbox.c.seq)
+        )
+        return [event for row in rows for event in ([e["data"] for e in row.data] if row.batch_size else [row.data])]
 
 
 async def assert_ledger_balanced(system: System, member_id: uuid.UUID) -> int:

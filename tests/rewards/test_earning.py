@@ -6,9 +6,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
+
 from services.common.events import EventEnvelope, apply_events
 from services.common.identity import SYSTEM
+from services.gateway.db import kit_tables as gateway_tables
 from services.rewards.db import kit_tables
+from services.rewards.earning.service import COMMUNITIES
 from services.rewards.events import EVENT_HANDLERS
 from tests.rewards.conftest import Api
 from tests.rewards.factories import (
@@ -298,3 +302,53 @@ async def test_only_relays_post_events(system: System) -> None:
     async with system.direct("rewards", staff("admin")) as client:
         response = await client.post("/internal/events", json={"events": []})
     assert response.status_code == 403
+
+
+async def test_a_batchs_awards_are_one_outbox_row_delivered_as_one_event_each(system: System) -> None:
+    """Many awards in one transaction are one batch outbox row (one pending row per
+    subscriber); the relay posts each award as its own event, with its own id."""
+    first, second, community = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    sent = [activity(first, community, "invite_accepted") for _ in range(2)]
+    sent.append(activity(second, community, "invite_accepted"))
+    await deliver(system, *sent)
+    outbox, pending = kit_tables.outbox, kit_tables.outbox_pending
+    async with system.state("rewards").db.session() as session:
+        (row,) = (await session.execute(sa.select(outbox).where(outbox.c.type == "rewards.points_awarded"))).all()
+        routes = (await session.execute(sa.select(pending.c.subscriber).where(pending.c.event_id == row.id))).all()
+    assert row.batch_size == 3
+    assert [route.subscriber for route in routes] == ["gateway"]
+    awards = await rewards_events(system, "rewards.points_awarded")
+    assert [(a["member_id"], a["points"], a["balance"]) for a in awards] == [
+        (str(first), 20, 20),
+        (str(first), 20, 40),
+        (str(second), 20, 20),
+    ]
+    assert [a["source_event_id"] for a in awards] == [e["data"]["activity_id"] for e in sent]
+    event_ids = {uuid.UUID(e["id"]) for e in row.data}
+    assert len(event_ids) == 3
+    assert row.id not in event_ids
+    await system.drain()
+    async with system.state("gateway").db.session() as session:
+        received = set((await session.scalars(sa.select(gateway_tables.inbox.c.event_id))).all())
+    assert event_ids <= received
+    async with system.state("rewards").db.session() as session:
+        assert await session.scalar(sa.select(sa.func.count()).select_from(pending)) == 0
+
+
+async def test_a_communitys_zone_is_recorded_and_follows_its_latest_activity(system: System) -> None:
+    mid, community = uuid.uuid4(), uuid.uuid4()
+
+    async def recorded() -> tuple[str, datetime]:
+        async with system.state("rewards").db.session() as session:
+            row = (await session.execute(sa.select(COMMUNITIES).where(COMMUNITIES.c.id == community))).one()
+        return row.timezone, row.updated_at
+
+    await deliver(system, activity(mid, community, "message_sent"))
+    zone, first_seen = await recorded()
+    assert zone == SHANGHAI
+    await deliver(system, activity(mid, community, "message_sent"))
+    assert await recorded() == (SHANGHAI, first_seen)  # the same zone: the row is left alone
+    await deliver(system, activity(mid, community, "message_sent", timezone="America/New_York"))
+    zone, changed_at = await recorded()
+    assert zone == "America/New_York"
+    assert changed_at > first_seen

@@ -73,11 +73,12 @@ def event_json(data: dict[str, Any]) -> str:
 @dataclass(frozen=True, slots=True)
 class BatchEvent:
     """One event of a batch row: its id, when it happened, and its data as a dict (the
-    batch is validated against its contract in one call)."""
+    batch is validated against its contract in one call) or as the contract's model
+    (validated when it was made: taken as it is)."""
 
     id: uuid.UUID
     occurred_at: datetime
-    data: dict[str, Any]
+    data: dict[str, Any] | EventModel
 
 
 @functools.cache

@@ -14,9 +14,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.activity import ActivityRecorded, known_zone
@@ -80,17 +80,23 @@ async def apply_activity_batch(session: AsyncSession, events: Sequence[Event[Act
     await badges.award_earned(session, now=now, levels=levels, counts=counts, streaks=streaks, level_ranks=level_ranks)
 
 
+# $1 community ids (in id order), $2 their zones, $3 now. A community whose zone is already
+# recorded is left out before the upsert, so batches do not lock (and wait for each other
+# on) the few rows every batch names; only a new community or a changed zone is written.
+_REMEMBER_ZONES = """INSERT INTO communities (id, timezone, updated_at)
+SELECT v.id, v.timezone, $3::timestamptz
+FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS v(id, timezone, position)
+WHERE NOT EXISTS (SELECT 1 FROM communities c WHERE c.id = v.id AND c.timezone = v.timezone)
+ORDER BY v.position
+ON CONFLICT (id) DO UPDATE SET timezone = excluded.timezone, updated_at = excluded.updated_at
+WHERE communities.timezone <> excluded.timezone"""
+
+
 async def _remember_zones(session: AsyncSession, activities: Sequence[ActivityRecorded], now: datetime) -> None:
     zones = {a.community_id: a.timezone for a in activities}
-    insert = postgresql.insert(COMMUNITIES)
-    await session.execute(
-        insert.on_conflict_do_update(
-            index_elements=[COMMUNITIES.c.id],
-            set_={"timezone": insert.excluded.timezone, "updated_at": insert.excluded.updated_at},
-            where=COMMUNITIES.c.timezone != insert.excluded.timezone,
-        ),
-        [{"id": cid, "timezone": tz, "updated_at": now} for cid, tz in sorted(zones.items(), key=lambda i: i[0].int)],
-    )
+    ordered = sorted(zones, key=lambda community_id: community_id.int)
+    connection = await session.connection()
+    await connection.exec_driver_sql(_REMEMBER_ZONES, (ordered, [zones[c] for c in ordered], now))
 
 
 async def _count_activities(
@@ -246,6 +252,21 @@ async def _award(
     await leaderboards.add_points(session, earned)
 
 
+_DAILY_KEY = ("member_id", "rule_id", "local_date")
+
+
+def _used_statement() -> Any:
+    """The points of the daily rows with these exact keys (one array per key column): one
+    primary-key probe per key (LIMIT 1 keeps the lookup a subquery run per key, so no plan,
+    such as a generic one cached while the table was small, hashes a scan of every row)."""
+    keys = array_rows(DAILY, _DAILY_KEY, name="k")
+    used = sa.select(DAILY.c.points).where(*(DAILY.c[c] == keys.c[c] for c in _DAILY_KEY)).limit(1).lateral("used")
+    return sa.select(*(keys.c[c] for c in _DAILY_KEY), used.c.points).select_from(keys.join(used, sa.true()))
+
+
+_USED = _used_statement()
+
+
 async def _used_today(
     session: AsyncSession, capped: Sequence[tuple[ActivityRecorded, Rule]]
 ) -> dict[tuple[uuid.UUID, uuid.UUID, date], int]:
@@ -253,19 +274,6 @@ async def _used_today(
     if not capped:
         return {}
     wanted = {(a.member_id, rule.id, a.local_date) for a, rule in capped}
-    columns = ("member_id", "rule_id", "local_date")
-    query = sa.select(DAILY.c.member_id, DAILY.c.rule_id, DAILY.c.local_date, DAILY.c.points)
-    # A join on the exact keys (one array per column), not three IN lists whose SQL
-    # changes with every batch size and whose cross product over-fetches.
-    keys = array_rows(DAILY, columns, name="k")
-    query = query.join(
-        keys,
-        sa.and_(
-            DAILY.c.member_id == keys.c.member_id,
-            DAILY.c.rule_id == keys.c.rule_id,
-            DAILY.c.local_date == keys.c.local_date,
-        ),
-    )
-    params = row_params(columns, [dict(zip(columns, key, strict=True)) for key in wanted])
-    rows = await session.execute(query, params)
+    params = row_params(_DAILY_KEY, [dict(zip(_DAILY_KEY, key, strict=True)) for key in wanted])
+    rows = await session.execute(_USED, params)
     return {(row.member_id, row.rule_id, row.local_date): row.points for row in rows}

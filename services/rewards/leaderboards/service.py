@@ -17,13 +17,12 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import Database, PreparedRead, table_of
 from services.rewards.earning.models import Community
 from services.rewards.leaderboards.models import PeriodPoints, PeriodPointsCount
-from services.rewards.sql import array_rows, insert_rows, row_params
+from services.rewards.sql import insert_rows, row_params
 
 POINTS = table_of(PeriodPoints)
 COUNTS = table_of(PeriodPointsCount)
@@ -56,76 +55,69 @@ class Earned:
 
 async def add_points(session: AsyncSession, earned: Iterable[Earned]) -> None:
     """Add awards to the week, month and all-time rows and move those members between
-    values in the histogram: one statement for both tables."""
-    totals: dict[tuple[uuid.UUID, str, date, uuid.UUID], tuple[int, datetime]] = {}
-    for item in earned:
-        for period in ("week", "month", "all"):
-            key = (item.community_id, period, period_start(period, item.local_date), item.member_id)  # type: ignore[arg-type]
-            points, at = totals.get(key, (0, item.at))
-            totals[key] = (points + item.points, max(at, item.at))
-    if not totals:
+    values in the histogram: one statement for both tables. The awards go as they are (one
+    array per field); the server spreads them over the periods and sums them per row."""
+    items = list(earned)
+    if not items:
         return
-    rows = [
-        {
-            "community_id": community_id,
-            "period": period,
-            "period_start": start,
-            "member_id": member_id,
-            "points": points,
-            "reached_at": at,
-        }
-        # Key order: concurrent batches lock shared rows in the same order.
-        for (community_id, period, start, member_id), (points, at) in sorted(totals.items())
-    ]
-    # The moves never leave the server.
-    await session.execute(_ADD_POINTS, row_params(_ADD_COLUMNS, rows))
+    connection = await session.connection()
+    await connection.exec_driver_sql(
+        ADD_POINTS,
+        (
+            [e.community_id for e in items],
+            [e.member_id for e in items],
+            [e.local_date for e in items],
+            [e.points for e in items],
+            [e.at for e in items],
+        ),
+    )
 
 
-_ADD_COLUMNS = ("community_id", "period", "period_start", "member_id", "points", "reached_at")
-_POINTS_KEY = [POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.member_id]
+# $1..$5: the awards' community ids, member ids, local days, points and times.
+# `period_start` in SQL: the ISO week's Monday, the month's first day, 1970-01-01 for all time.
+# Every row is written in key order, so concurrent batches lock shared rows in the same
+# order. The upsert RETURNs the rows' new totals; joined back to what was added they give
+# the old ones, and the members' moves between values are netted per value into the
+# histogram (members whose total did not change do not move; 0 is no value).
+ADD_POINTS = """WITH earned AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::bigint[], $5::timestamptz[])
+        AS e(community_id, member_id, local_date, points, at)
+),
+src AS (
+    SELECT e.community_id, p.period, p.period_start, e.member_id,
+        sum(e.points)::bigint AS points, max(e.at) AS reached_at
+    FROM earned e CROSS JOIN LATERAL (VALUES
+        ('week', e.local_date - (extract(isodow FROM e.local_date)::int - 1)),
+        ('month', date_trunc('month', e.local_date::timestamp)::date),
+        ('all', DATE '1970-01-01')
+    ) AS p(period, period_start)
+    GROUP BY e.community_id, p.period, p.period_start, e.member_id
+),
+up AS (
+    INSERT INTO period_points (community_id, period, period_start, member_id, points, reached_at)
+    SELECT community_id, period, period_start, member_id, points, reached_at FROM src
+    ORDER BY community_id, period, period_start, member_id
+    ON CONFLICT (community_id, period, period_start, member_id) DO UPDATE SET
+        points = period_points.points + excluded.points,
+        reached_at = greatest(period_points.reached_at, excluded.reached_at)
+    RETURNING community_id, period, period_start, member_id, points
+),
+moves AS (
+    SELECT up.community_id, up.period, up.period_start, up.points - src.points AS points, -1 AS members
+    FROM up JOIN src USING (community_id, period, period_start, member_id)
+    WHERE src.points <> 0 AND up.points - src.points > 0
+    UNION ALL
+    SELECT up.community_id, up.period, up.period_start, up.points, 1
+    FROM up JOIN src USING (community_id, period, period_start, member_id)
+    WHERE src.points <> 0 AND up.points > 0
+)
+INSERT INTO period_points_counts (community_id, period, period_start, points, members)
+SELECT community_id, period, period_start, points, sum(members) FROM moves
+GROUP BY community_id, period, period_start, points HAVING sum(members) <> 0
+ORDER BY community_id, period, period_start, points
+ON CONFLICT (community_id, period, period_start, points) DO UPDATE SET
+    members = period_points_counts.members + excluded.members"""
 _COUNTS_KEY = [COUNTS.c.community_id, COUNTS.c.period, COUNTS.c.period_start, COUNTS.c.points]
-
-
-def _add_points() -> Any:
-    """Upsert the rows (from column arrays), RETURNING their new totals; join them
-    back to what was added for the old totals; net the moves per value and upsert them into
-    the histogram in key order. Members whose total did not change do not move; 0 is no value."""
-    src = sa.select(*array_rows(POINTS, _ADD_COLUMNS).c).cte("src")
-    insert = postgresql.insert(POINTS).from_select(list(_ADD_COLUMNS), sa.select(*(src.c[c] for c in _ADD_COLUMNS)))
-    up = (
-        insert.on_conflict_do_update(
-            index_elements=_POINTS_KEY,
-            set_={
-                "points": POINTS.c.points + insert.excluded.points,
-                "reached_at": sa.func.greatest(POINTS.c.reached_at, insert.excluded.reached_at),
-            },
-        )
-        .returning(POINTS.c.community_id, POINTS.c.period, POINTS.c.period_start, POINTS.c.member_id, POINTS.c.points)
-        .cte("up")
-    )
-    joined = up.join(src, sa.and_(*(up.c[c] == src.c[c] for c in (*BOARD, "member_id"))))
-    old = up.c.points - src.c.points
-    board = (up.c.community_id, up.c.period, up.c.period_start)
-    moves = sa.union_all(
-        sa.select(*board, old.label("points"), sa.literal(-1).label("members"))
-        .select_from(joined)
-        .where(src.c.points != 0, old > 0),
-        sa.select(*board, up.c.points, sa.literal(1).label("members"))
-        .select_from(joined)
-        .where(src.c.points != 0, up.c.points > 0),
-    ).subquery("moves")
-    key = (moves.c.community_id, moves.c.period, moves.c.period_start, moves.c.points)
-    net = sa.func.sum(moves.c.members)
-    counts = postgresql.insert(COUNTS).from_select(
-        [*BOARD, "points", "members"],
-        sa.select(*key, net).group_by(*key).having(net != 0).order_by(*key),
-    )
-    return counts.on_conflict_do_update(
-        index_elements=_COUNTS_KEY, set_={"members": COUNTS.c.members + counts.excluded.members}
-    )
-
-
-_ADD_POINTS = _add_points()
 _COUNT_COLUMNS = (*BOARD, "points", "members")
 
 

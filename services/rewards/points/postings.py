@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts import EventModel
 from services.common.contracts.rewards import LevelChanged, PointsAwarded
-from services.common.db import new_id
-from services.common.events import EventDraft, emit_many
+from services.common.db import new_ids
+from services.common.events import BatchEvent, EventDraft, emit_batch, emit_many
 from services.rewards.points.models import NEVER
 from services.rewards.points.repository import (
     ACCOUNT_UPDATE_COLUMNS,
@@ -70,6 +70,13 @@ class Postings:
     lot_changes: dict[uuid.UUID, int] = field(default_factory=lambda: defaultdict(int))
     consumptions: list[dict[str, Any]] = field(default_factory=list)
     accounts: dict[uuid.UUID, AccountState] = field(default_factory=dict)
+    # Ids drawn a batch at a time (`new_ids`: one read of the OS's randomness for many).
+    _spare_ids: list[uuid.UUID] = field(default_factory=list)
+
+    def _new_id(self) -> uuid.UUID:
+        if not self._spare_ids:
+            self._spare_ids = new_ids(256)
+        return self._spare_ids.pop()
 
     def _entry(self, account: AccountState, delta: int, reason: str, refs: dict[str, Any]) -> dict[str, Any]:
         account.balance += delta
@@ -77,7 +84,7 @@ class Postings:
         account.changed = True
         self.accounts[account.member_id] = account
         entry = {
-            "id": new_id(),
+            "id": self._new_id(),
             "member_id": account.member_id,
             "seq": account.last_seq,
             "delta": delta,
@@ -165,7 +172,7 @@ class Postings:
                     LOT_COLUMNS,
                     [
                         {
-                            "id": new_id(),
+                            "id": self._new_id(),
                             "member_id": member_id,
                             "expires_at": expires_at,
                             "points": points,
@@ -182,15 +189,32 @@ class Postings:
         if self.consumptions:
             await session.execute(INSERT_CONSUMPTIONS, row_params(CONSUMPTION_COLUMNS, self.consumptions))
         await write_accounts(session, self.accounts.values(), self.now)
-        if self.events:
-            await emit_many(session, self.events)
+        await self._write_events(session)
         self.entries, self.events, self.consumptions = [], [], []
         self.lot_credits, self.lot_changes = {}, defaultdict(int)
 
+    async def _write_events(self, session: AsyncSession) -> None:
+        """The events, a type at a time in the order they were first emitted. Many of one type
+        (an earning batch's awards) go as ONE batch outbox row, one pending row per subscriber
+        instead of one each per event; the relay still delivers each event on its own, with
+        its own id (see `services.common.events.outbox`)."""
+        by_type: dict[type[EventModel], list[EventDraft]] = {}
+        for draft in self.events:
+            by_type.setdefault(type(draft.event), []).append(draft)
+        for contract, drafts in by_type.items():
+            if len(drafts) == 1:
+                await emit_many(session, drafts)
+                continue
+            ids = new_ids(len(drafts))
+            await emit_batch(
+                session,
+                contract,
+                [BatchEvent(i, d.occurred_at or self.now, d.event) for i, d in zip(ids, drafts, strict=True)],
+            )
+
     async def _write_in_one(self, session: AsyncSession) -> None:
         """No new lots (expiry, 0-point skips): the whole batch as one statement."""
-        if self.events:
-            await emit_many(session, self.events)
+        await self._write_events(session)
         changes = [(lot_id, delta) for lot_id, delta in self.lot_changes.items() if delta]
         accounts = [a for a in self.accounts.values() if a.changed]
         params = (

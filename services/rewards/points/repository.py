@@ -148,6 +148,51 @@ FROM (SELECT 1) AS one LEFT JOIN ledger_account la ON true"""
 DEBIT_STATEMENTS = {column: debit_statement(column) for column in SOURCE_COLUMNS}
 
 
+# --- locking accounts --------------------------------------------------------------------------
+
+ACCOUNT_STATE_COLUMNS = (
+    "member_id",
+    "balance",
+    "lifetime",
+    "last_seq",
+    "level_name",
+    "streak_days",
+    "streak_last_date",
+    "timezone",
+    "erased_at",
+)
+_STATE = ", ".join(ACCOUNT_STATE_COLUMNS)
+
+
+def _locked(skip_locked: bool) -> str:
+    # One primary-key probe per id, in the array's order (the caller's lock order): the
+    # locking subquery is never flattened into a join, so no plan (a generic one cached while
+    # the table was small) turns it into a scan of every account tested against the array.
+    skip = " SKIP LOCKED" if skip_locked else ""
+    return (
+        f"SELECT a.* FROM unnest($1::uuid[]) AS wanted(member_id) CROSS JOIN LATERAL"
+        f" (SELECT {_STATE} FROM accounts WHERE accounts.member_id = wanted.member_id FOR UPDATE{skip}) AS a"
+    )
+
+
+# $1: member ids in lock order. Their accounts, locked; ids without one are left out.
+LOCK_ACCOUNTS = {skip: _locked(skip) for skip in (False, True)}
+
+# $1: member ids in lock order, $2: now. Creates the accounts that do not exist yet (not
+# locking the others). An id another transaction is inserting makes this wait for it to
+# end, so once this is done every account of $1 is committed or this transaction's own,
+# and `LOCK_ACCOUNTS` run next (a new snapshot) sees them all and takes every lock in id
+# order. Locking first and creating afterwards would lock an account committed meanwhile
+# out of order, after ids above it: two batches could then wait for each other.
+CREATE_MISSING_ACCOUNTS = """INSERT INTO accounts
+    (member_id, balance, lifetime, last_seq, streak_days, created_at, updated_at)
+SELECT wanted.member_id, 0, 0, 0, 0, $2::timestamptz, $2::timestamptz
+FROM unnest($1::uuid[]) WITH ORDINALITY AS wanted(member_id, position)
+WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE accounts.member_id = wanted.member_id)
+ORDER BY wanted.position
+ON CONFLICT DO NOTHING"""
+
+
 # --- the statements `Postings` writes a transaction's batch with ---------------------------------
 
 ENTRY_COLUMNS = (

@@ -15,7 +15,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.rewards import PointsDeducted
@@ -34,6 +33,7 @@ from services.rewards.points.postings import points_awarded as points_awarded
 from services.rewards.points.repository import (
     ACCOUNTS as ACCOUNTS,
 )
+from services.rewards.points.repository import CREATE_MISSING_ACCOUNTS, LOCK_ACCOUNTS
 from services.rewards.points.repository import (
     ENTRIES as ENTRIES,
 )
@@ -49,7 +49,7 @@ from services.rewards.points.schemas import (
     PointsRead,
 )
 from services.rewards.program.service import LevelInfo, standing
-from services.rewards.sql import insert_rows, row_params
+from services.rewards.sql import fetch_rows
 
 ADJUSTMENTS = table_of(Adjustment)
 
@@ -87,61 +87,30 @@ ACCOUNT_COLUMNS = (
 )
 
 
-def _lock_statement(skip_locked: bool) -> Any:
-    # One array parameter: the same SQL text (one prepared statement) for any number of ids.
-    return (
-        sa.select(*ACCOUNT_COLUMNS)
-        .where(ACCOUNTS.c.member_id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid()))))
-        .order_by(ACCOUNTS.c.member_id)
-        .with_for_update(skip_locked=skip_locked)
-    )
-
-
-# Hot-path statements are built once, at import: SQLAlchemy memoizes a statement object's
-# cache key, so executing one costs no expression building and no cache-key walk.
-_LOCK_ACCOUNTS = {skip: _lock_statement(skip) for skip in (True, False)}
-NEW_ACCOUNT_COLUMNS = ("member_id", "balance", "lifetime", "last_seq", "streak_days", "created_at", "updated_at")
-_CREATE_ACCOUNTS = insert_rows(ACCOUNTS, NEW_ACCOUNT_COLUMNS).on_conflict_do_nothing()
+def _lock_order(member_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
+    # Postgres orders uuids as unsigned 128-bit numbers, as `.int` does.
+    return sorted(set(member_ids), key=_uuid_order)
 
 
 async def select_for_update(
     session: AsyncSession, member_ids: Iterable[uuid.UUID], *, skip_locked: bool = False
 ) -> dict[uuid.UUID, AccountState]:
-    ids = list(set(member_ids))
-    rows = await session.execute(_LOCK_ACCOUNTS[skip_locked], {"ids": ids})
+    """Lock the members' existing accounts, in member id order (members without one are left out)."""
+    rows = await fetch_rows(session, LOCK_ACCOUNTS[skip_locked], _lock_order(member_ids))
     return {row.member_id: AccountState(*row) for row in rows}
 
 
 async def lock_accounts(
     session: AsyncSession, member_ids: Iterable[uuid.UUID], now: datetime
 ) -> dict[uuid.UUID, AccountState]:
-    """Lock the members' accounts (creating missing ones) for the rest of the transaction."""
-    ids = sorted(set(member_ids), key=_uuid_order)
+    """Lock the members' accounts (creating missing ones) for the rest of the transaction,
+    in member id order (see `CREATE_MISSING_ACCOUNTS` for why creation comes first)."""
+    ids = _lock_order(member_ids)
     if not ids:
         return {}
-    accounts = await select_for_update(session, ids)
-    missing = [member_id for member_id in ids if member_id not in accounts]
-    if missing:
-        await session.execute(
-            _CREATE_ACCOUNTS,
-            row_params(
-                NEW_ACCOUNT_COLUMNS,
-                [
-                    {
-                        "member_id": member_id,
-                        "balance": 0,
-                        "lifetime": 0,
-                        "last_seq": 0,
-                        "streak_days": 0,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for member_id in missing
-                ],
-            ),
-        )
-        accounts.update(await select_for_update(session, missing))
-    return accounts
+    connection = await session.connection()
+    await connection.exec_driver_sql(CREATE_MISSING_ACCOUNTS, (ids, now))
+    return await select_for_update(session, ids)
 
 
 def lot_expiry(local_date: date, timezone: str, expires_in_days: int | None) -> datetime | None:
