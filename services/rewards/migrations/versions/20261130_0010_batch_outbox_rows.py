@@ -2,7 +2,7 @@
 events are one outbox row and one pending row per subscriber (the relay delivers each event)
 
 Revision ID: 4d1f8b2c6e57
-Revises: 588bba8cd86a
+Revises: 9c4e2b7a1d58
 Create Date: 2026-11-29 19:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "4d1f8b2c6e57"
-down_revision: str | None = "588bba8cd86a"
+down_revision: str | None = "9c4e2b7a1d58"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
