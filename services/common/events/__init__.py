@@ -11,7 +11,6 @@ from services.common.events.inbox import (
     parse_event,
 )
 from services.common.events.outbox import (
-    BatchEvent,
     EventDraft,
     EventInStatement,
     Outbox,
@@ -24,7 +23,6 @@ from services.common.events.relay import Relay
 from services.common.events.tables import KitTables, define_kit_tables
 
 __all__ = [
-    "BatchEvent",
     "BatchHandler",
     "Event",
     "EventDraft",

@@ -366,3 +366,21 @@ async def resolve_member_ids(
         if row.external_id is not None:
             by_external[row.external_id] = row.id
     return found_ids, by_external
+
+
+# An anti-join from the given ids: the answer is empty when every id is a live member (the
+# usual batch), so nothing comes back to decode. Each id is one primary-key probe, and no
+# scan compares every member with every id of an `= ANY` list.
+UNKNOWN_MEMBER_IDS = """
+SELECT given.id FROM unnest($1::uuid[]) AS given(id)
+WHERE NOT EXISTS (SELECT FROM members WHERE members.id = given.id AND members.erased_at IS NULL)
+"""
+
+
+async def unknown_member_ids(session: AsyncSession, member_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these ids are not live members (unknown or erased): one query."""
+    if not member_ids:
+        return set()
+    connection = await session.connection()
+    result = await connection.exec_driver_sql(UNKNOWN_MEMBER_IDS, (list(member_ids),))
+    return set(result.scalars())
