@@ -138,15 +138,16 @@ async def record_batch(
     # One ZoneInfo per community, not one lookup per event.
     tzinfos = {community_id: ZoneInfo(name) for community_id, name in zones.items()}
 
-    # By event id, what its row and its `activity.recorded` need: (position, community,
-    # member, type, occurred_at, local date, local hour, zone, properties).
-    pending: dict[uuid.UUID, tuple[Any, ...]] = {}
+    # By event id (as an int: hashed and sorted in C, as Postgres orders uuids), what its row
+    # and its `activity.recorded` need: (position, id, community, member, type, occurred_at,
+    # local date, local hour, zone, properties).
+    pending: dict[int, tuple[Any, ...]] = {}
     for index, item in valid:
         member_ref, external_id = item.get("member_id"), item.get("external_id")
         if member_ref is None and external_id is None:
             written.problems.append((index, MissingMemberReference()))
             continue
-        member_id = member_ref if member_ref is not None and member_ref not in unknown else None
+        member_id = None if member_ref is None or (unknown and member_ref in unknown) else member_ref
         if member_id is None and external_id is not None:
             member_id = by_external.get(external_id)
         community_id = item["community_id"]
@@ -157,13 +158,15 @@ async def record_batch(
             written.problems.append((index, CommunityNotFound("No such community.")))
         else:
             event_id = item.get("id") or uuid.uuid4()
-            if event_id in pending:  # a repeated id within the batch is a duplicate
+            key = event_id.int
+            if key in pending:  # a repeated id within the batch is a duplicate
                 written.repeats.append((index, event_id))
                 continue
             occurred_at = item.get("occurred_at") or now
             local = occurred_at.astimezone(tz)
-            pending[event_id] = (
+            pending[key] = (
                 index,
+                event_id,
                 community_id,
                 member_id,
                 item["type"],
@@ -178,18 +181,17 @@ async def record_batch(
         return written
 
     # In id order (see bulk: the lock order), as columns.
-    ids = sorted(pending, key=_uuid_order)
-    columns: list[Sequence[Any]] = list(zip(*(pending[event_id] for event_id in ids), strict=True))
-    positions = columns[0]
+    columns: list[Sequence[Any]] = list(zip(*(pending[key] for key in sorted(pending)), strict=True))
+    positions, ids = columns[0], columns[1]
     written.sent = list(zip(positions, ids, strict=True))
-    written.inserted = await bulk.insert_activities(session, ids, columns[1:], now)
+    written.inserted = await bulk.insert_activities(session, ids, columns[2:], now)
     if not written.inserted:
         return written
     if len(written.inserted) < len(ids):  # some were recorded before: only the new ones count
         kept = [i for i, event_id in enumerate(ids) if event_id in written.inserted]
-        ids = [ids[i] for i in kept]
         columns = [[column[i] for i in kept] for column in columns]
-    _, community_col, member_col, type_col, occurred_col, date_col, hour_col, zone_col, properties_col = columns
+        ids = columns[1]
+    _, _, community_col, member_col, type_col, occurred_col, date_col, hour_col, zone_col, properties_col = columns
     # One outbox row for the whole batch: the relay delivers each event (see outbox).
     await emit_batch(
         session,
@@ -218,8 +220,3 @@ async def record_batch(
 
 def _position(problem: tuple[int, ProblemError]) -> int:
     return problem[0]
-
-
-def _uuid_order(value: uuid.UUID) -> int:
-    """Sort key matching Postgres' uuid order (bytes, big-endian), cheaper than UUID.__lt__."""
-    return value.int

@@ -5,8 +5,10 @@ row (and a few `activity_hourly` rows). None of those updates changes an indexed
 so Postgres could write the new version beside the old one on the same page (a HOT
 update: no new index entry). But at the default fillfactor (100) the pages are full: each
 new version went to another page, with a new primary-key entry, and the index then spent
-its inserts deleting the dead entries bottom-up (a tenth of the Postgres CPU of ingest).
-At 50 the page keeps room for the next version, and pruning the page reclaims the old one.
+its inserts deleting the dead entries bottom-up. At 50 the page keeps room for the next
+version, and pruning the page reclaims the old one: in members_ingest, three updates in
+four stay HOT and Postgres spends about 24 us per event instead of 34-44. (At 25, fourteen
+in fifteen stay HOT but the CPU is no lower, and the rollups would take twice the pages.)
 
 Only pages written from now on keep the room; `VACUUM FULL` (or pg_repack) rewrites the
 existing ones, which a large installation may schedule on its own.
