@@ -115,6 +115,9 @@ def _properties(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+# The same check outside a model: batch ingest runs it on plain dicts (`activity.schemas`).
+check_properties = _properties
+
 ExternalId = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@+|-]{0,199}$"),

@@ -12,7 +12,6 @@ from services.common.events.inbox import (
 )
 from services.common.events.outbox import (
     OUTBOX_CHANNEL,
-    BatchEvent,
     EventDraft,
     EventInStatement,
     Outbox,
@@ -28,7 +27,6 @@ from services.common.events.tables import KitTables, define_kit_tables
 
 __all__ = [
     "OUTBOX_CHANNEL",
-    "BatchEvent",
     "BatchHandler",
     "Event",
     "EventDraft",

@@ -70,17 +70,6 @@ def event_json(data: dict[str, Any]) -> str:
         return json.dumps(jsonable_encoder(data), separators=(",", ":"))
 
 
-@dataclass(frozen=True, slots=True)
-class BatchEvent:
-    """One event of a batch row: its id, when it happened, and its data as a dict (the
-    batch is validated against its contract in one call) or as the contract's model
-    (validated when it was made: taken as it is)."""
-
-    id: uuid.UUID
-    occurred_at: datetime
-    data: dict[str, Any] | EventModel
-
-
 @functools.cache
 def _list_of(contract: type[EventModel]) -> TypeAdapter[list[EventModel]]:
     return TypeAdapter(list[contract])  # type: ignore[valid-type]
@@ -133,26 +122,35 @@ class Outbox:
         return ids
 
     async def write_batch(
-        self, session: AsyncSession, contract: type[EventModel], events: Sequence[BatchEvent]
+        self,
+        session: AsyncSession,
+        contract: type[EventModel],
+        ids: Sequence[uuid.UUID],
+        occurred: Sequence[datetime],
+        data: Sequence[dict[str, Any] | EventModel],
     ) -> None:
-        """Write events of one contract as one batch row.
+        """Write events of one contract as one batch row: each event's id, when it happened
+        and its data, by position: a dict, or the contract's model (validated when it was
+        made, so taken as it is).
 
         The data is held to the contract as strictly as `emit` holds one event (validated
         in one call for the whole batch), and written as the contract serialises it: each
         event's `data` is byte for byte what `write` would store for it."""
-        if not events:
+        if not ids:
             return
+        if not len(ids) == len(occurred) == len(data):
+            raise ValueError("one id, time and data per event")
         outbox = self.tables.outbox
         if "batch_size" not in outbox.c:
             raise RuntimeError(f"{self.source}'s outbox has no batch rows (define_kit_tables(batches=True))")
-        for event in events:
-            if event.occurred_at.tzinfo is None:
+        for moment in occurred:
+            if moment.tzinfo is None:
                 raise ValueError("naive datetime given to a UTC column")
-        models = _list_of(contract).validate_python([event.data for event in events])
-        data = to_json(
+        models = _list_of(contract).validate_python(data)
+        text = to_json(
             [
-                {"id": event.id, "occurred_at": event.occurred_at.astimezone(UTC), "data": model}
-                for event, model in zip(events, models, strict=True)
+                {"id": event_id, "occurred_at": moment.astimezone(UTC), "data": model}
+                for event_id, moment, model in zip(ids, occurred, models, strict=True)
             ]
         ).decode()
         subscribers = self.subscribers_for(contract.event_type)
@@ -164,7 +162,7 @@ class Outbox:
             " VALUES ($1, $2, $3, $4::json, $5) RETURNING id)"
             f" INSERT INTO {self.tables.outbox_pending.name} (subscriber, event_id, attempts, next_attempt_at)"
             " SELECT subscriber, written.id, 0, $3 FROM written, unnest($6::text[]) AS subscriber",
-            (new_id(), contract.event_type, now, data, len(events), subscribers),
+            (new_id(), contract.event_type, now, text, len(ids), subscribers),
         )
         if subscribers:
             wake_after_commit(session, OUTBOX_CHANNEL)
@@ -318,6 +316,12 @@ async def emit_many(session: AsyncSession, drafts: Sequence[EventDraft]) -> list
     return await outbox_of(session).write(session, drafts)
 
 
-async def emit_batch(session: AsyncSession, contract: type[EventModel], events: Sequence[BatchEvent]) -> None:
+async def emit_batch(
+    session: AsyncSession,
+    contract: type[EventModel],
+    ids: Sequence[uuid.UUID],
+    occurred: Sequence[datetime],
+    data: Sequence[dict[str, Any] | EventModel],
+) -> None:
     """Record many events of one contract as one outbox row (batch ingest; see `Outbox.write_batch`)."""
-    await outbox_of(session).write_batch(session, contract, events)
+    await outbox_of(session).write_batch(session, contract, ids, occurred, data)

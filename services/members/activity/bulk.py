@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.events.outbox import event_json
-
-if TYPE_CHECKING:
-    from services.members.activity.service import NewActivity
 
 INSERT_ACTIVITIES = """
 INSERT INTO activities (id, community_id, member_id, type, occurred_at, local_date, properties, recorded_at)
@@ -67,39 +64,35 @@ ON CONFLICT (community_id, local_date, hour) DO UPDATE SET events = activity_hou
 """
 
 
-async def insert_activities(session: AsyncSession, events: Sequence[NewActivity], now: datetime) -> set[uuid.UUID]:
-    """Insert the events whose id is new; return those ids (a known id is a duplicate)."""
-    if not events:
+async def insert_activities(
+    session: AsyncSession, ids: Sequence[uuid.UUID], columns: Sequence[Sequence[Any]], now: datetime
+) -> set[uuid.UUID]:
+    """Insert the events whose id is new; return those ids (a known id is a duplicate).
+
+    `columns`: the events' community ids, member ids, types, occurred_at, local dates, local
+    hours, zones and properties, each in the order of `ids`."""
+    if not ids:
         return set()
+    community_ids, member_ids, types, occurred, local_dates, _hours, _zones, properties = columns
     connection = await session.connection()
     result = await connection.exec_driver_sql(
         INSERT_ACTIVITIES,
-        (
-            [e.id for e in events],
-            [e.community_id for e in events],
-            [e.member_id for e in events],
-            [e.type for e in events],
-            [e.occurred_at for e in events],
-            [e.local_date for e in events],
-            [event_json(e.properties) for e in events],
-            now,
-        ),
+        (ids, community_ids, member_ids, types, occurred, local_dates, [event_json(p) for p in properties], now),
     )
     return set(result.scalars())
 
 
-async def add_shared(session: AsyncSession, fresh: Sequence[NewActivity]) -> None:
-    """Move each member's last activity forward and count the new events into the rollups."""
-    if not fresh:
+async def add_shared(
+    session: AsyncSession,
+    community_ids: Sequence[uuid.UUID],
+    member_ids: Sequence[uuid.UUID],
+    occurred: Sequence[datetime],
+    local_dates: Sequence[date],
+    hours: Sequence[int],
+) -> None:
+    """Move each member's last activity forward and count the new events into the rollups
+    (one event per position of the columns)."""
+    if not member_ids:
         return
     connection = await session.connection()
-    await connection.exec_driver_sql(
-        ADD_SHARED,
-        (
-            [e.community_id for e in fresh],
-            [e.member_id for e in fresh],
-            [e.occurred_at for e in fresh],
-            [e.local_date for e in fresh],
-            [e.hour for e in fresh],
-        ),
-    )
+    await connection.exec_driver_sql(ADD_SHARED, (community_ids, member_ids, occurred, local_dates, hours))

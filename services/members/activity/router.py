@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from services.common.db import SessionDep
 from services.common.problems import (
@@ -20,32 +20,34 @@ from services.common.problems import (
 from services.members.access import BatchEventWriter, EventWriter
 from services.members.activity import service
 from services.members.activity.schemas import (
+    ACTIVITY_BATCH,
     MAX_BATCH,
     ActivityAccepted,
     ActivityBatchCreate,
-    ActivityBatchItems,
     ActivityBatchResult,
     ActivityCreate,
+    ActivityInput,
     RejectedActivity,
+    activity_input,
+    passes_model_checks,
 )
 from services.members.profiles.service import MemberNotFound, resolve_member_ids
 
 router = APIRouter(prefix="/v1/events", tags=["activity"])
-
-_all_valid = TypeAdapter(ActivityBatchItems)
 
 
 class UnsupportedMediaType(ProblemError):
     status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
 
 
-async def batch_items(request: Request) -> list[ActivityCreate | ProblemError]:
+async def batch_items(request: Request) -> list[ActivityInput | ProblemError]:
     """The batch's items, validated once straight from the body bytes.
 
-    The usual batch (every item valid) is one `validate_json` call: no `json.loads`, no
-    second pass over dicts. Anything else takes the careful path, which answers exactly
-    as FastAPI's own body handling would: 400 for malformed JSON, 415 for another media
-    type, 422 for a bad envelope, and per-item problems for bad items.
+    The usual batch (every item valid) is one `validate_json` call into plain dicts (no
+    `json.loads`, no model instance per event) and one pass of the model's own checks.
+    Anything else takes the careful path, which answers exactly as FastAPI's own body
+    handling would: 400 for malformed JSON, 415 for another media type, 422 for a bad
+    envelope, and per-item problems for bad items.
     """
     body = await request.body()
     if not body:
@@ -54,9 +56,12 @@ async def batch_items(request: Request) -> list[ActivityCreate | ProblemError]:
     if content_type and not is_json_media_type(content_type):
         raise UnsupportedMediaType(f"Send the body as JSON with Content-Type: application/json (got {content_type}).")
     try:
-        return list(_all_valid.validate_json(body).events)
+        events = ACTIVITY_BATCH.validate_json(body)["events"]
     except ValidationError:
         pass
+    else:
+        if passes_model_checks(events):
+            return list(events)
     try:
         raw: Any = json.loads(body)
     except json.JSONDecodeError as exc:
@@ -68,10 +73,13 @@ async def batch_items(request: Request) -> list[ActivityCreate | ProblemError]:
         envelope = ActivityBatchCreate.model_validate(raw)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
-    return service.validate_batch(envelope.events)
+    return [
+        item if isinstance(item, ProblemError) else activity_input(item)
+        for item in service.validate_batch(envelope.events)
+    ]
 
 
-BatchItems = Annotated[list[ActivityCreate | ProblemError], Depends(batch_items)]
+BatchItems = Annotated[list[ActivityInput | ProblemError], Depends(batch_items)]
 
 # The body is read by `batch_items`, so the OpenAPI request body is declared here.
 BATCH_REQUEST_BODY = {
@@ -133,17 +141,12 @@ async def record_activity_batch(
     _caller: BatchEventWriter, items: BatchItems, session: SessionDep
 ) -> ActivityBatchResult:
     """Record up to 1000 activities; bad items are rejected one by one, the rest are recorded."""
-    outcomes = await service.record_activities(session, items)
-    accepted = duplicates = 0
-    rejected: list[RejectedActivity] = []
-    for index, outcome in enumerate(outcomes):
-        if isinstance(outcome, ProblemError):
-            rejected.append(RejectedActivity(index=index, problem=_problem(outcome)))
-        elif outcome.duplicate:
-            duplicates += 1
-        else:
-            accepted += 1
-    return ActivityBatchResult(accepted=accepted, duplicates=duplicates, rejected=rejected)
+    written = await service.record_batch(session, items)
+    return ActivityBatchResult(
+        accepted=len(written.inserted),
+        duplicates=written.duplicates,
+        rejected=[RejectedActivity(index=index, problem=_problem(problem)) for index, problem in written.problems],
+    )
 
 
 def _problem(error: ProblemError) -> Problem:

@@ -1,7 +1,7 @@
 """Recording activity: the hot path, a fixed number of statements per batch whatever its size.
 
-A batch of N events costs one query to resolve members and one for communities, then three
-statements: the events whose id is new (INSERT ... ON CONFLICT (id) DO NOTHING RETURNING
+A batch of N events costs one query to find unknown members and one for communities, then
+three statements: the events whose id is new (INSERT ... ON CONFLICT (id) DO NOTHING RETURNING
 id); ONE outbox row carrying all their `activity.recorded` events, and one pending row per
 subscriber, not one per event and subscriber (the relay delivers each event on its own,
 with its own id, so consumers and partner webhooks see no difference: see
@@ -18,8 +18,9 @@ request's commit.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,12 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts.activity import ActivityRecorded
 from services.common.db import new_ids, utcnow
-from services.common.events import BatchEvent, emit_batch
+from services.common.events import emit_batch
 from services.common.problems import ProblemError, Unprocessable
 from services.members.activity import bulk
-from services.members.activity.schemas import ActivityCreate
+from services.members.activity.schemas import ActivityCreate, ActivityInput, activity_input
 from services.members.communities.service import CommunityNotFound, community_zones
-from services.members.profiles.service import MemberNotFound, resolve_member_ids
+from services.members.profiles.service import MemberNotFound, resolve_member_ids, unknown_member_ids
 
 _one = TypeAdapter(ActivityCreate)
 _many = TypeAdapter(list[ActivityCreate])
@@ -59,19 +60,20 @@ class Recorded:
 Outcome = Recorded | ProblemError
 
 
-@dataclass(slots=True)
-class NewActivity:
-    """One event about to be written, with what the rollups and `activity.recorded` need."""
+@dataclass
+class Written:
+    """What recording a batch did, by input position, without an object per event."""
 
-    id: uuid.UUID
-    community_id: uuid.UUID
-    member_id: uuid.UUID
-    type: str
-    occurred_at: datetime
-    local_date: date
-    hour: int  # local hour, 0-23
-    zone: str
-    properties: dict[str, Any]
+    problems: list[tuple[int, ProblemError]] = field(default_factory=list)
+    # (position, event id) of each event sent to the database, and of each repeat of an id
+    # earlier in the same batch (a duplicate).
+    sent: list[tuple[int, uuid.UUID]] = field(default_factory=list)
+    repeats: list[tuple[int, uuid.UUID]] = field(default_factory=list)
+    inserted: set[uuid.UUID] = field(default_factory=set)  # the sent ids that were new
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.repeats) + len(self.sent) - len(self.inserted)
 
 
 def validate_batch(raw: list[dict[str, Any]]) -> list[ActivityCreate | ProblemError]:
@@ -94,84 +96,127 @@ async def record_activities(
     session: AsyncSession, items: list[ActivityCreate | ProblemError], *, now: datetime | None = None
 ) -> list[Outcome]:
     """Record the valid items once each; return one outcome per item, in input order."""
-    now = now or utcnow()
-    outcomes: list[Outcome | None] = [item if isinstance(item, ProblemError) else None for item in items]
-    # Not isinstance(item, ActivityCreate): pydantic models check through ABCMeta, slowly.
-    valid = [(i, item) for i, item in enumerate(items) if not isinstance(item, ProblemError)]
-
-    found_ids, by_external = await resolve_member_ids(
-        session,
-        {item.member_id for _, item in valid if item.member_id is not None},
-        {item.external_id for _, item in valid if item.external_id is not None},
+    written = await record_batch(
+        session, [item if isinstance(item, ProblemError) else activity_input(item) for item in items], now=now
     )
-    zones = await community_zones(session, {item.community_id for _, item in valid})
-    # One ZoneInfo per community, not one lookup per event.
-    tzinfos = {community_id: ZoneInfo(name) for community_id, name in zones.items()}
-
-    pending: dict[uuid.UUID, NewActivity] = {}  # by event id: a repeated id within the batch is a duplicate
-    position: dict[uuid.UUID, int] = {}
-    for index, item in valid:
-        member_id = item.member_id if item.member_id in found_ids else by_external.get(item.external_id or "")
-        tz = tzinfos.get(item.community_id)
-        if item.member_id is None and item.external_id is None:
-            outcomes[index] = MissingMemberReference()
-        elif member_id is None:
-            outcomes[index] = MemberNotFound("No such member.")
-        elif tz is None:
-            outcomes[index] = CommunityNotFound("No such community.")
-        else:
-            event_id = item.id or uuid.uuid4()
-            if event_id in pending:
-                outcomes[index] = Recorded(event_id, duplicate=True)
-                continue
-            occurred_at = item.occurred_at or now
-            local = occurred_at.astimezone(tz)
-            pending[event_id] = NewActivity(
-                event_id,
-                item.community_id,
-                member_id,
-                item.type,
-                occurred_at,
-                local.date(),
-                local.hour,
-                zones[item.community_id],
-                item.properties,
-            )
-            position[event_id] = index
-
-    ordered = [pending[k] for k in sorted(pending, key=_uuid_order)]
-    inserted = await bulk.insert_activities(session, ordered, now)
-    for event_id, index in position.items():
-        outcomes[index] = Recorded(event_id, duplicate=event_id not in inserted)
-    fresh = [event for event in ordered if event.id in inserted]  # still in id order
-    if fresh:
-        # One outbox row for the whole batch: the relay delivers each event (see outbox).
-        recorded = [
-            _recorded_event(event, event_id) for event, event_id in zip(fresh, new_ids(len(fresh)), strict=True)
-        ]
-        await emit_batch(session, ActivityRecorded, recorded)
-        await bulk.add_shared(session, fresh)
+    outcomes: list[Outcome | None] = [None] * len(items)
+    for index, problem in written.problems:
+        outcomes[index] = problem
+    for index, event_id in written.sent:
+        outcomes[index] = Recorded(event_id, duplicate=event_id not in written.inserted)
+    for index, event_id in written.repeats:
+        outcomes[index] = Recorded(event_id, duplicate=True)
     return [o for o in outcomes if o is not None]
 
 
-def _uuid_order(value: uuid.UUID) -> int:
-    """Sort key matching Postgres' uuid order (bytes, big-endian), cheaper than UUID.__lt__."""
-    return value.int
+async def record_batch(
+    session: AsyncSession, items: Sequence[ActivityInput | ProblemError], *, now: datetime | None = None
+) -> Written:
+    """Record the valid items once each (the problems stay where they are)."""
+    now = now or utcnow()
+    written = Written()
+    valid: list[tuple[int, ActivityInput]] = []
+    for index, item in enumerate(items):
+        if isinstance(item, ProblemError):
+            written.problems.append((index, item))
+        else:
+            valid.append((index, item))
 
+    member_ids: set[uuid.UUID] = set()
+    external_ids: set[str] = set()
+    community_ids: set[uuid.UUID] = set()
+    for _, item in valid:
+        member_id, external_id = item.get("member_id"), item.get("external_id")
+        if member_id is not None:
+            member_ids.add(member_id)
+        elif external_id is not None:
+            external_ids.add(external_id)
+        community_ids.add(item["community_id"])
+    unknown = await unknown_member_ids(session, member_ids)
+    by_external = (await resolve_member_ids(session, set(), external_ids))[1] if external_ids else {}
+    zones = await community_zones(session, community_ids)
+    # One ZoneInfo per community, not one lookup per event.
+    tzinfos = {community_id: ZoneInfo(name) for community_id, name in zones.items()}
 
-def _recorded_event(event: NewActivity, event_id: uuid.UUID) -> BatchEvent:
-    """The event's `activity.recorded` (its data is checked against the contract with the batch's)."""
-    return BatchEvent(
-        event_id,  # the event's own id, not the (client-chosen) activity id
-        event.occurred_at,
-        {
-            "activity_id": event.id,
-            "member_id": event.member_id,
-            "community_id": event.community_id,
-            "type": event.type,
-            "occurred_at": event.occurred_at,
-            "local_date": event.local_date,
-            "timezone": event.zone,
-            "properties": event.properties,
-        },
+    # By event id (as an int: hashed and sorted in C, as Postgres orders uuids), what its row
+    # and its `activity.recorded` need: (position, id, community, member, type, occurred_at,
+    # local date, local hour, zone, properties).
+    pending: dict[int, tuple[Any, ...]] = {}
+    for index, item in valid:
+        member_ref, external_id = item.get("member_id"), item.get("external_id")
+        if member_ref is None and external_id is None:
+            written.problems.append((index, MissingMemberReference()))
+            continue
+        member_id = None if member_ref is None or (unknown and member_ref in unknown) else member_ref
+        if member_id is None and external_id is not None:
+            member_id = by_external.get(external_id)
+        community_id = item["community_id"]
+        tz = tzinfos.get(community_id)
+        if member_id is None:
+            written.problems.append((index, MemberNotFound("No such member.")))
+        elif tz is None:
+            written.problems.append((index, CommunityNotFound("No such community.")))
+        else:
+            event_id = item.get("id") or uuid.uuid4()
+            key = event_id.int
+            if key in pending:  # a repeated id within the batch is a duplicate
+                written.repeats.append((index, event_id))
+                continue
+            occurred_at = item.get("occurred_at") or now
+            local = occurred_at.astimezone(tz)
+            pending[key] = (
+                index,
+                event_id,
+                community_id,
+                member_id,
+                item["type"],
+                occurred_at,
+                local.date(),
+                local.hour,
+                zones[community_id],
+                item.get("properties") or {},
+            )
+    written.problems.sort(key=_position)
+    if not pending:
+        return written
+
+    # In id order (see bulk: the lock order), as columns.
+    columns: list[Sequence[Any]] = list(zip(*(pending[key] for key in sorted(pending)), strict=True))
+    positions, ids = columns[0], columns[1]
+    written.sent = list(zip(positions, ids, strict=True))
+    written.inserted = await bulk.insert_activities(session, ids, columns[2:], now)
+    if not written.inserted:
+        return written
+    if len(written.inserted) < len(ids):  # some were recorded before: only the new ones count
+        kept = [i for i, event_id in enumerate(ids) if event_id in written.inserted]
+        columns = [[column[i] for i in kept] for column in columns]
+        ids = columns[1]
+    _, _, community_col, member_col, type_col, occurred_col, date_col, hour_col, zone_col, properties_col = columns
+    # One outbox row for the whole batch: the relay delivers each event (see outbox).
+    await emit_batch(
+        session,
+        ActivityRecorded,
+        new_ids(len(ids)),  # the events' own ids, not the (client-chosen) activity ids
+        occurred_col,
+        [
+            {
+                "activity_id": activity_id,
+                "member_id": member_id,
+                "community_id": community_id,
+                "type": activity_type,
+                "occurred_at": occurred_at,
+                "local_date": local_date,
+                "timezone": zone,
+                "properties": properties,
+            }
+            for activity_id, community_id, member_id, activity_type, occurred_at, local_date, zone, properties in zip(
+                ids, community_col, member_col, type_col, occurred_col, date_col, zone_col, properties_col, strict=True
+            )
+        ],
     )
+    await bulk.add_shared(session, community_col, member_col, occurred_col, date_col, hour_col)
+    return written
+
+
+def _position(problem: tuple[int, ProblemError]) -> int:
+    return problem[0]

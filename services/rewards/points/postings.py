@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.contracts import EventModel
 from services.common.contracts.rewards import LevelChanged, PointsAwarded
 from services.common.db import new_ids
-from services.common.events import BatchEvent, EventDraft, emit_batch, emit_many
+from services.common.events import EventDraft, emit_batch, emit_many
 from services.rewards.points.models import NEVER
 from services.rewards.points.repository import (
     ACCOUNT_UPDATE_COLUMNS,
@@ -205,12 +205,8 @@ class Postings:
             if len(drafts) == 1:
                 await emit_many(session, drafts)
                 continue
-            ids = new_ids(len(drafts))
-            await emit_batch(
-                session,
-                contract,
-                [BatchEvent(i, d.occurred_at or self.now, d.event) for i, d in zip(ids, drafts, strict=True)],
-            )
+            occurred = [draft.occurred_at or self.now for draft in drafts]
+            await emit_batch(session, contract, new_ids(len(drafts)), occurred, [draft.event for draft in drafts])
 
     async def _write_in_one(self, session: AsyncSession) -> None:
         """No new lots (expiry, 0-point skips): the whole batch as one statement."""
