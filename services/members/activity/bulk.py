@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -64,35 +64,52 @@ ON CONFLICT (community_id, local_date, hour) DO UPDATE SET events = activity_hou
 """
 
 
-async def insert_activities(
-    session: AsyncSession, ids: Sequence[uuid.UUID], columns: Sequence[Sequence[Any]], now: datetime
-) -> set[uuid.UUID]:
-    """Insert the events whose id is new; return those ids (a known id is a duplicate).
+class ActivityColumns(NamedTuple):
+    """A batch's events as columns, one position per event, in id order (the lock order)."""
 
-    `columns`: the events' community ids, member ids, types, occurred_at, local dates, local
-    hours, zones and properties, each in the order of `ids`."""
-    if not ids:
+    positions: Sequence[int]  # each event's index in the request's list
+    ids: Sequence[uuid.UUID]
+    community_ids: Sequence[uuid.UUID]
+    member_ids: Sequence[uuid.UUID]
+    types: Sequence[str]
+    occurred: Sequence[datetime]
+    local_dates: Sequence[date]
+    hours: Sequence[int]  # local hour of the day
+    zones: Sequence[str]  # the community's time zone
+    properties: Sequence[dict[str, Any]]
+
+    def only(self, kept: Sequence[int]) -> ActivityColumns:
+        """These columns at the `kept` positions only."""
+        columns: list[Any] = [[column[i] for i in kept] for column in self]
+        return ActivityColumns(*columns)
+
+
+async def insert_activities(session: AsyncSession, batch: ActivityColumns, now: datetime) -> set[uuid.UUID]:
+    """Insert the events whose id is new; return those ids (a known id is a duplicate)."""
+    if not batch.ids:
         return set()
-    community_ids, member_ids, types, occurred, local_dates, _hours, _zones, properties = columns
     connection = await session.connection()
     result = await connection.exec_driver_sql(
         INSERT_ACTIVITIES,
-        (ids, community_ids, member_ids, types, occurred, local_dates, [event_json(p) for p in properties], now),
+        (
+            batch.ids,
+            batch.community_ids,
+            batch.member_ids,
+            batch.types,
+            batch.occurred,
+            batch.local_dates,
+            [event_json(p) for p in batch.properties],
+            now,
+        ),
     )
     return set(result.scalars())
 
 
-async def add_shared(
-    session: AsyncSession,
-    community_ids: Sequence[uuid.UUID],
-    member_ids: Sequence[uuid.UUID],
-    occurred: Sequence[datetime],
-    local_dates: Sequence[date],
-    hours: Sequence[int],
-) -> None:
-    """Move each member's last activity forward and count the new events into the rollups
-    (one event per position of the columns)."""
-    if not member_ids:
+async def add_shared(session: AsyncSession, fresh: ActivityColumns) -> None:
+    """Move each member's last activity forward and count the new events into the rollups."""
+    if not fresh.ids:
         return
     connection = await session.connection()
-    await connection.exec_driver_sql(ADD_SHARED, (community_ids, member_ids, occurred, local_dates, hours))
+    await connection.exec_driver_sql(
+        ADD_SHARED, (fresh.community_ids, fresh.member_ids, fresh.occurred, fresh.local_dates, fresh.hours)
+    )

@@ -139,8 +139,7 @@ async def record_batch(
     tzinfos = {community_id: ZoneInfo(name) for community_id, name in zones.items()}
 
     # By event id (as an int: hashed and sorted in C, as Postgres orders uuids), what its row
-    # and its `activity.recorded` need: (position, id, community, member, type, occurred_at,
-    # local date, local hour, zone, properties).
+    # and its `activity.recorded` need, in `bulk.ActivityColumns`' order.
     pending: dict[int, tuple[Any, ...]] = {}
     for index, item in valid:
         member_ref, external_id = item.get("member_id"), item.get("external_id")
@@ -181,23 +180,19 @@ async def record_batch(
         return written
 
     # In id order (see bulk: the lock order), as columns.
-    columns: list[Sequence[Any]] = list(zip(*(pending[key] for key in sorted(pending)), strict=True))
-    positions, ids = columns[0], columns[1]
-    written.sent = list(zip(positions, ids, strict=True))
-    written.inserted = await bulk.insert_activities(session, ids, columns[2:], now)
+    batch = bulk.ActivityColumns(*zip(*(pending[key] for key in sorted(pending)), strict=True))
+    written.sent = list(zip(batch.positions, batch.ids, strict=True))
+    written.inserted = await bulk.insert_activities(session, batch, now)
     if not written.inserted:
         return written
-    if len(written.inserted) < len(ids):  # some were recorded before: only the new ones count
-        kept = [i for i, event_id in enumerate(ids) if event_id in written.inserted]
-        columns = [[column[i] for i in kept] for column in columns]
-        ids = columns[1]
-    _, _, community_col, member_col, type_col, occurred_col, date_col, hour_col, zone_col, properties_col = columns
+    if len(written.inserted) < len(batch.ids):  # some were recorded before: only the new ones count
+        batch = batch.only([i for i, event_id in enumerate(batch.ids) if event_id in written.inserted])
     # One outbox row for the whole batch: the relay delivers each event (see outbox).
     await emit_batch(
         session,
         ActivityRecorded,
-        new_ids(len(ids)),  # the events' own ids, not the (client-chosen) activity ids
-        occurred_col,
+        new_ids(len(batch.ids)),  # the events' own ids, not the (client-chosen) activity ids
+        batch.occurred,
         [
             {
                 "activity_id": activity_id,
@@ -210,11 +205,19 @@ async def record_batch(
                 "properties": properties,
             }
             for activity_id, community_id, member_id, activity_type, occurred_at, local_date, zone, properties in zip(
-                ids, community_col, member_col, type_col, occurred_col, date_col, zone_col, properties_col, strict=True
+                batch.ids,
+                batch.community_ids,
+                batch.member_ids,
+                batch.types,
+                batch.occurred,
+                batch.local_dates,
+                batch.zones,
+                batch.properties,
+                strict=True,
             )
         ],
     )
-    await bulk.add_shared(session, community_col, member_col, occurred_col, date_col, hour_col)
+    await bulk.add_shared(session, batch)
     return written
 
 
