@@ -212,16 +212,8 @@ ENTRY_COLUMNS = (
     "created_at",
 )
 LOT_COLUMNS = ("id", "member_id", "expires_at", "points", "remaining", "created_at")
-ACCOUNT_UPDATE_COLUMNS = (
-    "member_id",
-    "balance",
-    "lifetime",
-    "last_seq",
-    "level_name",
-    "streak_days",
-    "streak_last_date",
-    "timezone",
-)
+# What a posting writes back to an account: its locked state, less erasure (never changed here).
+ACCOUNT_UPDATE_COLUMNS = tuple(name for name in ACCOUNT_STATE_COLUMNS if name != "erased_at")
 CONSUMPTION_COLUMNS = ("entry_id", "lot_id", "points")
 
 
