@@ -370,7 +370,8 @@ class Database:
             with self.engine.sync_engine.connect() as connection:
                 adapter = connection.connection.dbapi_connection
                 adapter.autocommit = True  # type: ignore[union-attr]  # back off at checkin (_end_read_first)
-                return connection.exec_driver_sql(sql, tuple(args)).first()
+                result = connection.exec_driver_sql(sql, tuple(args))
+                return result.first() if result.returns_rows else None
 
         return await greenlet_spawn(run)
 

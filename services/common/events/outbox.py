@@ -249,8 +249,8 @@ def event_ctes(
 
 
 def event_call(*, first: int, computed: Mapping[str, str] | None = None) -> str:
-    """The outbox write of one event as a call of the `outbox_write` SQL function (a service
-    migration creates it) for the RETURNING clause of the statement that makes the change:
+    """The outbox write of one event as a call of the `outbox_write` SQL function for the
+    RETURNING clause of the statement that makes the change:
     the event is written once per row the statement returns, so a statement that writes
     nothing (a guard failed) writes no event either, and one that is its own transaction
     needs no BEGIN/COMMIT for the two. Unlike `event_ctes` it leaves the statement an
@@ -260,7 +260,11 @@ def event_call(*, first: int, computed: Mapping[str, str] | None = None) -> str:
     six parameters, `$first` onwards, are `event_args(outbox, draft)`. `computed` as in
     `event_ctes` (the expressions may name the returned row's columns). The caller wakes the
     relay after the commit (`wake_after_commit`, or `Database.wake` after a statement that
-    committed on its own)."""
+    committed on its own).
+
+    The function is the service's own: its migration creates it (feedback's 0007 is the only
+    one so far; copy it, and change it with any change to the kit's outbox columns), so a
+    service that has not created it fails at its first call, not silently."""
     data = _data_sql(first + 3, computed)
     return (
         f"outbox_write(${first}::uuid, ${first + 1}::text, ${first + 2}::timestamptz, {data},"

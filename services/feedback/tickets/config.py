@@ -5,7 +5,7 @@ Every write to `support_settings`, `sla_policies` or `business_hours` (any repli
 path, a TRUNCATE too) gives `support_config_version` a new number from its own sequence
 (statement triggers, migration 0006). A process keeps what it read with the version it read
 it at, and the ticket INSERT runs only if that is still the version
-(`repository.file_ticket`): a filing never uses a policy changed before its statement,
+(`repository.filing_statement`): a filing never uses a policy changed before its statement,
 and costs no read while nothing changed. When the version moved, the filing reads them
 again in its transaction and inserts with what it read, as it would with no cache.
 """

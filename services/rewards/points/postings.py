@@ -206,7 +206,9 @@ class Postings:
                 await emit_many(session, drafts)
                 continue
             occurred = [draft.occurred_at or self.now for draft in drafts]
-            await emit_batch(session, contract, new_ids(len(drafts)), occurred, [draft.event for draft in drafts])
+            fresh = iter(new_ids(len(drafts)))
+            ids = [draft.id or next(fresh) for draft in drafts]  # an id a draft chose is kept, as emit_many does
+            await emit_batch(session, contract, ids, occurred, [draft.event for draft in drafts])
 
     async def _write_in_one(self, session: AsyncSession) -> None:
         """No new lots (expiry, 0-point skips): the whole batch as one statement."""
