@@ -183,3 +183,30 @@ async def test_migration_backfills_the_histogram() -> None:
     finally:
         await engine.dispose()
         await drop_database(url)
+
+
+async def test_the_statement_files_awards_under_the_periods_python_computes(system: System) -> None:
+    """`ADD_POINTS` spreads awards over periods in SQL; reads (and the old Python path) name
+    periods with `service.period_start`: the two must agree, boundaries included."""
+    community = uuid.uuid4()
+    days = [
+        date(2026, 11, 29),  # a Sunday: its ISO week began on Monday the 23rd
+        date(2026, 11, 30),  # a Monday, and a month's last day
+        date(2026, 12, 1),  # a month's first day, mid-week
+        date(2027, 1, 1),  # a Friday whose ISO week began in the previous year
+        date(2028, 2, 29),  # a leap day
+    ]
+    at = datetime(2026, 11, 29, tzinfo=UTC)
+    earned = [Earned(community, uuid.uuid4(), day, 5, at) for day in days]
+    await add(system, earned)
+    rows, _ = await snapshot(system)
+    filed = {(r.member_id, r.period): r.period_start for r in rows if r.community_id == community}
+    expected = {
+        (e.member_id, period): service.period_start(period, e.local_date)
+        for e in earned
+        for period in ("week", "month", "all")
+    }
+    assert filed == expected
+    assert filed[(earned[0].member_id, "week")] == date(2026, 11, 23)
+    assert filed[(earned[3].member_id, "week")] == date(2026, 12, 28)
+    await assert_consistent(system)
