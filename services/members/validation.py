@@ -97,7 +97,9 @@ def _plain_json_size(value: dict[str, Any]) -> int | None:
     return size
 
 
-def _properties(value: dict[str, Any]) -> dict[str, Any]:
+def check_properties(value: dict[str, Any]) -> dict[str, Any]:
+    """`Properties`' check (JSON-encodable, at most MAX_PROPERTIES_BYTES compact), also run
+    by batch ingest on plain dicts (`activity.schemas.passes_model_checks`)."""
     # Batch ingest checks a thousand of these per request: most are flat and small, and
     # their size needs no encoding; anything else is encoded exactly as before.
     plain = _plain_json_size(value) if len(value) <= 64 else None
@@ -114,9 +116,6 @@ def _properties(value: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"must be at most {MAX_PROPERTIES_BYTES} bytes as JSON")
     return value
 
-
-# The same check outside a model: batch ingest runs it on plain dicts (`activity.schemas`).
-check_properties = _properties
 
 ExternalId = Annotated[
     str,
@@ -138,5 +137,5 @@ AttributeKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]
 AttributeText = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_control_characters)]
 AttributeValue = bool | int | Annotated[float, Field(allow_inf_nan=False)] | AttributeText
 Attributes = Annotated[dict[AttributeKey, AttributeValue], AfterValidator(_attribute_count)]
-Properties = Annotated[dict[str, Any], AfterValidator(_properties)]
+Properties = Annotated[dict[str, Any], AfterValidator(check_properties)]
 SearchText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

@@ -134,9 +134,9 @@ def run_workers(configs: list[dict[str, Any]], start_in: float = 1.5) -> LoadRes
                 str(answers[-1]),
             ]
             processes.append(subprocess.Popen(command))
-        for process in processes:
-            if process.wait() != 0:
-                raise RuntimeError(f"a load worker exited with {process.returncode}")
+        codes = [process.wait() for process in processes]  # all of them, before the directory goes
+        if any(codes):
+            raise RuntimeError(f"a load worker failed: exit statuses {codes}")
         outputs = [json.loads(answer.read_text()) for answer in answers]
     merged = LoadResult()
     for figures in outputs:

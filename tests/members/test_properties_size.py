@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.members.validation import _COMPACT_JSON, MAX_PROPERTIES_BYTES, _plain_json_size, _properties
+from services.members.validation import _COMPACT_JSON, MAX_PROPERTIES_BYTES, _plain_json_size, check_properties
 
 
 def encoded_size(value: dict[str, Any]) -> int:
@@ -60,7 +60,7 @@ def test_anything_but_plain_values_is_encoded(value: dict[str, Any]) -> None:
 
 def verdict(value: dict[str, Any]) -> str:
     try:
-        _properties(value)
+        check_properties(value)
     except ValueError as exc:
         return str(exc)
     return "ok"
