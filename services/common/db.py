@@ -18,7 +18,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -36,7 +36,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.util.concurrency import greenlet_spawn
 
 from services.common.settings import Settings
 
@@ -359,21 +358,6 @@ class Database:
         statement in autocommit, so none leaves a transaction open behind it."""
         async with self._borrow("atomic") as connection:
             yield connection
-
-    async def autocommit_row(self, sql: str, args: Sequence[Any]) -> sa.Row[Any] | None:
-        """Run one statement (driver SQL, `$n` parameters) as a transaction of its own on a
-        connection of the engine's pool, for a hot write that is one statement: no BEGIN, no
-        COMMIT round trip (as `atomic`, but through SQLAlchemy, so the engine's listeners see
-        it). Its first row, if any. Checkout, statement and checkin in one greenlet."""
-
-        def run() -> sa.Row[Any] | None:
-            with self.engine.sync_engine.connect() as connection:
-                adapter = connection.connection.dbapi_connection
-                adapter.autocommit = True  # type: ignore[union-attr]  # back off at checkin (_end_read_first)
-                result = connection.exec_driver_sql(sql, tuple(args))
-                return result.first() if result.returns_rows else None
-
-        return await greenlet_spawn(run)
 
     @asynccontextmanager
     async def _borrow(self, name: str) -> AsyncIterator[asyncpg.Connection]:

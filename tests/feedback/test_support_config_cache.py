@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -40,17 +40,40 @@ def _due(ticket: dict[str, Any]) -> tuple[timedelta, timedelta]:
 
 @contextmanager
 def _statements(system: System) -> Iterator[list[str]]:
-    engine = system.state("feedback").db.engine.sync_engine
+    """Every statement the feedback process sends meanwhile: through SQLAlchemy's engine, and
+    on the atomic pool (a filing that is its own transaction), in the order they start."""
+    db = system.state("feedback").db
+    engine = db.engine.sync_engine
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         seen.append(statement)
 
+    atomic = db.atomic
+
+    @asynccontextmanager
+    async def counted() -> AsyncIterator[Any]:
+        async with atomic() as connection:
+            yield _Recording(connection, seen)
+
     sa.event.listen(engine, "before_cursor_execute", record)
+    db.atomic = counted  # type: ignore[method-assign]
     try:
         yield seen
     finally:
+        del db.atomic  # the class's method again
         sa.event.remove(engine, "before_cursor_execute", record)
+
+
+class _Recording:
+    """An atomic-pool connection that notes each statement's text before running it."""
+
+    def __init__(self, connection: Any, seen: list[str]) -> None:
+        self._connection, self._seen = connection, seen
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        self._seen.append(sql)
+        return await self._connection.fetchrow(sql, *args)
 
 
 async def test_a_change_made_anywhere_reaches_the_next_filing(system: System, api: Api) -> None:

@@ -251,14 +251,17 @@ async def _file(
         config_version=config.version if guarded else None,
         round_robin=round_robin,
     )
+    row: Any  # an asyncpg Record or a RowMapping: read by column name
     if isinstance(db_or_session, Database):
-        row = await db_or_session.autocommit_row(sql, args)
+        async with db_or_session.atomic() as connection:  # the statement is its transaction
+            row = await connection.fetchrow(sql, *args)
     else:
-        row = (await (await db_or_session.connection()).exec_driver_sql(sql, args)).first()
+        row = (await (await db_or_session.connection()).exec_driver_sql(sql, args)).mappings().first()
     if row is None:
         return False
-    if round_robin and row.assignee_id is not None:  # asyncpg's UUID: a subclass orjson does not take
-        values["assignee_id"] = uuid.UUID(bytes=row.assignee_id.bytes)
+    assignee_id = row["assignee_id"]
+    if round_robin and assignee_id is not None:  # asyncpg's UUID: a subclass orjson does not take
+        values["assignee_id"] = uuid.UUID(bytes=assignee_id.bytes)
     return True
 
 
