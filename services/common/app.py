@@ -16,6 +16,7 @@ import aiohttp
 import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from httpx_aiohttp import AiohttpTransport
 from starlette.responses import Response
 
@@ -59,6 +60,19 @@ def build_http_client(
     return httpx.AsyncClient(transport=transport or aiohttp_transport(limits), timeout=timeout, limits=limits)
 
 
+def include_routes(app: FastAPI, router: APIRouter) -> None:
+    """Add `router`'s routes to the app's own route table, as `app.get(...)` would.
+
+    FastAPI (0.16x) keeps an included router as one nested route: a request tries every
+    route of each router before its own, then its router matches it a second time. On a
+    primary-key read that was a tenth of the service's CPU. Our routers carry their prefix,
+    tags and dependencies on each route, so nothing is lost; what a flat table does not
+    follow is `app.dependency_overrides`, which nothing here uses."""
+    if any(not isinstance(route, APIRoute) for route in router.routes):
+        raise TypeError(f"{router.prefix or 'a router'}: only plain API routes can be added flat")
+    app.router.routes.extend(router.routes)
+
+
 def health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
@@ -93,7 +107,7 @@ def install_common(app: FastAPI, service: str, settings: Settings) -> Metrics:
     app.state.settings = settings
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
-    app.include_router(health_router())
+    include_routes(app, health_router())
     return metrics
 
 
@@ -162,8 +176,8 @@ def create_service_app(
     app.add_middleware(InternalAuthMiddleware, settings=settings)
     install_common(app, service, settings)
     for router in routers:
-        app.include_router(router)
-    app.include_router(events_router(kit_tables, event_handlers, batch_handler))
+        include_routes(app, router)
+    include_routes(app, events_router(kit_tables, event_handlers, batch_handler))
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_document(_caller: Caller) -> JSONResponse:

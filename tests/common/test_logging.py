@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 import pytest_asyncio
 import structlog
 
-from services.common.observability import configure_logging
+from services.common.observability import _json_line, configure_logging, redact_sensitive
 from tests.common.kit import KitDatabases, KitSystem, kit_system
 from tests.system import staff
 
@@ -93,3 +94,27 @@ async def test_an_invalid_request_id_is_replaced(kit: KitSystem) -> None:
         response = await client.get("/things", headers={"X-Request-ID": "bad id with spaces;"})
     assert response.headers["x-request-id"] != "bad id with spaces"
     assert len(response.headers["x-request-id"]) == 32
+
+
+@pytest.mark.parametrize(
+    ("logged", "leaked"),
+    [
+        ("retrying with PASSWORD=hunter2", "hunter2"),
+        ("upstream said Authorization: BEARER sk_live_abc123", "sk_live_abc123"),
+        ("Api-Key: qk_secret_key_987", "qk_secret_key_987"),
+        ("mail to ALICE@EXAMPLE.COM failed", "ALICE@EXAMPLE.COM"),
+    ],
+)
+def test_redaction_ignores_case(logged: str, leaked: str) -> None:
+    line = redact_sensitive(None, "info", {"event": logged, "attempt": 2, "ok": False, "took": 0.5})
+    assert leaked not in line["event"]
+    assert "[redacted]" in line["event"]
+    assert (line["attempt"], line["ok"], line["took"]) == (2, False, 0.5)
+
+
+def test_log_lines_render_what_the_standard_library_would_refuse_or_garble() -> None:
+    member_id = uuid.UUID("9a4b3623-5ba0-48b6-0000-000033847200")
+    line = _json_line({"event": "x", "counts": {member_id: 1}, "id": member_id}, default=repr)
+    assert json.loads(line) == {"event": "x", "counts": {str(member_id): 1}, "id": str(member_id)}
+    # Beyond orjson's 64 bits: the standard library's rendering, not a lost line.
+    assert json.loads(_json_line({"event": "x", "big": 2**70}, default=repr)) == {"event": "x", "big": 2**70}

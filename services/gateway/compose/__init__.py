@@ -3,6 +3,7 @@
 
 from fastapi import FastAPI
 
+from services.common.app import include_routes
 from services.common.settings import Settings
 from services.gateway.compose.dashboard import DashboardCache
 from services.gateway.compose.router import router
@@ -10,4 +11,4 @@ from services.gateway.compose.router import router
 
 def install_composed_views(app: FastAPI, settings: Settings) -> None:
     app.state.dashboard_cache = DashboardCache(settings.dashboard_cache_seconds, max_entries=1000)
-    app.include_router(router)
+    include_routes(app, router)
