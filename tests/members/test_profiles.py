@@ -183,7 +183,10 @@ async def test_role_matrix(api: ApiFactory) -> None:
         assert (await client.get("/v1/members")).status_code == 200
         assert (await client.get(f"/v1/members/{someone['id']}")).status_code == 200
         assert (await client.post("/v1/members", json={"external_id": "y", "display_name": "y"})).status_code == 403
+    async with await api(partner("members:read")) as client:
+        assert (await client.get(f"/v1/members/{someone['id']}")).status_code == 200
     async with await api(partner("events:write")) as client:
+        assert (await client.get(f"/v1/members/{someone['id']}")).status_code == 403
         assert (await client.get("/v1/members")).status_code == 403
         assert (await client.post("/v1/members", json={"external_id": "y", "display_name": "y"})).status_code == 403
     async with await api(staff("reviewer")) as client:
