@@ -19,7 +19,7 @@ import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -342,22 +342,18 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
-    @asynccontextmanager
-    async def raw(self) -> AsyncIterator[asyncpg.Connection]:
+    def raw(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
         """A connection of the read pool, for `PreparedRead`: up to `db_read_pool_size` plain
         asyncpg connections, opened on first use. Errors come out as SQLAlchemy's would (a
         database that cannot serve is a 503, see problems.database_unavailable)."""
-        async with self._borrow("read") as connection:
-            yield connection
+        return self._borrow("read")  # not a context manager of its own: one layer less per read
 
-    @asynccontextmanager
-    async def atomic(self) -> AsyncIterator[asyncpg.Connection]:
+    def atomic(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
         """A connection of the atomic pool, for `PreparedAtomic`: as many plain asyncpg
         connections as the read pool, but apart from it, so statements waiting on a row lock
         (each holds its connection) never leave the reads without one. asyncpg runs each
         statement in autocommit, so none leaves a transaction open behind it."""
-        async with self._borrow("atomic") as connection:
-            yield connection
+        return self._borrow("atomic")
 
     @asynccontextmanager
     async def _borrow(self, name: str) -> AsyncIterator[asyncpg.Connection]:

@@ -247,9 +247,24 @@ class Metrics:
             registry=self.registry,
         )
         self.service = service
+        self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         # Async callbacks that update gauges from the database just before a scrape.
         self.refreshers: list[Refresher] = []
         self._log = structlog.get_logger("qunyun.metrics")
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency. The labelled series are looked up once
+        per (method, route template, status), a bounded set, not built on every request."""
+        key = (method, route, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = (
+                self.requests.labels(self.service, method, route, str(status)),
+                self.latency.labels(self.service, method, route),
+            )
+        count, latency = series
+        count.inc()
+        latency.observe(seconds)
 
     async def refresh(self) -> None:
         for refresher in self.refreshers:
@@ -328,8 +343,7 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = route_template(scope)
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
-            self.metrics.requests.labels(self.metrics.service, method, route, str(status)).inc()
-            self.metrics.latency.labels(self.metrics.service, method, route).observe(elapsed)
+            self.metrics.observe_request(method, route, status, elapsed)
             if self.access_log and route not in ("/healthz", "/metrics"):
                 self.log.info(
                     "request", method=method, route=route, status=status, duration_ms=round(elapsed * 1000, 2)
