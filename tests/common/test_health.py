@@ -2,6 +2,7 @@
 
 import pytest
 
+from services.common.observability import Metrics
 from services.common.settings import DOMAIN_SERVICES, SERVICES
 from tests.system import System, staff
 
@@ -53,3 +54,14 @@ async def test_unknown_route_without_token_is_still_401(system: System, service:
     async with system.direct(service) as client:
         response = await client.post("/v1/anything", json={})
     assert response.status_code == 401
+
+
+async def test_request_metrics_count_each_route_template_and_status() -> None:
+    metrics = Metrics("members")
+    for status in (200, 200, 404):
+        metrics.observe_request("GET", "/v1/members/{member_id}", status, 0.002)
+    text = metrics.render().body.decode()
+    labels = 'method="GET",route="/v1/members/{member_id}",service="members"'
+    assert f'qunyun_http_requests_total{{{labels},status="200"}} 2.0' in text
+    assert f'qunyun_http_requests_total{{{labels},status="404"}} 1.0' in text
+    assert f'qunyun_http_request_duration_seconds_count{{{labels}}} 3.0' in text
