@@ -64,4 +64,4 @@ async def test_request_metrics_count_each_route_template_and_status() -> None:
     labels = 'method="GET",route="/v1/members/{member_id}",service="members"'
     assert f'qunyun_http_requests_total{{{labels},status="200"}} 2.0' in text
     assert f'qunyun_http_requests_total{{{labels},status="404"}} 1.0' in text
-    assert f'qunyun_http_request_duration_seconds_count{{{labels}}} 3.0' in text
+    assert f"qunyun_http_request_duration_seconds_count{{{labels}}} 3.0" in text
