@@ -60,7 +60,7 @@ async def test_request_metrics_count_each_route_template_and_status() -> None:
     metrics = Metrics("members")
     for status in (200, 200, 404):
         metrics.observe_request("GET", "/v1/members/{member_id}", status, 0.002)
-    text = metrics.render().body.decode()
+    text = bytes(metrics.render().body).decode()
     labels = 'method="GET",route="/v1/members/{member_id}",service="members"'
     assert f'qunyun_http_requests_total{{{labels},status="200"}} 2.0' in text
     assert f'qunyun_http_requests_total{{{labels},status="404"}} 1.0' in text
