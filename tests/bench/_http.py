@@ -32,13 +32,14 @@ class Connection:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.head = b""  # the last answer's status line and headers, as received
 
     async def request(self, message: bytes) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         self.writer.write(message)
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        head = self.head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         lower = head.lower()
         at = lower.find(b"\r\ncontent-length:")
@@ -75,3 +76,12 @@ class Connection:
         if self.writer is not None:
             self.writer.close()
         self.reader = self.writer = None
+
+
+def header_value(head: bytes, name: bytes) -> str | None:
+    """The value of header `name` (lower case) in an answer's head, if it is there."""
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name:
+            return value.strip().decode("latin-1")
+    return None
