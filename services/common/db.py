@@ -287,7 +287,8 @@ class Database:
     def __init__(self, url: str, settings: Settings | None = None, *, info: dict[str, Any] | None = None) -> None:
         self.url = url
         self.engine = create_engine(url, settings)
-        self._raw_pools: dict[str, asyncpg.Pool] = {}  # "read", "atomic": opened on first use
+        # "read", "atomic": opened on first use, each with its turns (see _open_raw_pool)
+        self._raw_pools: dict[str, tuple[asyncpg.Pool, asyncio.Semaphore]] = {}
         self._raw_pools_lock = asyncio.Lock()
         self._read_pool_size = settings.db_read_pool_size if settings else 4
         self._pool_timeout = settings.db_pool_timeout_seconds if settings else 30
@@ -357,11 +358,16 @@ class Database:
 
     @asynccontextmanager
     async def _borrow(self, name: str) -> AsyncIterator[asyncpg.Connection]:
-        pool = self._raw_pools.get(name) or await self._open_raw_pool(name)
+        pool, turns = self._raw_pools.get(name) or await self._open_raw_pool(name)
         try:
             # asyncio.timeout, not acquire(timeout=): on Python 3.11 that is wait_for, a task per call.
             async with asyncio.timeout(self._pool_timeout):
-                connection = await pool.acquire()
+                await turns.acquire()
+                try:
+                    connection = await pool.acquire()
+                except BaseException:
+                    turns.release()
+                    raise
         except TimeoutError as exc:
             raise PoolTimeout(f"no {name} connection free in time") from exc
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError) as exc:
@@ -373,14 +379,23 @@ class Database:
         except asyncpg.PostgresError as exc:
             raise DBAPIError(f"{name} pool", None, exc) from exc
         finally:
-            await pool.release(connection)
+            try:
+                await pool.release(connection)
+            finally:
+                turns.release()
 
-    async def _open_raw_pool(self, name: str) -> asyncpg.Pool:
+    async def _open_raw_pool(self, name: str) -> tuple[asyncpg.Pool, asyncio.Semaphore]:
+        """The pool `name` and its turns. Waiters for a connection take turns in arrival order:
+        asyncpg's free list is an asyncio queue, where a newcomer takes the connection a woken
+        waiter was about to get, and the waiter goes back to the end of the line. Under load
+        that left some requests waiting hundreds of milliseconds, each wake-up for nothing
+        costing CPU (members' GET /v1/members/{id} at saturation: p99 ~200 ms, and 6% more
+        CPU, with 4 connections)."""
         async with self._raw_pools_lock:
-            pool = self._raw_pools.get(name)
-            if pool is None:
+            opened = self._raw_pools.get(name)
+            if opened is None:
                 url = make_url(self.url).set(drivername="postgresql")
-                pool = self._raw_pools[name] = await asyncpg.create_pool(
+                pool = await asyncpg.create_pool(
                     url.render_as_string(hide_password=False),
                     min_size=0,
                     max_size=self._read_pool_size,
@@ -388,11 +403,13 @@ class Database:
                     reset=_keep_session_state,
                     max_inactive_connection_lifetime=300,
                 )
-        return pool
+                # asyncio's Semaphore hands a released turn to the longest waiter (FIFO).
+                opened = self._raw_pools[name] = (pool, asyncio.Semaphore(self._read_pool_size))
+        return opened
 
     async def dispose(self) -> None:
         pools, self._raw_pools = self._raw_pools, {}
-        for pool in pools.values():
+        for pool, _turns in pools.values():
             await pool.close()
         await self.engine.dispose()
 

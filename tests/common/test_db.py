@@ -236,6 +236,31 @@ async def test_an_atomic_statement_commits_on_its_own_and_leaves_its_connection_
         PreparedAtomic(sa.select(outbox.c.id))
 
 
+async def test_waiters_for_a_pooled_connection_are_served_in_arrival_order(kit_dbs: KitDatabases) -> None:
+    """At saturation a read waits its turn: none is overtaken by later arrivals (asyncio's
+    queue under asyncpg's pool let newcomers take the connection a woken waiter was owed)."""
+    db = Database(kit_dbs.urls["feedback"], kit_dbs.settings(db_read_pool_size=2))
+    arrived: list[int] = []
+    served: list[int] = []
+
+    async def read(i: int) -> None:
+        await asyncio.sleep(i * 0.0003)  # arrivals keep coming while the pool is busy
+        arrived.append(i)
+        async with db.raw() as connection:
+            served.append(i)
+            await connection.fetchval("SELECT pg_sleep(0.001)")
+
+    try:
+        await asyncio.gather(*(read(i) for i in range(2)))  # both connections open
+        arrived.clear()
+        served.clear()
+        await asyncio.gather(*(read(i) for i in range(80)))
+    finally:
+        await db.dispose()
+    assert sorted(served) == list(range(80))
+    assert served == arrived
+
+
 async def test_an_unreachable_read_pool_is_a_database_outage(kit_dbs: KitDatabases) -> None:
     url = make_url(kit_dbs.urls["feedback"]).set(port=1).render_as_string(hide_password=False)
     db = Database(url, kit_dbs.settings())
