@@ -127,6 +127,9 @@ def running_stack(*, transport: str = "aiohttp", pool: int = 200, db_pool: int =
             # Nothing consumes events here: the outbox fills, the relay stays idle.
             "QUNYUN_RELAY_ENABLED": "false",
             "QUNYUN_DB_POOL_SIZE": str(db_pool),
+            # Members reads GET /v1/members/{id} on its read pool; the anchor reads on a pool of
+            # QUNYUN_DB_POOL_SIZE. Both get as many connections (production's default is 4).
+            "QUNYUN_DB_READ_POOL_SIZE": str(db_pool),
             "QUNYUN_BENCH_POOL": str(pool),
             "QUNYUN_BENCH_TRANSPORT": transport,
             "PYTHONPATH": os.getcwd(),
