@@ -78,6 +78,21 @@ def temporary_databases(services: Sequence[str]) -> Iterator[str]:
         asyncio.run(drop())
 
 
+def settle_postgres() -> None:
+    """CHECKPOINT the bench server: the pages a bench dirtied are written now, not by the
+    checkpointer in the middle of the next bench (run_all, between benches). An ingest run
+    right after the feedback bench measured twice its usual Postgres CPU per event."""
+
+    async def checkpoint() -> None:
+        connection = await asyncpg.connect(pg_url("postgres").replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await connection.execute("CHECKPOINT")
+        finally:
+            await connection.close()
+
+    asyncio.run(checkpoint())
+
+
 class PostgresCpu:
     """CPU used by the Postgres backends serving some databases (same machine, /proc).
 

@@ -4,8 +4,9 @@ anchor app (bare FastAPI + asyncpg) whose figures every target line prints besid
 
 A bench is a module here whose name does not start with `_`. One with `run_bench(argv)`
 runs in this process and hands back its summary lines; any other runs as
-`python -m tests.bench.<name>` and is judged by its exit status. The exit status is
-non-zero if any bench missed its targets.
+`python -m tests.bench.<name>` and is judged by its exit status. Before each, Postgres
+writes out what the last one left dirty (CHECKPOINT). The exit status is non-zero if any
+bench missed its targets.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.bench._harness import BenchReport, anchor_beside, load_average
+from tests.bench._harness import BenchReport, anchor_beside, load_average, settle_postgres
 
 FIRST = "tests.bench.gateway_vs_direct"  # measures the anchor app the others print beside their targets
 
@@ -34,6 +35,7 @@ def benches() -> list[str]:
 def main() -> int:
     reports: dict[str, BenchReport] = {}
     for name in benches():
+        settle_postgres()
         print(f"\n=== {name} (load average {load_average():.1f}) ===", flush=True)
         module = importlib.import_module(name)
         if hasattr(module, "run_bench"):
