@@ -89,11 +89,13 @@ def create_app(
     install_common(app, "gateway", settings)  # its request-id middleware goes outermost
     if isinstance(store, RedisRateLimitStore):
         store.register_metrics(app.state.metrics.registry)
+    # Composed views first: the overview is read on every member page, and a request tries the
+    # routes in order (none of these paths overlap, so the order changes nothing else).
+    install_composed_views(app, settings)
     for router in auth_routers():
         include_routes(app, router)
     for router in webhook_routers():
         include_routes(app, router)
-    install_composed_views(app, settings)
     register_webhook_catalogue(app)
     # Every event is fanned out to the subscribed partner webhooks; erasures revoke member tokens.
     check_handlers("gateway", SUBSCRIPTIONS, (), batch_handler=True)
