@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from sqlalchemy.engine import make_url
 
 from services.common.settings import Settings
-from tests.bench._harness import CpuMeter, PostgresCpu, Server, free_port, temporary_databases, uvicorn
+from tests.bench._harness import CpuMeter, PostgresCpu, Server, asyncpg_dsn, free_port, temporary_databases, uvicorn
 from tests.bench._http import Connection, header_lines, request_head
 from tests.bench._stack import login
 
@@ -50,8 +49,7 @@ class ContentStack:
 
     def dsn(self, service: str) -> str:
         """An asyncpg DSN for one service's database (the bench seeds and verifies with SQL)."""
-        url = make_url(self.settings.database_url_for(service))  # type: ignore[arg-type]
-        return url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return asyncpg_dsn(self.settings.database_url_for(service))  # type: ignore[arg-type]
 
     def meter(self) -> CpuMeter:
         servers = {"gateway": self.gateway.pid, "members": self.members.pid}

@@ -78,13 +78,21 @@ def temporary_databases(services: Sequence[str]) -> Iterator[str]:
         asyncio.run(drop())
 
 
+def asyncpg_dsn(url: str, *, database: str | None = None) -> str:
+    """A SQLAlchemy URL (`postgresql+asyncpg://...`) as asyncpg takes it, optionally on another database."""
+    plain = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        plain = plain.set(database=database)
+    return plain.render_as_string(hide_password=False)
+
+
 def settle_postgres() -> None:
     """CHECKPOINT the bench server: the pages a bench dirtied are written now, not by the
     checkpointer in the middle of the next bench (run_all, between benches). An ingest run
     right after the feedback bench measured twice its usual Postgres CPU per event."""
 
     async def checkpoint() -> None:
-        connection = await asyncpg.connect(pg_url("postgres").replace("postgresql+asyncpg://", "postgresql://"))
+        connection = await asyncpg.connect(asyncpg_dsn(pg_url("postgres")))
         try:
             await connection.execute("CHECKPOINT")
         finally:
@@ -104,8 +112,7 @@ class PostgresCpu:
 
     def __init__(self, database_urls: Sequence[str]) -> None:
         self.databases = [make_url(u).database for u in database_urls]
-        server = make_url(database_urls[0]).set(drivername="postgresql", database="postgres")
-        self.dsn = server.render_as_string(hide_password=False)
+        self.dsn = asyncpg_dsn(database_urls[0], database="postgres")
         self._start: dict[int, float] = {}
 
     def _backends(self) -> list[int]:
